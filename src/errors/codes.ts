@@ -1,0 +1,67 @@
+/**
+ * Every stable error code of wzp-relay, in one place.
+ *
+ * The code is the contract: messages may change between releases, codes do
+ * not. `docs/errors.md` is generated from this table (`npm run docs:errors`)
+ * and a test fails when the two drift apart.
+ */
+export const ERROR_CODES = {
+  // ── wire codec (src/wire) ────────────────────────────────────────────────
+  WIRE_TRUNCATED: 'The buffer ends before the structure it announces is complete.',
+  WIRE_BAD_VERSION: 'MediaHeader byte 0 is not the wire version 0x02.',
+  WIRE_RESERVED_BITS: 'A reserved flag bit (mask 0x0F of the flags byte) is set.',
+  WIRE_UNKNOWN_MEDIA_TYPE: 'media_type is not 0 (audio), 1 (video), 2 (data) or 3 (control).',
+  WIRE_UNKNOWN_CODEC: 'codec_id is not in the codec table (0-9, 11, 12).',
+  WIRE_CODEC_MEDIA_MISMATCH: 'An audio codec on a video packet or a video codec on an audio packet.',
+  WIRE_VIDEO_FLAGS_ON_AUDIO: 'The keyframe or frame-end flag is set on an audio packet.',
+  WIRE_FEC_RATIO_RANGE: 'fec_ratio is above 200 (a ratio above 2.0).',
+  WIRE_MISSING_QUALITY_REPORT: 'The Q flag is set but fewer than 4 bytes follow the header.',
+  WIRE_UNKNOWN_FRAME_TYPE: 'The datagram starts with a frame-type byte this implementation does not know.',
+  WIRE_NO_BASELINE: 'A MINI frame arrived before any FULL frame gave its stream a baseline header.',
+  WIRE_TRAILING_BYTES: 'Bytes remain after the last element of a length-delimited structure.',
+  WIRE_FIELD_RANGE: 'A field given to an encoder does not fit its wire width.',
+  WIRE_BUFFER_TOO_SMALL: 'The caller-supplied output buffer cannot hold the encoded bytes.',
+  WIRE_BAD_HEX: 'Hex input has an odd length or a non-hex character.',
+
+  // ── signalling (src/signal) ──────────────────────────────────────────────
+  SIGNAL_TOO_LARGE: 'A signalling frame exceeds the 1 MiB limit.',
+  SIGNAL_UNDECODABLE: 'A signalling frame is not valid msgpack, or not a binary frame.',
+  SIGNAL_UNKNOWN_VARIANT: 'A signalling message names a variant this relay does not know.',
+  SIGNAL_INVALID: 'A known signalling variant has missing or ill-typed fields.',
+  SIGNAL_FORBIDDEN_KEY: 'A signalling map uses a key such as __proto__ or constructor.',
+  SIGNAL_UNEXPECTED: 'A valid message arrived at a point of the session where it is not allowed.',
+  SIGNAL_RATE_LIMITED: 'Too many signalling messages in a short time.',
+  SIGNAL_HANDSHAKE_TIMEOUT: 'The handshake did not complete in time.',
+
+  // ── handshake and auth ───────────────────────────────────────────────────
+  AUTH_FAILED: 'The access token is missing, malformed, expired or does not grant this room.',
+  BAD_SIGNATURE: 'The Ed25519 signature of a CallOffer does not verify.',
+  PROTOCOL_VERSION_MISMATCH: 'The client does not speak protocol version 2.',
+  NO_COMMON_PROFILE: 'None of the offered quality profiles is acceptable.',
+
+  // ── rooms (src/room) ─────────────────────────────────────────────────────
+  ROOM_FULL: 'The room already holds the maximum number of participants.',
+  ROOM_INVALID_NAME: 'The room name is empty, too long or contains control characters.',
+  SESSION_LIMIT: 'The relay already holds the maximum number of sessions.',
+  ROOM_TAGS_EXHAUSTED: 'No free participant tag is left in the room.',
+  RELAY_DRAINING: 'The relay is shutting down and refuses new sessions.',
+
+  // ── configuration (src/config) ───────────────────────────────────────────
+  CONFIG_INVALID: 'The configuration (file, environment or flags) failed validation.',
+  CONFIG_UNREADABLE: 'The configuration file could not be read or parsed.',
+
+  // ── transport (src/transport) ────────────────────────────────────────────
+  TRANSPORT_BIND_FAILED: 'A listening socket could not be bound.',
+  TRANSPORT_CLOSED: 'The operation needs a socket or connection that is already closed.',
+  TRANSPORT_TIMEOUT: 'A network operation did not complete in time.',
+
+  // ── federation (src/federation) ──────────────────────────────────────────
+  FEDERATION_UNKNOWN_PEER: 'A relay presented a key that is not in the peer list.',
+  FEDERATION_BAD_CHALLENGE: 'A federation peer failed the signed challenge.',
+  FEDERATION_DUPLICATE_LINK: 'A second link to a peer that already has one was refused.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Codes of the wire codec only. */
+export type WireErrorCode = Extract<ErrorCode, `WIRE_${string}`>;
