@@ -12,11 +12,13 @@ export const ERROR_CODES = {
   WIRE_RESERVED_BITS: 'A reserved flag bit (mask 0x0F of the flags byte) is set.',
   WIRE_UNKNOWN_MEDIA_TYPE: 'media_type is not 0 (audio), 1 (video), 2 (data) or 3 (control).',
   WIRE_UNKNOWN_CODEC: 'codec_id is not in the codec table (0-9, 11, 12).',
-  WIRE_CODEC_MEDIA_MISMATCH: 'An audio codec on a video packet or a video codec on an audio packet.',
+  WIRE_CODEC_MEDIA_MISMATCH:
+    'An audio codec on a video packet or a video codec on an audio packet.',
   WIRE_VIDEO_FLAGS_ON_AUDIO: 'The keyframe or frame-end flag is set on an audio packet.',
   WIRE_FEC_RATIO_RANGE: 'fec_ratio is above 200 (a ratio above 2.0).',
   WIRE_MISSING_QUALITY_REPORT: 'The Q flag is set but fewer than 4 bytes follow the header.',
-  WIRE_UNKNOWN_FRAME_TYPE: 'The datagram starts with a frame-type byte this implementation does not know.',
+  WIRE_UNKNOWN_FRAME_TYPE:
+    'The datagram starts with a frame-type byte this implementation does not know.',
   WIRE_NO_BASELINE: 'A MINI frame arrived before any FULL frame gave its stream a baseline header.',
   WIRE_TRAILING_BYTES: 'Bytes remain after the last element of a length-delimited structure.',
   WIRE_FIELD_RANGE: 'A field given to an encoder does not fit its wire width.',
