@@ -1,5 +1,7 @@
 import { type WireErrorCode, WzpError } from '../errors/index.js';
 
+export type { WireErrorCode };
+
 /** The wire codec's one error class; `code` is always a `WIRE_*` code. */
 export class WireError extends WzpError {
   declare readonly code: WireErrorCode;

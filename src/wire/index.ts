@@ -10,6 +10,7 @@
 export * from './codec-table.js';
 export * from './compact.js';
 export * from './constants.js';
+export * from './datagram.js';
 export * from './error.js';
 export * from './federation.js';
 export * from './header.js';

@@ -1,0 +1,437 @@
+/**
+ * The per-datagram hot path of the relay.
+ *
+ * Synchronous and total: every datagram is either handled or dropped with
+ * a counted reason; nothing here awaits, locks, throws on bad input, or
+ * arms a timer per packet. Rooms are read through their published immutable
+ * snapshot. Counters are plain integers, bridged to Prometheus at scrape
+ * time (see `EngineStats`).
+ *
+ * Forwarding (protocol/BINDING.md §5): each received compact frame goes to
+ * every other bound, subscribed participant of the room as a TRUNK entry
+ * tagged with the sender's participant tag. A MINI frame goes unchanged to
+ * receivers that already hold the sender's baseline; the others get it
+ * expanded to FULL (built once per datagram and shared).
+ */
+import type { RemoteInfo } from 'node:dgram';
+import { DeadlineQueue } from '../transport/deadline-queue.js';
+import {
+  BIND_DATAGRAM_SIZE,
+  type CompactView,
+  checkBindDatagram,
+  checkPingDatagram,
+  createCompactView,
+  encodeBind,
+  FrameType,
+  fullFrameSize,
+  readCompact,
+  TRUNK_ENTRY_OVERHEAD,
+  TrunkBatcher,
+  type WireErrorCode,
+  writeFullFrameUnchecked,
+} from '../wire/index.js';
+import type { Session } from './session.js';
+
+/** Why a datagram was dropped (label values of wzp_relay_datagrams_dropped_total). */
+export type DropReason =
+  | 'unbound'
+  | 'unknown_frame_type'
+  | 'malformed'
+  | 'no_baseline'
+  | 'not_permitted'
+  | 'bind_unknown_token'
+  | 'bad_control'
+  | 'draining';
+
+export const DROP_REASONS: readonly DropReason[] = [
+  'unbound',
+  'unknown_frame_type',
+  'malformed',
+  'no_baseline',
+  'not_permitted',
+  'bind_unknown_token',
+  'bad_control',
+  'draining',
+];
+
+/** Plain counters of the engine, read by the metrics bridge at scrape time. */
+export class EngineStats {
+  datagramsIn = 0;
+  bytesIn = 0;
+  mediaIn = 0;
+  packetsForwarded = 0;
+  bytesForwarded = 0;
+  datagramsOut = 0;
+  trunkFrames = 0;
+  trunkEntries = 0;
+  binds = 0;
+  rebinds = 0;
+  pings = 0;
+  readonly dropped: Record<DropReason, number> = {
+    unbound: 0,
+    unknown_frame_type: 0,
+    malformed: 0,
+    no_baseline: 0,
+    not_permitted: 0,
+    bind_unknown_token: 0,
+    bad_control: 0,
+    draining: 0,
+  };
+  /** Malformed media by wire error code. */
+  readonly malformedByCode = new Map<WireErrorCode, number>();
+  /** Histogram of fan-out sizes: index = recipients (last bucket = that many or more). */
+  readonly fanout = new Float64Array(65);
+}
+
+export interface TrunkingOptions {
+  enabled: boolean;
+  maxEntries: number;
+  mtu: number;
+  flushMs: number;
+}
+
+export interface MediaEngineOptions {
+  /** Sends one datagram (scatter/gather pieces) to a UDP destination. */
+  send: (data: Buffer | readonly Buffer[], port: number, address: string) => void;
+  trunking: TrunkingOptions;
+  /** Monotonic milliseconds. */
+  now?: () => number;
+  /** A session's quality tier changed (control path: broadcast a directive if the room tier moved). */
+  onTierChange?: (session: Session) => void;
+  /** A BIND moved a session to a new address (logging). */
+  onRebind?: (session: Session, from: string | null, to: string) => void;
+}
+
+export class MediaEngine {
+  readonly stats = new EngineStats();
+  private readonly send: MediaEngineOptions['send'];
+  private readonly trunking: TrunkingOptions;
+  private readonly now: () => number;
+  private readonly onTierChange: ((session: Session) => void) | undefined;
+  private readonly onRebind: MediaEngineOptions['onRebind'];
+  private readonly byToken = new Map<string, Session>();
+  private readonly byPort = new Map<number, Map<string, Session>>();
+  private readonly view: CompactView = createCompactView();
+  private readonly flushQueue: DeadlineQueue | null;
+
+  constructor(options: MediaEngineOptions) {
+    this.send = options.send;
+    this.trunking = options.trunking;
+    this.now = options.now ?? (() => performance.now());
+    this.onTierChange = options.onTierChange;
+    this.onRebind = options.onRebind;
+    this.flushQueue = options.trunking.enabled
+      ? new DeadlineQueue(options.trunking.flushMs, this.now)
+      : null;
+  }
+
+  /** Number of registered sessions. */
+  get sessionCount(): number {
+    return this.byToken.size;
+  }
+
+  /** Makes a session reachable by its bind token. */
+  register(session: Session): void {
+    this.byToken.set(session.bindKey, session);
+  }
+
+  /** Forgets a session (flushing what is batched for it). Idempotent. */
+  unregister(session: Session): void {
+    session.closed = true;
+    session.batcher?.flush();
+    this.byToken.delete(session.bindKey);
+    this.unmapAddress(session);
+    // Receivers' baselines of this sender die with it; its own set holds receivers.
+    session.synced.clear();
+    const snapshot = session.room.snapshot;
+    for (let i = 0; i < snapshot.length; i++) {
+      snapshot[i]?.sink.synced.delete(session);
+    }
+  }
+
+  /** Looks up the session bound to a UDP source. */
+  sessionAt(address: string, port: number): Session | undefined {
+    return this.byPort.get(port)?.get(address);
+  }
+
+  /** Flushes every pending trunk batch now (shutdown). */
+  flushAll(): void {
+    this.flushQueue?.drainAll();
+    for (const s of this.byToken.values()) {
+      s.batcher?.flush();
+    }
+  }
+
+  /** Stops timers. */
+  close(): void {
+    this.flushAll();
+    this.flushQueue?.close();
+  }
+
+  /** Entry point for every datagram received on the media socket. */
+  onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    const stats = this.stats;
+    stats.datagramsIn++;
+    stats.bytesIn += msg.length;
+    const type = msg.length > 0 ? (msg[0] as number) : -1;
+    if (type === FrameType.Full || type === FrameType.Mini) {
+      this.onMedia(msg, rinfo);
+    } else if (type === FrameType.Bind) {
+      this.onBind(msg, rinfo);
+    } else if (type === FrameType.Ping) {
+      this.onPing(msg, rinfo);
+    } else if (type === FrameType.Pong || type === FrameType.BindAck) {
+      const s = this.sessionAt(rinfo.address, rinfo.port);
+      if (s === undefined) {
+        stats.dropped.unbound++;
+      } else {
+        s.lastDatagramMs = this.now();
+      }
+    } else {
+      stats.dropped.unknown_frame_type++;
+    }
+  }
+
+  private onMedia(msg: Buffer, rinfo: RemoteInfo): void {
+    const stats = this.stats;
+    const sender = this.sessionAt(rinfo.address, rinfo.port);
+    if (sender === undefined || sender.closed) {
+      stats.dropped.unbound++;
+      return;
+    }
+    const now = this.now();
+    sender.lastDatagramMs = now;
+    const view = this.view;
+    const bad = readCompact(msg, 0, msg.length, sender.ctx, view);
+    if (bad !== null) {
+      if (bad === 'WIRE_NO_BASELINE') {
+        stats.dropped.no_baseline++;
+      } else {
+        stats.dropped.malformed++;
+        stats.malformedByCode.set(bad, (stats.malformedByCode.get(bad) ?? 0) + 1);
+      }
+      return;
+    }
+    if (!sender.canPublish) {
+      stats.dropped.not_permitted++;
+      return;
+    }
+    stats.mediaIn++;
+    sender.packetsIn++;
+    sender.bytesIn += msg.length;
+    const h = view.header;
+    const q = view.hasQuality;
+    if (
+      sender.observer.observe(
+        h.streamId,
+        h.seq,
+        h.timestamp,
+        msg.length,
+        now,
+        q ? view.quality.lossPct : -1,
+        q ? view.quality.rtt4ms : -1,
+      )
+    ) {
+      this.onTierChange?.(sender);
+    }
+    this.fanOut(sender, msg, view);
+  }
+
+  private fanOut(sender: Session, msg: Buffer, view: CompactView): void {
+    const stats = this.stats;
+    const snapshot = sender.room.snapshot;
+    const isMini = view.frameType === FrameType.Mini;
+    const trunking = this.trunking.enabled;
+    const tag = sender.tag;
+    const synced = sender.synced;
+    // Lazily built, shared by every receiver that needs the same bytes.
+    let prefix: Buffer | null = null;
+    let expanded: Buffer | null = null;
+    let sent = 0;
+    let bytes = 0;
+    for (let i = 0; i < snapshot.length; i++) {
+      const r = (snapshot[i] as { readonly sink: Session }).sink;
+      if (r === sender || r.address === null || r.closed || !r.canSubscribe) {
+        continue;
+      }
+      let frame = msg;
+      if (isMini) {
+        if (!synced.has(r)) {
+          expanded ??= this.expandToFull(msg, view, tag);
+          frame = expanded;
+          synced.add(r);
+        }
+      } else if (!synced.has(r)) {
+        synced.add(r);
+      }
+      if (trunking) {
+        this.pushTrunk(r, tag, frame);
+      } else if (frame === msg) {
+        prefix ??= singleEntryPrefix(tag, msg.length);
+        this.send([prefix, msg], r.port, r.address);
+        stats.datagramsOut++;
+        stats.trunkFrames++;
+        stats.trunkEntries++;
+      } else {
+        // `expanded` already carries its own single-entry trunk prefix.
+        this.send(frame, r.port, r.address);
+        stats.datagramsOut++;
+        stats.trunkFrames++;
+        stats.trunkEntries++;
+      }
+      sent++;
+      const n = trunking || frame === msg ? frame.length : frame.length - SINGLE_PREFIX;
+      bytes += n;
+      r.packetsOut++;
+      r.bytesOut += n;
+    }
+    stats.packetsForwarded += sent;
+    stats.bytesForwarded += bytes;
+    const fan = stats.fanout;
+    const bucket = sent < fan.length ? sent : fan.length - 1;
+    fan[bucket] = (fan[bucket] as number) + 1;
+  }
+
+  /**
+   * Builds the FULL form of the MINI frame in `view` for receivers without
+   * the sender's baseline. In non-trunking mode the buffer starts with the
+   * single-entry trunk prefix so it can be sent as is.
+   */
+  private expandToFull(msg: Buffer, view: CompactView, tag: number): Buffer {
+    const payload = msg.subarray(view.payloadOffset, view.payloadOffset + view.payloadLength);
+    const frameLen = fullFrameSize(view.payloadLength, false);
+    if (this.trunking.enabled) {
+      const buf = Buffer.allocUnsafe(frameLen);
+      writeFullFrameUnchecked(view.header, payload, null, buf, 0);
+      return buf;
+    }
+    const buf = Buffer.allocUnsafe(SINGLE_PREFIX + frameLen);
+    writeSinglePrefix(buf, 0, tag, frameLen);
+    writeFullFrameUnchecked(view.header, payload, null, buf, SINGLE_PREFIX);
+    return buf;
+  }
+
+  private pushTrunk(r: Session, tag: number, frame: Buffer): void {
+    let b = r.batcher;
+    if (b === null) {
+      b = this.createBatcher(r);
+    }
+    b.push(tag, frame);
+    if (b.pendingEntries === 1) {
+      // A new batch began with this entry: it must leave within flushMs.
+      (this.flushQueue as DeadlineQueue).add(r.flushItem, r.batchGeneration);
+    }
+  }
+
+  private createBatcher(r: Session): TrunkBatcher {
+    const stats = this.stats;
+    const b = new TrunkBatcher({
+      maxEntries: this.trunking.maxEntries,
+      maxBytes: this.trunking.mtu,
+      prefixByte: FrameType.Trunk,
+      onFlush: (frame, entries) => {
+        r.batchGeneration++;
+        if (r.address !== null) {
+          this.send(frame, r.port, r.address);
+          stats.datagramsOut++;
+          stats.trunkFrames++;
+          stats.trunkEntries += entries;
+        }
+      },
+    });
+    r.batcher = b;
+    return b;
+  }
+
+  private onBind(msg: Buffer, rinfo: RemoteInfo): void {
+    const stats = this.stats;
+    if (checkBindDatagram(0, msg.length) !== null) {
+      stats.dropped.bad_control++;
+      return;
+    }
+    const session = this.byToken.get(msg.toString('hex', 1, BIND_DATAGRAM_SIZE));
+    if (session === undefined || session.closed) {
+      stats.dropped.bind_unknown_token++;
+      return;
+    }
+    session.lastDatagramMs = this.now();
+    if (session.address !== rinfo.address || session.port !== rinfo.port) {
+      const from = session.address === null ? null : `${session.address}:${session.port}`;
+      this.unmapAddress(session);
+      // Another session bound to this very address loses it (a client reusing its socket).
+      const previous = this.sessionAt(rinfo.address, rinfo.port);
+      if (previous !== undefined) {
+        this.unmapAddress(previous);
+      }
+      session.address = rinfo.address;
+      session.port = rinfo.port;
+      let inner = this.byPort.get(rinfo.port);
+      if (inner === undefined) {
+        inner = new Map();
+        this.byPort.set(rinfo.port, inner);
+      }
+      inner.set(rinfo.address, session);
+      if (from === null) {
+        stats.binds++;
+      } else {
+        stats.rebinds++;
+      }
+      this.onRebind?.(session, from, `${rinfo.address}:${rinfo.port}`);
+    }
+    this.send(encodeBind(session.bindToken, FrameType.BindAck), rinfo.port, rinfo.address);
+    stats.datagramsOut++;
+  }
+
+  private onPing(msg: Buffer, rinfo: RemoteInfo): void {
+    const stats = this.stats;
+    if (checkPingDatagram(0, msg.length) !== null) {
+      stats.dropped.bad_control++;
+      return;
+    }
+    const session = this.sessionAt(rinfo.address, rinfo.port);
+    if (session === undefined) {
+      stats.dropped.unbound++;
+      return;
+    }
+    session.lastDatagramMs = this.now();
+    stats.pings++;
+    const pong = Buffer.from(msg);
+    pong[0] = FrameType.Pong;
+    this.send(pong, rinfo.port, rinfo.address);
+    stats.datagramsOut++;
+  }
+
+  private unmapAddress(session: Session): void {
+    if (session.address === null) {
+      return;
+    }
+    const inner = this.byPort.get(session.port);
+    if (inner !== undefined && inner.get(session.address) === session) {
+      inner.delete(session.address);
+      if (inner.size === 0) {
+        this.byPort.delete(session.port);
+      }
+    }
+    session.address = null;
+    session.port = 0;
+  }
+}
+
+/** `0x02 | count=1 | tag | len` before a single trunk entry. */
+const SINGLE_PREFIX = 1 + 2 + TRUNK_ENTRY_OVERHEAD;
+
+function singleEntryPrefix(tag: number, len: number): Buffer {
+  const buf = Buffer.allocUnsafe(SINGLE_PREFIX);
+  writeSinglePrefix(buf, 0, tag, len);
+  return buf;
+}
+
+function writeSinglePrefix(buf: Buffer, off: number, tag: number, len: number): void {
+  buf[off] = FrameType.Trunk;
+  buf[off + 1] = 0;
+  buf[off + 2] = 1;
+  buf[off + 3] = tag >>> 8;
+  buf[off + 4] = tag & 0xff;
+  buf[off + 5] = len >>> 8;
+  buf[off + 6] = len & 0xff;
+}

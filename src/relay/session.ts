@@ -1,0 +1,119 @@
+/**
+ * Relay-side state of one participant session: identity, UDP binding, the
+ * decode context of its outgoing flow, and what its receivers already hold.
+ * Everything here is touched by the event loop only; nothing is locked.
+ */
+import {
+  type MiniContext,
+  MiniContext as MiniContextClass,
+  type TrunkBatcher,
+} from '../wire/index.js';
+
+/** Minimal view of a room the hot path needs: the published participant snapshot. */
+export interface RoomSnapshotSource {
+  readonly name: string;
+  /** Immutable array of participants, replaced (never mutated) on every change. */
+  readonly snapshot: readonly { readonly sink: Session }[];
+}
+
+/** Sends signalling messages to the session's client (WebSocket), never throws. */
+export interface SignalSink {
+  send(message: unknown): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** Per-packet quality hook of a session (implemented in src/relay/quality-observer.ts). */
+export interface PacketObserver {
+  /**
+   * Observes one decoded packet. Returns true when the session's quality tier changed.
+   * `lossByte`/`rttByte` are the QualityReport bytes or -1 when the packet has none.
+   */
+  observe(
+    streamId: number,
+    seq: number,
+    timestampMs: number,
+    bytes: number,
+    nowMs: number,
+    lossByte: number,
+    rttByte: number,
+  ): boolean;
+}
+
+export interface SessionInit {
+  id: number;
+  tag: number;
+  fingerprint: string;
+  alias: string | null;
+  room: RoomSnapshotSource;
+  bindToken: Buffer;
+  signal: SignalSink;
+  observer: PacketObserver;
+  canPublish: boolean;
+  canSubscribe: boolean;
+  nowMs: number;
+}
+
+export class Session {
+  readonly id: number;
+  readonly tag: number;
+  readonly fingerprint: string;
+  readonly alias: string | null;
+  readonly room: RoomSnapshotSource;
+  readonly bindToken: Buffer;
+  readonly bindKey: string;
+  readonly signal: SignalSink;
+  readonly observer: PacketObserver;
+  readonly canPublish: boolean;
+  readonly canSubscribe: boolean;
+  readonly createdMs: number;
+
+  /** Bound UDP source (null until the first BIND). */
+  address: string | null = null;
+  port = 0;
+  /** Last time any datagram arrived from this session (ms, performance clock). */
+  lastDatagramMs: number;
+  /** Decode context of the frames this session sends. */
+  readonly ctx: MiniContext = new MiniContextClass();
+  /** Receivers that hold this sender's baseline (got a FULL of it since they joined). */
+  readonly synced = new Set<Session>();
+  /** Trunk batcher of the frames sent TO this session (trunking mode only). */
+  batcher: TrunkBatcher | null = null;
+  /** Incremented whenever the batcher flushes; stale deadlines are ignored. */
+  batchGeneration = 0;
+  /** Deadline item of this session's trunk batch (one object, reused for every batch). */
+  readonly flushItem = {
+    onDeadline: (generation: number): void => {
+      if (generation === this.batchGeneration) {
+        this.batcher?.flush();
+      }
+    },
+  };
+  /** Set once the session ended; the hot path skips closed sessions. */
+  closed = false;
+
+  packetsIn = 0;
+  bytesIn = 0;
+  packetsOut = 0;
+  bytesOut = 0;
+
+  constructor(init: SessionInit) {
+    this.id = init.id;
+    this.tag = init.tag;
+    this.fingerprint = init.fingerprint;
+    this.alias = init.alias;
+    this.room = init.room;
+    this.bindToken = init.bindToken;
+    this.bindKey = init.bindToken.toString('hex');
+    this.signal = init.signal;
+    this.observer = init.observer;
+    this.canPublish = init.canPublish;
+    this.canSubscribe = init.canSubscribe;
+    this.createdMs = init.nowMs;
+    this.lastDatagramMs = init.nowMs;
+  }
+
+  /** True once a BIND pinned a UDP address. */
+  get bound(): boolean {
+    return this.address !== null;
+  }
+}
