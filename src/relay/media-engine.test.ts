@@ -1,0 +1,286 @@
+/**
+ * The media hot path over real UDP sockets on 127.0.0.1: binding, fan-out,
+ * byte-identical forwarding, late-joiner MINI expansion, drops by reason,
+ * NAT rebinding, PING/PONG and trunk batching.
+ */
+import { randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UdpEndpoint } from '../transport/udp-endpoint.js';
+import {
+  createHeader,
+  decodeCompactFrame,
+  decodeTrunk,
+  encodeBind,
+  encodePing,
+  FrameType,
+  MiniCompressor,
+  MiniContext,
+} from '../wire/index.js';
+import { MediaEngine, type TrunkingOptions } from './media-engine.js';
+import { Session } from './session.js';
+
+interface Peer {
+  socket: Socket;
+  port: number;
+  inbox: Buffer[];
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) {
+    await cleanups.pop()?.();
+  }
+});
+
+async function peer(): Promise<Peer> {
+  const socket = createSocket('udp4');
+  const inbox: Buffer[] = [];
+  socket.on('message', (m) => inbox.push(m));
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => socket.close(() => r())));
+  return { socket, port: socket.address().port, inbox };
+}
+
+async function until(cond: () => boolean, what: string, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) {
+      throw new Error(`timed out waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function relay(trunking: Partial<TrunkingOptions> = {}) {
+  let engine: MediaEngine | null = null;
+  const endpoint = new UdpEndpoint({
+    host: '127.0.0.1',
+    port: 0,
+    onDatagram: (msg, rinfo) => engine?.onDatagram(msg, rinfo),
+  });
+  const port = await endpoint.start();
+  engine = new MediaEngine({
+    send: (data, p, a) => endpoint.send(data, p, a),
+    trunking: { enabled: false, maxEntries: 10, mtu: 1200, flushMs: 5, ...trunking },
+  });
+  cleanups.push(async () => {
+    engine?.close();
+    await endpoint.close();
+  });
+  const room = { name: 'r', snapshot: [] as { sink: Session }[] };
+  let nextId = 1;
+  const join = (opts: { canPublish?: boolean; canSubscribe?: boolean } = {}): Session => {
+    const id = nextId++;
+    const s = new Session({
+      id,
+      tag: id,
+      fingerprint: `fp${id}`,
+      alias: null,
+      room,
+      bindToken: randomBytes(16),
+      signal: { send() {}, close() {} },
+      observer: { observe: () => false },
+      canPublish: opts.canPublish ?? true,
+      canSubscribe: opts.canSubscribe ?? true,
+      nowMs: performance.now(),
+    });
+    room.snapshot = [...room.snapshot, { sink: s }];
+    (engine as MediaEngine).register(s);
+    return s;
+  };
+  return { engine: engine as MediaEngine, port, room, join };
+}
+
+async function bind(p: Peer, relayPort: number, s: Session): Promise<void> {
+  const before = p.inbox.length;
+  p.socket.send(encodeBind(s.bindToken), relayPort, '127.0.0.1');
+  await until(() => p.inbox.length > before, 'BIND_ACK');
+  const ack = p.inbox.pop() as Buffer;
+  expect(ack[0]).toBe(FrameType.BindAck);
+  expect(ack.subarray(1).equals(s.bindToken)).toBe(true);
+}
+
+function audio(seq: number) {
+  return createHeader({ seq, timestamp: seq * 20, fecRatio: 20 });
+}
+
+describe('MediaEngine over UDP', () => {
+  it('fans out to every other bound participant byte-identically, never echoing', async () => {
+    const r = await relay();
+    const peers = await Promise.all([peer(), peer(), peer()]);
+    const sessions = peers.map(() => r.join());
+    for (let i = 0; i < 3; i++) {
+      await bind(peers[i] as Peer, r.port, sessions[i] as Session);
+    }
+    const comp = new MiniCompressor();
+    const frames = [0, 1, 2].map((i) => comp.encode(audio(i), Buffer.from(`payload-${i}`)));
+    for (const f of frames) {
+      peers[0]?.socket.send(f, r.port, '127.0.0.1');
+    }
+    await until(
+      () => (peers[1]?.inbox.length ?? 0) >= 3 && (peers[2]?.inbox.length ?? 0) >= 3,
+      'fan-out',
+    );
+    for (const p of [peers[1], peers[2]] as Peer[]) {
+      p.inbox.forEach((dgram, i) => {
+        expect(dgram[0]).toBe(FrameType.Trunk);
+        const entries = decodeTrunk(dgram, 1);
+        expect(entries).toHaveLength(1);
+        expect(entries[0]?.tag).toBe(sessions[0]?.tag);
+        expect(Buffer.from(entries[0]?.data ?? []).equals(frames[i] as Buffer)).toBe(true);
+      });
+    }
+    await new Promise((res) => setTimeout(res, 50));
+    expect(peers[0]?.inbox).toHaveLength(0);
+    expect(r.engine.stats.packetsForwarded).toBe(6);
+  });
+
+  it('expands MINI frames to FULL for a late joiner, then sends MINI', async () => {
+    const r = await relay();
+    const a = await peer();
+    const b = await peer();
+    const sa = r.join();
+    const sb = r.join();
+    await bind(a, r.port, sa);
+    await bind(b, r.port, sb);
+    const comp = new MiniCompressor();
+    const sent: Buffer[] = [];
+    for (let i = 0; i < 3; i++) {
+      sent.push(comp.encode(audio(i), Buffer.from(`p${i}`)));
+      a.socket.send(sent[i] as Buffer, r.port, '127.0.0.1');
+    }
+    await until(() => b.inbox.length >= 3, 'first frames');
+    const c = await peer();
+    const sc = r.join();
+    await bind(c, r.port, sc);
+    for (let i = 3; i < 6; i++) {
+      sent.push(comp.encode(audio(i), Buffer.from(`p${i}`)));
+      a.socket.send(sent[i] as Buffer, r.port, '127.0.0.1');
+    }
+    await until(() => c.inbox.length >= 3 && b.inbox.length >= 6, 'late joiner frames');
+    const ctx = new MiniContext();
+    const got = c.inbox.map((d) => decodeTrunk(d, 1)[0]?.data as Uint8Array);
+    expect(got[0]?.[0]).toBe(FrameType.Full);
+    expect(got[1]?.[0]).toBe(FrameType.Mini);
+    got.forEach((data, i) => {
+      const f = decodeCompactFrame(Buffer.from(data), ctx);
+      expect(f.header.seq).toBe(3 + i);
+      expect(f.header.timestamp).toBe((3 + i) * 20);
+      expect(f.payload.toString()).toBe(`p${3 + i}`);
+    });
+    // The early receiver got every frame unchanged.
+    b.inbox.forEach((d, i) => {
+      expect(Buffer.from(decodeTrunk(d, 1)[0]?.data ?? []).equals(sent[i] as Buffer)).toBe(true);
+    });
+  });
+
+  it('drops and counts unbound, garbage and unknown-type datagrams without disturbing others', async () => {
+    const r = await relay();
+    const a = await peer();
+    const b = await peer();
+    const stranger = await peer();
+    const sa = r.join();
+    const sb = r.join();
+    await bind(a, r.port, sa);
+    await bind(b, r.port, sb);
+    const comp = new MiniCompressor();
+    stranger.socket.send(comp.encode(audio(0), Buffer.from('x')), r.port, '127.0.0.1');
+    a.socket.send(Buffer.from([0x00, 0x02, 0x00]), r.port, '127.0.0.1'); // truncated FULL
+    a.socket.send(Buffer.from([0x7f, 1, 2, 3]), r.port, '127.0.0.1'); // unknown type
+    a.socket.send(Buffer.from([0x01, 0, 0, 20, 0, 1, 9]), r.port, '127.0.0.1'); // MINI, no baseline
+    a.socket.send(encodeBind(randomBytes(16)), r.port, '127.0.0.1'); // unknown token
+    a.socket.send(Buffer.from([FrameType.Bind, 1, 2]), r.port, '127.0.0.1'); // short BIND
+    const good = new MiniCompressor().encode(audio(7), Buffer.from('good'));
+    a.socket.send(good, r.port, '127.0.0.1');
+    await until(() => b.inbox.length >= 1, 'good frame');
+    await until(() => r.engine.stats.datagramsIn >= 9, 'all datagrams');
+    const d = r.engine.stats.dropped;
+    expect(d.unbound).toBe(1);
+    expect(d.malformed).toBe(1);
+    expect(r.engine.stats.malformedByCode.get('WIRE_TRUNCATED')).toBe(1);
+    expect(d.unknown_frame_type).toBe(1);
+    expect(d.no_baseline).toBe(1);
+    expect(d.bind_unknown_token).toBe(1);
+    expect(d.bad_control).toBe(1);
+    expect(Buffer.from(decodeTrunk(b.inbox[0] as Buffer, 1)[0]?.data ?? []).equals(good)).toBe(
+      true,
+    );
+    expect(stranger.inbox).toHaveLength(0);
+  });
+
+  it('moves a session on a BIND from a new address (NAT rebinding) and answers PING', async () => {
+    const r = await relay();
+    const a1 = await peer();
+    const a2 = await peer();
+    const b = await peer();
+    const sa = r.join();
+    const sb = r.join();
+    await bind(a1, r.port, sa);
+    await bind(b, r.port, sb);
+    await bind(a2, r.port, sa);
+    expect(r.engine.stats.rebinds).toBe(1);
+    const comp = new MiniCompressor();
+    a1.socket.send(new MiniCompressor().encode(audio(0), Buffer.from('old')), r.port, '127.0.0.1');
+    a2.socket.send(comp.encode(audio(1), Buffer.from('new')), r.port, '127.0.0.1');
+    await until(() => b.inbox.length >= 1, 'media from new address');
+    b.socket.send(new MiniCompressor().encode(audio(2), Buffer.from('to-a')), r.port, '127.0.0.1');
+    await until(() => a2.inbox.length >= 1, 'media to new address');
+    expect(a1.inbox).toHaveLength(0);
+    a2.socket.send(encodePing(0x0102030405060708n), r.port, '127.0.0.1');
+    await until(() => a2.inbox.length >= 2, 'PONG');
+    const pong = a2.inbox[1] as Buffer;
+    expect(pong[0]).toBe(FrameType.Pong);
+    expect(pong.readBigUInt64BE(1)).toBe(0x0102030405060708n);
+    expect(r.engine.stats.dropped.unbound).toBe(1);
+  });
+
+  it('respects publish/subscribe grants', async () => {
+    const r = await relay();
+    const a = await peer();
+    const b = await peer();
+    const c = await peer();
+    const sa = r.join({ canPublish: false });
+    const sb = r.join();
+    const sc = r.join({ canSubscribe: false });
+    await bind(a, r.port, sa);
+    await bind(b, r.port, sb);
+    await bind(c, r.port, sc);
+    a.socket.send(new MiniCompressor().encode(audio(0), Buffer.from('a')), r.port, '127.0.0.1');
+    b.socket.send(new MiniCompressor().encode(audio(0), Buffer.from('b')), r.port, '127.0.0.1');
+    await until(() => a.inbox.length >= 1, 'b to a');
+    await new Promise((res) => setTimeout(res, 50));
+    expect(b.inbox).toHaveLength(0);
+    expect(c.inbox).toHaveLength(0);
+    expect(r.engine.stats.dropped.not_permitted).toBe(1);
+  });
+
+  it('batches entries per receiver with trunking: 10 entries, MTU, 5 ms deadline', async () => {
+    const r = await relay({ enabled: true, maxEntries: 10, mtu: 1200, flushMs: 5 });
+    const a = await peer();
+    const b = await peer();
+    const sa = r.join();
+    const sb = r.join();
+    await bind(a, r.port, sa);
+    await bind(b, r.port, sb);
+    const comp = new MiniCompressor();
+    const sent: Buffer[] = [];
+    for (let i = 0; i < 25; i++) {
+      sent.push(comp.encode(audio(i), Buffer.alloc(40, i)));
+      a.socket.send(sent[i] as Buffer, r.port, '127.0.0.1');
+    }
+    await until(
+      () => b.inbox.reduce((n, d) => n + decodeTrunk(d, 1).length, 0) >= 25,
+      'all entries',
+    );
+    const entries = b.inbox.flatMap((d) => {
+      expect(d[0]).toBe(FrameType.Trunk);
+      expect(d.length).toBeLessThanOrEqual(1200);
+      const e = decodeTrunk(d, 1);
+      expect(e.length).toBeLessThanOrEqual(10);
+      return e;
+    });
+    expect(entries.map((e) => Buffer.from(e.data))).toEqual(sent);
+    expect(b.inbox.length).toBeLessThan(25);
+  });
+});
