@@ -12,7 +12,10 @@ describe('error codes', () => {
     expect(err.message).toBe(ERROR_CODES.ROOM_FULL);
     expect(isWzpError(err, 'ROOM_FULL')).toBe(true);
     expect(isWzpError(err, 'SESSION_LIMIT')).toBe(false);
-    expect(JSON.parse(JSON.stringify(err))).toEqual({ code: 'ROOM_FULL', message: ERROR_CODES.ROOM_FULL });
+    expect(JSON.parse(JSON.stringify(err))).toEqual({
+      code: 'ROOM_FULL',
+      message: ERROR_CODES.ROOM_FULL,
+    });
   });
 
   it('every code is UPPER_SNAKE and documented with a sentence', () => {
