@@ -1,0 +1,4 @@
+export * from './codec.js';
+export * from './identity.js';
+export * from './messages.js';
+export * from './profiles.js';

@@ -1,0 +1,126 @@
+/**
+ * SignalMessage variants of the binding (protocol/BINDING.md §2) and their
+ * schemas. In memory a message is `{ type, body }` with the wire's
+ * snake_case field names in `body`; on the wire it is the externally tagged
+ * map `{ [type]: body }` (or the bare string for unit variants).
+ */
+import { z } from 'zod';
+import { CODECS, type CodecName } from '../wire/index.js';
+
+const CODEC_NAMES = CODECS.map((c) => c.name) as [CodecName, ...CodecName[]];
+
+const u8 = z.number().int().min(0).max(0xff);
+const u16 = z.number().int().min(0).max(0xffff);
+const u32 = z.number().int().min(0).max(0xffffffff);
+const u64 = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const version = u8.default(1);
+const bin = (len: number) =>
+  z.instanceof(Uint8Array).refine((b) => b.length === len, { message: `must be ${len} bytes` });
+const text = (max: number) => z.string().max(max);
+const nullableText = (max: number) => text(max).nullable().default(null);
+
+export const codecNameSchema = z.enum(CODEC_NAMES);
+
+export const qualityProfileSchema = z.object({
+  codec: codecNameSchema,
+  fec_ratio: z.number().min(0).max(10),
+  frame_duration_ms: u8,
+  frames_per_block: u8,
+  priority_mode: z
+    .enum(['AudioFirst', 'VideoFirst', 'ScreenShare', 'Balanced'])
+    .default('AudioFirst'),
+  video_bitrate_kbps: u32.nullable().default(null),
+  video_resolution: z.tuple([u16, u16]).nullable().default(null),
+  video_fps: u8.nullable().default(null),
+});
+
+export const hangupReasonSchema = z.union([
+  z.enum(['Normal', 'Busy', 'Declined', 'Timeout', 'Error', 'Shutdown']),
+  z
+    .object({ ProtocolVersionMismatch: z.object({ server_supported: z.array(u8).max(16) }) })
+    .strict(),
+  z.object({ PolicyViolation: z.object({ code: text(64), reason: text(1024) }) }).strict(),
+]);
+
+export const roomParticipantSchema = z.object({
+  fingerprint: text(128),
+  alias: nullableText(256),
+  relay_label: nullableText(256),
+  tag: u16,
+});
+
+/** Every struct variant, its body schema. Adding a variant is one entry. */
+export const VARIANTS = {
+  AuthToken: z.object({ version, token: text(8192) }),
+  CallOffer: z.object({
+    version,
+    identity_pub: bin(32),
+    ephemeral_pub: bin(32),
+    signature: bin(64),
+    supported_profiles: z.array(qualityProfileSchema).max(32),
+    alias: nullableText(256),
+    // No default: a missing protocol_version means an old client and is rejected.
+    protocol_version: u8.optional(),
+    supported_versions: z.array(u8).max(16).optional(),
+    video_codecs: z.array(codecNameSchema).max(16).optional(),
+    room: text(1024),
+  }),
+  CallAnswer: z.object({
+    version,
+    identity_pub: bin(32),
+    ephemeral_pub: bin(32),
+    signature: bin(64),
+    chosen_profile: qualityProfileSchema,
+    video_codec: codecNameSchema.optional(),
+    udp_port: u16,
+    bind_token: bin(16),
+    participant_tag: u16,
+  }),
+  RoomUpdate: z.object({
+    version,
+    count: u32,
+    participants: z.array(roomParticipantSchema).max(100_000),
+  }),
+  QualityDirective: z.object({
+    version,
+    recommended_profile: qualityProfileSchema,
+    reason: text(1024).optional(),
+  }),
+  PictureLossIndication: z.object({ version, stream_id: u8 }),
+  Ping: z.object({ version, timestamp_ms: u64 }),
+  Pong: z.object({ version, timestamp_ms: u64 }),
+  Hangup: z.object({ version, reason: hangupReasonSchema, call_id: text(256).optional() }),
+  Error: z.object({ version, code: text(64), message: text(4096) }),
+  GlobalRoomActive: z.object({
+    version,
+    room: text(1024),
+    participants: z.array(roomParticipantSchema).max(100_000).default([]),
+  }),
+  GlobalRoomInactive: z.object({ version, room: text(1024) }),
+} as const;
+
+/** Unit variants (a bare string on the wire). */
+export const UNIT_VARIANTS = ['Reflect'] as const;
+
+export type VariantName = keyof typeof VARIANTS;
+export type UnitVariantName = (typeof UNIT_VARIANTS)[number];
+
+export type BodyOf<T extends VariantName> = z.output<(typeof VARIANTS)[T]>;
+/** Body as a sender may write it (defaults such as `version` optional). */
+export type InputBodyOf<T extends VariantName> = z.input<(typeof VARIANTS)[T]>;
+
+export type SignalMessage =
+  | { [K in VariantName]: { type: K; body: BodyOf<K> } }[VariantName]
+  | { type: UnitVariantName; body: null };
+
+export type OutgoingSignal =
+  | { [K in VariantName]: { type: K; body: InputBodyOf<K> } }[VariantName]
+  | { type: UnitVariantName; body: null };
+
+export type QualityProfileBody = z.output<typeof qualityProfileSchema>;
+export type HangupReason = z.output<typeof hangupReasonSchema>;
+export type RoomParticipant = z.output<typeof roomParticipantSchema>;
+
+export function isVariantName(name: string): name is VariantName {
+  return Object.hasOwn(VARIANTS, name);
+}
