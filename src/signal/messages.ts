@@ -15,7 +15,9 @@ const u32 = z.number().int().min(0).max(0xffffffff);
 const u64 = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const version = u8.default(1);
 const bin = (len: number) =>
-  z.instanceof(Uint8Array).refine((b) => b.length === len, { message: `must be ${len} bytes` });
+  z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === len, {
+    message: `must be ${len} bytes of bin`,
+  });
 const text = (max: number) => z.string().max(max);
 const nullableText = (max: number) => text(max).nullable().default(null);
 
