@@ -69,7 +69,7 @@ export class TierController {
   observeReport(lossPct: number, rttMs: number, nowMs: number): boolean {
     this.lastReportMs = nowMs;
     const observed = classify(lossPct, rttMs, this.network);
-    return this.observeTier(observed < this.lossCap ? observed : this.lossCap, nowMs);
+    return this.observeTier(Math.min(observed, this.lossCap) as Tier, nowMs);
   }
 
   /** Feeds relay-measured loss for the last interval; returns true if the tier changed. */

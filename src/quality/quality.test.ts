@@ -259,7 +259,9 @@ describe('StreamStats', () => {
             }
           }
           const s = new StreamStats();
-          seqs.forEach((q, i) => s.update((start + q) >>> 0, q * 20, 10, i));
+          seqs.forEach((q, i) => {
+            s.update((start + q) >>> 0, q * 20, 10, i);
+          });
           const expected = keep.length;
           return s.expected() === expected && s.lost() === expected - new Set(seqs).size;
         },
