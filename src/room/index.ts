@@ -1,0 +1,2 @@
+export * from './room-manager.js';
+export * from './rw-lock.js';
