@@ -1,0 +1,307 @@
+/**
+ * Relay configuration: embedded defaults < TOML file < WZP_* environment
+ * variables < command-line flags. Validated with zod; unknown keys are
+ * rejected with the source and a "did you mean" suggestion.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
+import { z } from 'zod';
+import { WzpError } from '../errors/index.js';
+
+const port = z.number().int().min(0).max(65535);
+const positiveMs = z
+  .number()
+  .int()
+  .min(1)
+  .max(24 * 3600 * 1000);
+
+/** Every key: schema with its default, and a one-line description. */
+const FIELDS = {
+  udp_host: [z.string().min(1).default('0.0.0.0'), 'Address the media UDP socket binds to.'],
+  udp_port: [port.default(4433), 'Media UDP port (0 = any free port).'],
+  signal_host: [
+    z.string().min(1).default('0.0.0.0'),
+    'Address the signalling WebSocket server binds to.',
+  ],
+  signal_port: [
+    port.default(4434),
+    'Signalling port; clients connect to ws://host:port/v2/signal.',
+  ],
+  http_host: [
+    z.string().min(1).default('0.0.0.0'),
+    'Address of the metrics/health/admin HTTP server.',
+  ],
+  http_port: [port.default(9090), 'Port of /metrics, /healthz, /readyz and /v2/rooms.'],
+  advertised_udp_port: [
+    port.optional(),
+    'UDP port told to clients in CallAnswer when it differs from udp_port (NAT, port mapping).',
+  ],
+  max_sessions: [
+    z.number().int().min(1).max(1_000_000).default(1000),
+    'Most sessions across all rooms.',
+  ],
+  max_participants_per_room: [
+    z.number().int().min(1).max(65535).default(100),
+    'Most participants in one room.',
+  ],
+  session_timeout_ms: [
+    positiveMs.default(30_000),
+    'A session without any datagram for this long ends.',
+  ],
+  handshake_timeout_ms: [
+    positiveMs.default(10_000),
+    'Time allowed from WebSocket open to CallAnswer.',
+  ],
+  trunking: [
+    z.boolean().default(false),
+    'Batch forwarded frames per receiver (10 entries / MTU / flush deadline).',
+  ],
+  trunk_max_entries: [
+    z.number().int().min(1).max(64).default(10),
+    'Most entries in one trunk datagram.',
+  ],
+  trunk_mtu: [
+    z.number().int().min(64).max(65507).default(1200),
+    'Most bytes in one trunk datagram.',
+  ],
+  trunk_flush_ms: [
+    z.number().int().min(1).max(1000).default(5),
+    'A batch leaves at most this long after its first entry.',
+  ],
+  auth_secret: [
+    z.string().min(16).optional(),
+    'HS256 secret; when set, clients must send an AuthToken first.',
+  ],
+  auth_issuer: [z.string().min(1).optional(), 'Required `iss` claim of access tokens, if set.'],
+  pli_suppress_ms: [
+    z.number().int().min(0).max(60_000).default(200),
+    'Window in which repeated PictureLossIndications for one stream are dropped.',
+  ],
+  shutdown_timeout_ms: [positiveMs.default(5000), 'Upper bound of a graceful shutdown.'],
+  log_level: [
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    'pino log level.',
+  ],
+  relay_label: [
+    z.string().min(1).max(64).optional(),
+    'Human label of this relay (shown to federated peers).',
+  ],
+  data_dir: [
+    z.string().min(1).default('.wzp-data'),
+    'Directory of persistent state (the relay identity key).',
+  ],
+  signal_max_frame_bytes: [
+    z
+      .number()
+      .int()
+      .min(1024)
+      .max(16 << 20)
+      .default(1 << 20),
+    'Largest signalling frame accepted.',
+  ],
+  signal_rate_per_sec: [
+    z.number().min(1).max(10_000).default(50),
+    'Signalling messages per second per connection (burst 2x).',
+  ],
+  udp_buffer_bytes: [
+    z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 30)
+      .default(4 << 20),
+    'SO_RCVBUF/SO_SNDBUF requested for the media socket (0 = system default).',
+  ],
+} as const satisfies Record<string, readonly [z.ZodType, string]>;
+
+type Fields = typeof FIELDS;
+type Key = keyof Fields;
+
+const shape = Object.fromEntries(Object.entries(FIELDS).map(([k, [schema]]) => [k, schema])) as {
+  [K in Key]: Fields[K][0];
+};
+
+export const configSchema = z.strictObject(shape);
+
+/** The validated configuration (snake_case, as in the TOML file). */
+export type RelayConfig = z.output<typeof configSchema>;
+export type RelayConfigInput = z.input<typeof configSchema>;
+
+export const CONFIG_KEYS = Object.keys(FIELDS) as Key[];
+
+/** Environment variable of a key: WZP_ + upper snake. */
+export function envName(key: string): string {
+  return `WZP_${key.toUpperCase()}`;
+}
+
+/** Env variables that are not config keys but are allowed. */
+const ENV_ALLOWED = new Set(['WZP_CONFIG']);
+
+export const DEFAULT_CONFIG: Readonly<RelayConfig> = Object.freeze(configSchema.parse({}));
+
+export interface LoadOptions {
+  /** TOML file path (also WZP_CONFIG). */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Values from command-line flags (highest precedence). */
+  overrides?: Partial<RelayConfigInput>;
+}
+
+/** Loads and validates the configuration. @throws {WzpError} CONFIG_INVALID / CONFIG_UNREADABLE */
+export function loadConfig(options: LoadOptions = {}): RelayConfig {
+  const env = options.env ?? {};
+  const file = options.file ?? env.WZP_CONFIG;
+  const fromFile = file !== undefined ? readConfigFile(file) : {};
+  const fromEnv = parseEnv(env);
+  const merged = { ...fromFile, ...fromEnv, ...stripUndefined(options.overrides ?? {}) };
+  return validate(merged, 'configuration');
+}
+
+/** Parses TOML text (named `source` in errors). */
+export function parseConfigToml(text: string, source: string): Record<string, unknown> {
+  let data: Record<string, unknown>;
+  try {
+    data = parseToml(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new WzpError('CONFIG_UNREADABLE', `${source}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  for (const key of Object.keys(data)) {
+    if (!(CONFIG_KEYS as string[]).includes(key)) {
+      throw new WzpError(
+        'CONFIG_INVALID',
+        `${source}: unknown key "${key}"${suggest(key, CONFIG_KEYS)}`,
+      );
+    }
+  }
+  validate({ ...data }, source);
+  return data;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new WzpError(
+      'CONFIG_UNREADABLE',
+      `cannot read config file ${path}: ${(err as Error).message}`,
+    );
+  }
+  return parseConfigToml(text, `config file ${path}`);
+}
+
+function parseEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const byEnv = new Map(CONFIG_KEYS.map((k) => [envName(k), k]));
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('WZP_') || raw === undefined || ENV_ALLOWED.has(name)) {
+      continue;
+    }
+    const key = byEnv.get(name);
+    if (key === undefined) {
+      throw new WzpError(
+        'CONFIG_INVALID',
+        `environment: unknown variable ${name}${suggest(name, [...byEnv.keys(), ...ENV_ALLOWED])}`,
+      );
+    }
+    out[key] = coerce(raw, FIELDS[key][0]);
+  }
+  return out;
+}
+
+function coerce(raw: string, schema: z.ZodType): unknown {
+  const kind = innerType(schema);
+  if (kind === 'number') {
+    const n = Number(raw);
+    return raw.trim() === '' || Number.isNaN(n) ? raw : n;
+  }
+  if (kind === 'boolean') {
+    if (/^(1|true|yes|on)$/i.test(raw)) {
+      return true;
+    }
+    if (/^(0|false|no|off)$/i.test(raw)) {
+      return false;
+    }
+  }
+  return raw;
+}
+
+function innerType(schema: z.ZodType): string {
+  let s: z.ZodType = schema;
+  for (let i = 0; i < 5; i++) {
+    const def = (s as unknown as { def: { type: string; innerType?: z.ZodType } }).def;
+    if (def.innerType !== undefined && (def.type === 'default' || def.type === 'optional')) {
+      s = def.innerType;
+      continue;
+    }
+    return def.type;
+  }
+  return 'unknown';
+}
+
+function validate(data: Record<string, unknown>, source: string): RelayConfig {
+  const result = configSchema.safeParse(data);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    if (issue?.code === 'unrecognized_keys') {
+      const key = issue.keys[0] ?? '?';
+      throw new WzpError(
+        'CONFIG_INVALID',
+        `${source}: unknown key "${key}"${suggest(key, CONFIG_KEYS)}`,
+      );
+    }
+    const key = issue?.path.join('.') ?? '?';
+    throw new WzpError('CONFIG_INVALID', `${source}: ${key}: ${issue?.message ?? 'invalid'}`);
+  }
+  return result.data;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function suggest(word: string, candidates: readonly string[]): string {
+  let best = '';
+  let bestDist = Number.POSITIVE_INFINITY;
+  for (const c of candidates) {
+    const d = distance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDist) {
+      bestDist = d;
+      best = c;
+    }
+  }
+  return bestDist <= 3 ? ` (did you mean "${best}"?)` : '';
+}
+
+function distance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0] as number;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j] as number;
+      prev[j] = Math.min(
+        (prev[j] as number) + 1,
+        (prev[j - 1] as number) + 1,
+        diag + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      diag = tmp;
+    }
+  }
+  return prev[b.length] as number;
+}
+
+/** Markdown table of every key (docs/operator.md). */
+export function renderConfigDocs(): string {
+  const rows = CONFIG_KEYS.map((k) => {
+    const [, description] = FIELDS[k];
+    const def = (DEFAULT_CONFIG as Record<string, unknown>)[k];
+    const shown = def === undefined ? '(unset)' : `\`${JSON.stringify(def)}\``;
+    return `| \`${k}\` | \`${envName(k)}\` | ${shown} | ${description} |`;
+  });
+  return [
+    '| key (TOML) | environment | default | meaning |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+  ].join('\n');
+}

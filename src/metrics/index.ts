@@ -1,0 +1,233 @@
+/**
+ * Prometheus metrics of the relay, one registry per relay instance (so many
+ * relays can live in one process, e.g. in tests).
+ *
+ * Per-packet counts are NOT incremented through prom-client on the hot
+ * path: the media engine keeps plain integer counters and `sync()` hooks
+ * copy their deltas into these metrics at scrape time.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface MetricDoc {
+  name: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  labels: string[];
+  help: string;
+}
+
+export const METRIC_DOCS: readonly MetricDoc[] = [
+  {
+    name: 'wzp_relay_active_sessions',
+    type: 'gauge',
+    labels: [],
+    help: 'Sessions joined to a room.',
+  },
+  {
+    name: 'wzp_relay_active_rooms',
+    type: 'gauge',
+    labels: [],
+    help: 'Rooms with at least one participant.',
+  },
+  {
+    name: 'wzp_relay_packets_received_total',
+    type: 'counter',
+    labels: [],
+    help: 'Media frames received from bound sessions and decoded.',
+  },
+  {
+    name: 'wzp_relay_packets_forwarded_total',
+    type: 'counter',
+    labels: [],
+    help: 'Media frames forwarded (one per receiver).',
+  },
+  {
+    name: 'wzp_relay_bytes_forwarded_total',
+    type: 'counter',
+    labels: [],
+    help: 'Bytes of forwarded compact frames (trunk overhead excluded).',
+  },
+  {
+    name: 'wzp_relay_datagrams_sent_total',
+    type: 'counter',
+    labels: [],
+    help: 'UDP datagrams sent by the relay.',
+  },
+  {
+    name: 'wzp_relay_datagrams_dropped_total',
+    type: 'counter',
+    labels: ['reason'],
+    help: 'Datagrams dropped, by reason (unbound, malformed, no_baseline, unknown_frame_type, not_permitted, bind_unknown_token, bad_control).',
+  },
+  {
+    name: 'wzp_relay_malformed_datagrams_total',
+    type: 'counter',
+    labels: ['code'],
+    help: 'Malformed media datagrams by wire error code.',
+  },
+  {
+    name: 'wzp_relay_fanout_recipients',
+    type: 'histogram',
+    labels: [],
+    help: 'Receivers per forwarded media frame.',
+  },
+  {
+    name: 'wzp_relay_trunk_frames_sent_total',
+    type: 'counter',
+    labels: [],
+    help: 'TRUNK datagrams sent.',
+  },
+  {
+    name: 'wzp_relay_trunk_entries_sent_total',
+    type: 'counter',
+    labels: [],
+    help: 'Entries in sent TRUNK datagrams.',
+  },
+  {
+    name: 'wzp_relay_binds_total',
+    type: 'counter',
+    labels: ['kind'],
+    help: 'Accepted BINDs: first bind or rebind (address change).',
+  },
+  {
+    name: 'wzp_relay_handshake_duration_seconds',
+    type: 'histogram',
+    labels: [],
+    help: 'WebSocket open to CallAnswer.',
+  },
+  {
+    name: 'wzp_relay_auth_attempts_total',
+    type: 'counter',
+    labels: ['result'],
+    help: 'Access token checks (ok/fail).',
+  },
+  {
+    name: 'wzp_relay_signal_messages_total',
+    type: 'counter',
+    labels: ['direction'],
+    help: 'Signalling messages received (in) and sent (out).',
+  },
+  {
+    name: 'wzp_relay_signal_errors_total',
+    type: 'counter',
+    labels: ['code'],
+    help: 'Signalling errors answered with an Error message, by code.',
+  },
+  {
+    name: 'wzp_relay_sessions_ended_total',
+    type: 'counter',
+    labels: ['reason'],
+    help: 'Ended sessions by reason (hangup, ws_close, timeout, shutdown, error).',
+  },
+  {
+    name: 'wzp_relay_quality_tier',
+    type: 'gauge',
+    labels: ['tier'],
+    help: 'Participants per quality tier.',
+  },
+  {
+    name: 'wzp_relay_quality_directives_total',
+    type: 'counter',
+    labels: [],
+    help: 'QualityDirective broadcasts (room tier changes).',
+  },
+  {
+    name: 'wzp_relay_pli_total',
+    type: 'counter',
+    labels: ['result'],
+    help: 'PictureLossIndications forwarded, suppressed or without a stream owner.',
+  },
+];
+
+const HANDSHAKE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+export const FANOUT_BUCKETS = [0, 1, 2, 3, 5, 10, 20, 50, 100];
+
+export class RelayMetrics {
+  readonly registry: Registry;
+  readonly activeSessions: Gauge;
+  readonly activeRooms: Gauge;
+  readonly packetsReceived: Counter;
+  readonly packetsForwarded: Counter;
+  readonly bytesForwarded: Counter;
+  readonly datagramsSent: Counter;
+  readonly dropped: Counter<'reason'>;
+  readonly malformed: Counter<'code'>;
+  readonly fanout: Histogram;
+  readonly trunkFrames: Counter;
+  readonly trunkEntries: Counter;
+  readonly binds: Counter<'kind'>;
+  readonly handshakeSeconds: Histogram;
+  readonly authAttempts: Counter<'result'>;
+  readonly signalMessages: Counter<'direction'>;
+  readonly signalErrors: Counter<'code'>;
+  readonly sessionsEnded: Counter<'reason'>;
+  readonly qualityTier: Gauge<'tier'>;
+  readonly directives: Counter;
+  readonly pli: Counter<'result'>;
+  private readonly syncHooks: (() => void)[] = [];
+
+  constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
+    const registry = options.registry ?? new Registry();
+    this.registry = registry;
+    const registers = [registry];
+    const help = (name: string): string => METRIC_DOCS.find((m) => m.name === name)?.help ?? name;
+    const counter = <L extends string>(name: string, labelNames: L[] = []) =>
+      new Counter<L>({ name, help: help(name), labelNames, registers });
+    const gauge = <L extends string>(name: string, labelNames: L[] = []) =>
+      new Gauge<L>({ name, help: help(name), labelNames, registers });
+    this.activeSessions = gauge('wzp_relay_active_sessions');
+    this.activeRooms = gauge('wzp_relay_active_rooms');
+    this.packetsReceived = counter('wzp_relay_packets_received_total');
+    this.packetsForwarded = counter('wzp_relay_packets_forwarded_total');
+    this.bytesForwarded = counter('wzp_relay_bytes_forwarded_total');
+    this.datagramsSent = counter('wzp_relay_datagrams_sent_total');
+    this.dropped = counter('wzp_relay_datagrams_dropped_total', ['reason']);
+    this.malformed = counter('wzp_relay_malformed_datagrams_total', ['code']);
+    this.fanout = new Histogram({
+      name: 'wzp_relay_fanout_recipients',
+      help: help('wzp_relay_fanout_recipients'),
+      buckets: FANOUT_BUCKETS,
+      registers,
+    });
+    this.trunkFrames = counter('wzp_relay_trunk_frames_sent_total');
+    this.trunkEntries = counter('wzp_relay_trunk_entries_sent_total');
+    this.binds = counter('wzp_relay_binds_total', ['kind']);
+    this.handshakeSeconds = new Histogram({
+      name: 'wzp_relay_handshake_duration_seconds',
+      help: help('wzp_relay_handshake_duration_seconds'),
+      buckets: HANDSHAKE_BUCKETS,
+      registers,
+    });
+    this.authAttempts = counter('wzp_relay_auth_attempts_total', ['result']);
+    this.signalMessages = counter('wzp_relay_signal_messages_total', ['direction']);
+    this.signalErrors = counter('wzp_relay_signal_errors_total', ['code']);
+    this.sessionsEnded = counter('wzp_relay_sessions_ended_total', ['reason']);
+    this.qualityTier = gauge('wzp_relay_quality_tier', ['tier']);
+    this.directives = counter('wzp_relay_quality_directives_total');
+    this.pli = counter('wzp_relay_pli_total', ['result']);
+    if (options.defaultMetrics === true) {
+      collectDefaultMetrics({ register: registry, prefix: 'wzp_' });
+    }
+  }
+
+  /** Registers a function run before every scrape (to copy hot-path counters). */
+  onScrape(hook: () => void): void {
+    this.syncHooks.push(hook);
+  }
+
+  /** The text exposition, after running the scrape hooks. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    for (const hook of this.syncHooks) {
+      hook();
+    }
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/** Markdown table of every metric (docs/operator.md). */
+export function renderMetricsDocs(): string {
+  const rows = METRIC_DOCS.map(
+    (m) =>
+      `| \`${m.name}\` | ${m.type} | ${m.labels.map((l) => `\`${l}\``).join(', ') || '—'} | ${m.help} |`,
+  );
+  return ['| metric | type | labels | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
