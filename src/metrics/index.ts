@@ -6,7 +6,14 @@
  * path: the media engine keeps plain integer counters and `sync()` hooks
  * copy their deltas into these metrics at scrape time.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type Metric,
+  Registry,
+} from 'prom-client';
 
 export interface MetricDoc {
   name: string;
@@ -151,7 +158,8 @@ export class RelayMetrics {
   readonly datagramsSent: Counter;
   readonly dropped: Counter<'reason'>;
   readonly malformed: Counter<'code'>;
-  readonly fanout: Histogram;
+  /** Fan-out histogram read from the engine's plain counts at scrape time. */
+  fanoutSource: () => ArrayLike<number> = () => [];
   readonly trunkFrames: Counter;
   readonly trunkEntries: Counter;
   readonly binds: Counter<'kind'>;
@@ -182,12 +190,14 @@ export class RelayMetrics {
     this.datagramsSent = counter('wzp_relay_datagrams_sent_total');
     this.dropped = counter('wzp_relay_datagrams_dropped_total', ['reason']);
     this.malformed = counter('wzp_relay_malformed_datagrams_total', ['code']);
-    this.fanout = new Histogram({
-      name: 'wzp_relay_fanout_recipients',
-      help: help('wzp_relay_fanout_recipients'),
-      buckets: FANOUT_BUCKETS,
-      registers,
-    });
+    registry.registerMetric(
+      externalHistogram(
+        'wzp_relay_fanout_recipients',
+        help('wzp_relay_fanout_recipients'),
+        FANOUT_BUCKETS,
+        () => this.fanoutSource(),
+      ),
+    );
     this.trunkFrames = counter('wzp_relay_trunk_frames_sent_total');
     this.trunkEntries = counter('wzp_relay_trunk_entries_sent_total');
     this.binds = counter('wzp_relay_binds_total', ['kind']);
@@ -220,6 +230,70 @@ export class RelayMetrics {
       hook();
     }
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/**
+ * A histogram whose observations are kept elsewhere as plain counts:
+ * `counts()[v]` = observations of the integer value v (the last index also
+ * holds everything larger). Nothing is done per observation; the buckets
+ * are computed at scrape time.
+ */
+function externalHistogram(
+  name: string,
+  help: string,
+  buckets: readonly number[],
+  counts: () => ArrayLike<number>,
+): Metric {
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    collect: undefined,
+    reset() {},
+    get() {
+      const c = counts();
+      let total = 0;
+      let sum = 0;
+      for (let v = 0; v < c.length; v++) {
+        const n = c[v] ?? 0;
+        total += n;
+        sum += n * v;
+      }
+      const values = buckets.map((le) => {
+        let n = 0;
+        for (let v = 0; v <= le && v < c.length; v++) {
+          n += c[v] ?? 0;
+        }
+        return { value: n, labels: { le }, metricName: `${name}_bucket` };
+      });
+      values.push({
+        value: total,
+        labels: { le: '+Inf' as unknown as number },
+        metricName: `${name}_bucket`,
+      });
+      values.push({ value: sum, labels: {} as { le: number }, metricName: `${name}_sum` });
+      values.push({ value: total, labels: {} as { le: number }, metricName: `${name}_count` });
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+  };
+  return metric as unknown as Metric;
+}
+
+/**
+ * Copies absolute totals kept elsewhere into prom-client counters by
+ * incrementing each with the growth since the previous sync.
+ */
+export class CounterBridge {
+  private readonly last = new WeakMap<object, number>();
+
+  set(counter: { inc(v: number): void }, total: number): void {
+    const prev = this.last.get(counter) ?? 0;
+    if (total > prev) {
+      counter.inc(total - prev);
+      this.last.set(counter, total);
+    }
   }
 }
 

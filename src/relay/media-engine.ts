@@ -223,9 +223,7 @@ export class MediaEngine {
     const q = view.hasQuality;
     if (
       sender.observer.observe(
-        h.streamId,
-        h.seq,
-        h.timestamp,
+        h,
         msg.length,
         now,
         q ? view.quality.lossPct : -1,

@@ -3,11 +3,7 @@
  * decode context of its outgoing flow, and what its receivers already hold.
  * Everything here is touched by the event loop only; nothing is locked.
  */
-import {
-  type MiniContext,
-  MiniContext as MiniContextClass,
-  type TrunkBatcher,
-} from '../wire/index.js';
+import { type MediaHeader, MiniContext, type TrunkBatcher } from '../wire/index.js';
 
 /** Minimal view of a room the hot path needs: the published participant snapshot. */
 export interface RoomSnapshotSource {
@@ -25,13 +21,12 @@ export interface SignalSink {
 /** Per-packet quality hook of a session (implemented in src/relay/quality-observer.ts). */
 export interface PacketObserver {
   /**
-   * Observes one decoded packet. Returns true when the session's quality tier changed.
-   * `lossByte`/`rttByte` are the QualityReport bytes or -1 when the packet has none.
+   * Observes one decoded packet (the header object is reused: do not keep it).
+   * Returns true when the session's quality tier changed. `lossByte`/`rttByte`
+   * are the QualityReport bytes, or -1 when the packet has none.
    */
   observe(
-    streamId: number,
-    seq: number,
-    timestampMs: number,
+    header: MediaHeader,
     bytes: number,
     nowMs: number,
     lossByte: number,
@@ -73,7 +68,7 @@ export class Session {
   /** Last time any datagram arrived from this session (ms, performance clock). */
   lastDatagramMs: number;
   /** Decode context of the frames this session sends. */
-  readonly ctx: MiniContext = new MiniContextClass();
+  readonly ctx: MiniContext = new MiniContext();
   /** Receivers that hold this sender's baseline (got a FULL of it since they joined). */
   readonly synced = new Set<Session>();
   /** Trunk batcher of the frames sent TO this session (trunking mode only). */

@@ -1,0 +1,99 @@
+/**
+ * Per-session quality observation on the hot path: stream statistics per
+ * stream id, the tier controller fed by QualityReports and, once per
+ * second, by the loss the relay measured itself, and stream ownership for
+ * PLI routing. No allocation per packet once a stream's stats exist.
+ */
+import {
+  reportLossPercent,
+  reportRttMs,
+  StreamStats,
+  type StreamStatsSnapshot,
+  type Tier,
+  TierController,
+} from '../quality/index.js';
+import { FLAG_REPAIR, type MediaHeader, MediaType } from '../wire/index.js';
+import type { RoomState } from './room-state.js';
+import type { PacketObserver, Session } from './session.js';
+
+/** How often relay-measured loss is evaluated. */
+export const LOSS_EVAL_INTERVAL_MS = 1000;
+
+export class SessionObserver implements PacketObserver {
+  readonly controller = new TierController();
+  private readonly streams: (StreamStats | undefined)[] = new Array(256);
+  private lastEval: number;
+  private session: Session | null = null;
+
+  constructor(
+    private readonly room: RoomState,
+    nowMs: number,
+  ) {
+    this.lastEval = nowMs;
+  }
+
+  /** Links the session this observer belongs to (for stream ownership). */
+  attach(session: Session): void {
+    this.session = session;
+  }
+
+  get tier(): Tier {
+    return this.controller.tier;
+  }
+
+  observe(
+    h: MediaHeader,
+    bytes: number,
+    nowMs: number,
+    lossByte: number,
+    rttByte: number,
+  ): boolean {
+    let stats = this.streams[h.streamId];
+    if (stats === undefined) {
+      stats = new StreamStats();
+      this.streams[h.streamId] = stats;
+    }
+    stats.update(h.seq, h.timestamp, bytes, nowMs);
+    if (h.mediaType === MediaType.Video && (h.flags & FLAG_REPAIR) === 0 && this.session !== null) {
+      this.room.streamOwners[h.streamId] = this.session;
+    }
+    let changed = false;
+    if (lossByte >= 0) {
+      changed = this.controller.observeReport(
+        reportLossPercent(lossByte),
+        reportRttMs(rttByte),
+        nowMs,
+      );
+    }
+    if (nowMs - this.lastEval >= LOSS_EVAL_INTERVAL_MS) {
+      this.lastEval = nowMs;
+      changed = this.controller.observeRelayLoss(this.intervalLoss(), nowMs) || changed;
+    }
+    return changed;
+  }
+
+  /** Loss of the worst stream since the last evaluation. */
+  private intervalLoss(): number {
+    let worst = 0;
+    for (const s of this.streams) {
+      if (s !== undefined) {
+        const loss = s.takeIntervalLoss();
+        if (loss > worst) {
+          worst = loss;
+        }
+      }
+    }
+    return worst;
+  }
+
+  /** Stream statistics for the admin API. */
+  snapshot(nowMs: number): { stream_id: number; stats: StreamStatsSnapshot }[] {
+    const out: { stream_id: number; stats: StreamStatsSnapshot }[] = [];
+    this.streams.forEach((s, id) => {
+      if (s !== undefined) {
+        out.push({ stream_id: id, stats: s.snapshot(nowMs) });
+      }
+    });
+    return out;
+  }
+}

@@ -1,0 +1,475 @@
+/**
+ * The relay: composes the media engine (UDP), the signalling server
+ * (WebSocket), rooms, quality, metrics and the operator HTTP endpoint, and
+ * owns the session lifecycle and graceful shutdown.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { RelayConfig } from '../config/index.js';
+import { WzpError } from '../errors/index.js';
+import { createLogger, type Logger } from '../log/index.js';
+import { CounterBridge, RelayMetrics } from '../metrics/index.js';
+import { directiveReason, TIER_NAMES, Tier, tierName } from '../quality/index.js';
+import { type Room, RoomManager, roomUpdateOf } from '../room/index.js';
+import { type Identity, PROFILES_BY_TIER } from '../signal/index.js';
+import { UdpEndpoint } from '../transport/udp-endpoint.js';
+import { HttpServer } from './http-server.js';
+import { loadOrCreateIdentity } from './identity-store.js';
+import { DROP_REASONS, MediaEngine } from './media-engine.js';
+import { SessionObserver } from './quality-observer.js';
+import type { EndReason, JoinRequest, RelayCore } from './relay-core.js';
+import { RoomState } from './room-state.js';
+import { Session } from './session.js';
+import { SignalConnection } from './signal-connection.js';
+
+export const SIGNAL_PATH = '/v2/signal';
+
+export interface RelayOptions {
+  config: RelayConfig;
+  logger?: Logger;
+  /** The relay identity; loaded from / created in `data_dir` when absent. */
+  identity?: Identity;
+}
+
+export interface RelayAddresses {
+  udpPort: number;
+  signalPort: number;
+  httpPort: number;
+}
+
+type RelayRoom = Room<Session, RoomState>;
+
+export class Relay implements RelayCore {
+  readonly config: RelayConfig;
+  readonly log: Logger;
+  readonly metrics: RelayMetrics;
+  readonly rooms: RoomManager<Session, RoomState>;
+  readonly engine: MediaEngine;
+  readonly identity: Identity;
+  private readonly udp: UdpEndpoint;
+  private readonly signalServer: Server;
+  private readonly wss: WebSocketServer;
+  private readonly http: HttpServer;
+  private readonly connections = new Set<SignalConnection>();
+  private readonly sessions = new Map<number, { session: Session; conn: SignalConnection }>();
+  private readonly observers = new WeakMap<Session, SessionObserver>();
+  private addresses: RelayAddresses | null = null;
+  private draining = false;
+  private stopping: Promise<void> | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepAt = Number.POSITIVE_INFINITY;
+
+  constructor(options: RelayOptions) {
+    this.config = options.config;
+    this.log = options.logger ?? createLogger({ level: options.config.log_level });
+    this.identity = options.identity ?? this.loadIdentity();
+    this.metrics = new RelayMetrics({ defaultMetrics: true });
+    this.rooms = new RoomManager<Session, RoomState>({
+      maxSessions: this.config.max_sessions,
+      maxParticipantsPerRoom: this.config.max_participants_per_room,
+      createState: () => new RoomState(),
+    });
+    this.engine = new MediaEngine({
+      send: (data, port, address) => this.udp.send(data, port, address),
+      trunking: {
+        enabled: this.config.trunking,
+        maxEntries: this.config.trunk_max_entries,
+        mtu: this.config.trunk_mtu,
+        flushMs: this.config.trunk_flush_ms,
+      },
+      onTierChange: (session) => this.onTierChange(session),
+      onRebind: (session, from, to) =>
+        this.log.info(
+          { session: session.id, from, to },
+          from === null ? 'udp bound' : 'udp rebound',
+        ),
+    });
+    this.udp = new UdpEndpoint({
+      host: this.config.udp_host,
+      port: this.config.udp_port,
+      bufferBytes: this.config.udp_buffer_bytes,
+      onDatagram: (msg, rinfo) => this.engine.onDatagram(msg, rinfo),
+      onError: (err) => this.log.warn({ err: err.message }, 'udp socket error'),
+    });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      // Frames up to 4x the signalling limit are read and answered with
+      // SIGNAL_TOO_LARGE; anything larger closes the connection (1009).
+      maxPayload: this.config.signal_max_frame_bytes * 4,
+    });
+    this.signalServer = createServer((_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' });
+      res.end(`WebSocket upgrade required at ${SIGNAL_PATH}\n`);
+    });
+    this.signalServer.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.http = new HttpServer({
+      metrics: () => this.metrics.scrape(),
+      ready: () => !this.draining && this.addresses !== null,
+      rooms: () => this.roomsJson(),
+    });
+    this.metrics.fanoutSource = () => this.engine.stats.fanout;
+    this.metrics.onScrape(() => this.syncMetrics());
+  }
+
+  /** The UDP port clients are told to use. */
+  get advertisedUdpPort(): number {
+    return this.config.advertised_udp_port ?? this.addresses?.udpPort ?? this.config.udp_port;
+  }
+
+  /** Bound ports (after start). */
+  get ports(): RelayAddresses {
+    if (this.addresses === null) {
+      throw new WzpError('TRANSPORT_CLOSED', 'relay not started');
+    }
+    return this.addresses;
+  }
+
+  /** Binds every socket; resolves with the bound ports. */
+  async start(): Promise<RelayAddresses> {
+    const udpPort = await this.udp.start();
+    const signalPort = await new Promise<number>((resolve, reject) => {
+      const onError = (err: Error): void =>
+        reject(
+          new WzpError(
+            'TRANSPORT_BIND_FAILED',
+            `cannot listen on signalling ${this.config.signal_host}:${this.config.signal_port}: ${err.message}`,
+            { cause: err },
+          ),
+        );
+      this.signalServer.once('error', onError);
+      this.signalServer.listen(this.config.signal_port, this.config.signal_host, () => {
+        this.signalServer.off('error', onError);
+        resolve((this.signalServer.address() as AddressInfo).port);
+      });
+    });
+    const httpPort = await this.http.listen(this.config.http_host, this.config.http_port);
+    this.addresses = { udpPort, signalPort, httpPort };
+    this.log.info(
+      {
+        udp: `${this.config.udp_host}:${udpPort}`,
+        signal: `ws://${this.config.signal_host}:${signalPort}${SIGNAL_PATH}`,
+        http: `http://${this.config.http_host}:${httpPort}`,
+        fingerprint: this.identity.fingerprint,
+        trunking: this.config.trunking,
+        auth: this.config.auth_secret !== undefined,
+      },
+      'relay started',
+    );
+    return this.addresses;
+  }
+
+  /**
+   * Graceful shutdown: readiness goes 503, joins are refused, every client
+   * gets Hangup { Shutdown }, trunk batches are flushed, sockets close.
+   * Bounded by `shutdown_timeout_ms`; idempotent.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.draining = true;
+    this.rooms.setDraining(true);
+    this.log.info({ sessions: this.sessions.size }, 'draining');
+    const graceful = (async () => {
+      const ends: Promise<void>[] = [];
+      for (const { session, conn } of [...this.sessions.values()]) {
+        conn.send({ type: 'Hangup', body: { version: 1, reason: 'Shutdown' } });
+        ends.push(this.endSession(session, 'shutdown'));
+      }
+      await Promise.all(ends);
+      this.engine.flushAll();
+      for (const conn of this.connections) {
+        conn.close(1001, 'relay shutting down');
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.config.shutdown_timeout_ms);
+      timer.unref();
+    });
+    await Promise.race([graceful, deadline]);
+    clearTimeout(timer);
+    for (const conn of this.connections) {
+      conn.terminate();
+    }
+    if (this.sweepTimer !== null) {
+      clearTimeout(this.sweepTimer);
+    }
+    this.engine.close();
+    await Promise.all([
+      new Promise<void>((resolve) => this.wss.close(() => resolve())),
+      new Promise<void>((resolve) => {
+        this.signalServer.close(() => resolve());
+        this.signalServer.closeAllConnections();
+      }),
+      this.http.close(),
+      this.udp.close(),
+    ]);
+    this.log.info('relay stopped');
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== SIGNAL_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    if (this.draining) {
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+      const conn = new SignalConnection(this, ws, remote);
+      this.connections.add(conn);
+    });
+  }
+
+  // ── RelayCore ─────────────────────────────────────────────────────────────
+
+  async join(conn: SignalConnection, request: JoinRequest): Promise<Session> {
+    const now = performance.now();
+    const result = await this.rooms.join(
+      request.room,
+      { fingerprint: request.fingerprint, alias: request.alias },
+      ({ id, tag, room }) => {
+        const observer = new SessionObserver(room.state, now);
+        const session = new Session({
+          id,
+          tag,
+          fingerprint: request.fingerprint,
+          alias: request.alias,
+          room,
+          bindToken: request.bindToken,
+          signal: conn,
+          observer,
+          canPublish: request.canPublish,
+          canSubscribe: request.canSubscribe,
+          nowMs: now,
+        });
+        observer.attach(session);
+        this.observers.set(session, observer);
+        return session;
+      },
+    );
+    const session = result.participant.sink;
+    this.engine.register(session);
+    this.sessions.set(session.id, { session, conn });
+    // A joiner counts as Good until its reports say otherwise.
+    this.applyRoomTier(result.room, result.room.state.tiers.set(session.id, Tier.Good));
+    this.scheduleSweep(session.lastDatagramMs + this.config.session_timeout_ms);
+    return session;
+  }
+
+  async endSession(session: Session, reason: EndReason): Promise<void> {
+    const entry = this.sessions.get(session.id);
+    if (entry === undefined) {
+      return;
+    }
+    this.sessions.delete(session.id);
+    this.engine.unregister(session);
+    const room = session.room as RelayRoom;
+    room.state.forget(session);
+    const result = await this.rooms.leave(room, session.id);
+    this.metrics.sessionsEnded.labels(reason).inc();
+    this.log.info({ session: session.id, room: room.name, reason }, 'session ended');
+    if (result.removed) {
+      this.sendToAll(result.snapshot, {
+        type: 'RoomUpdate',
+        body: { version: 1, ...roomUpdateOf(result.snapshot) },
+      });
+    }
+    // The weakest participant leaving may raise the room tier (the original forgot this).
+    this.applyRoomTier(room, room.state.tiers.remove(session.id));
+  }
+
+  broadcastRoomUpdate(session: Session): void {
+    const snapshot = (session.room as RelayRoom).snapshot;
+    this.sendToAll(snapshot, {
+      type: 'RoomUpdate',
+      body: { version: 1, ...roomUpdateOf(snapshot) },
+    });
+  }
+
+  routePli(from: Session, streamId: number): void {
+    const room = from.room as RelayRoom;
+    const route = room.state.routePli(streamId, performance.now(), this.config.pli_suppress_ms);
+    if (route === 'suppressed' || route === 'no_owner') {
+      this.metrics.pli.labels(route).inc();
+      return;
+    }
+    if (route === from) {
+      this.metrics.pli.labels('no_owner').inc();
+      return;
+    }
+    route.signal.send({ type: 'PictureLossIndication', body: { version: 1, stream_id: streamId } });
+    this.metrics.pli.labels('forwarded').inc();
+  }
+
+  connectionClosed(conn: SignalConnection): void {
+    this.connections.delete(conn);
+  }
+
+  // ── quality ──────────────────────────────────────────────────────────────
+
+  private onTierChange(session: Session): void {
+    const observer = this.observers.get(session);
+    if (observer === undefined || session.closed) {
+      return;
+    }
+    const room = session.room as RelayRoom;
+    this.log.debug(
+      { session: session.id, tier: tierName(observer.tier) },
+      'participant tier changed',
+    );
+    this.applyRoomTier(room, room.state.tiers.set(session.id, observer.tier));
+  }
+
+  /** Broadcasts a QualityDirective when the room tier changed (`next` non-null). */
+  private applyRoomTier(room: RelayRoom, next: Tier | null): void {
+    if (next === null || room.snapshot.length === 0) {
+      return;
+    }
+    this.metrics.directives.inc();
+    this.log.info({ room: room.name, tier: tierName(next) }, 'room tier changed');
+    this.sendToAll(room.snapshot, {
+      type: 'QualityDirective',
+      body: {
+        version: 1,
+        recommended_profile: { ...(PROFILES_BY_TIER[next] as (typeof PROFILES_BY_TIER)[number]) },
+        reason: directiveReason(next),
+      },
+    });
+  }
+
+  private sendToAll(
+    snapshot: readonly { readonly sink: Session }[],
+    msg: Parameters<SignalConnection['send']>[0],
+  ): void {
+    for (const p of snapshot) {
+      if (!p.sink.closed) {
+        p.sink.signal.send(msg);
+      }
+    }
+  }
+
+  // ── session timeout (deadline-driven) ─────────────────────────────────────
+
+  /** Arms the sweep for `at` unless an earlier one is armed. */
+  private scheduleSweep(at: number): void {
+    if (this.draining || at >= this.sweepAt) {
+      return;
+    }
+    if (this.sweepTimer !== null) {
+      clearTimeout(this.sweepTimer);
+    }
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, at - performance.now()) + 1);
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    this.sweepTimer = null;
+    this.sweepAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    const timeout = this.config.session_timeout_ms;
+    let next = Number.POSITIVE_INFINITY;
+    for (const { session, conn } of [...this.sessions.values()]) {
+      const deadline = session.lastDatagramMs + timeout;
+      if (deadline <= now) {
+        this.log.info({ session: session.id }, 'session timed out (no datagrams)');
+        conn.send({ type: 'Hangup', body: { version: 1, reason: 'Timeout' } });
+        void this.endSession(session, 'timeout').then(() => conn.close(1000, 'timeout'));
+      } else if (deadline < next) {
+        next = deadline;
+      }
+    }
+    if (next !== Number.POSITIVE_INFINITY) {
+      this.scheduleSweep(next);
+    }
+  }
+
+  // ── operator views ───────────────────────────────────────────────────────
+
+  private async roomsJson(): Promise<unknown> {
+    const now = performance.now();
+    const listed = await this.rooms.list();
+    return {
+      rooms: listed.map(({ room, participants }) => ({
+        name: room.name,
+        tier: tierName(room.state.tiers.tier),
+        participants: participants.map((p) => {
+          const s = p.sink;
+          const observer = this.observers.get(s);
+          return {
+            tag: p.tag,
+            fingerprint: p.fingerprint,
+            alias: p.alias,
+            relay_label: p.relayLabel,
+            session: s.id,
+            tier: observer === undefined ? null : tierName(observer.tier),
+            bound: s.address !== null,
+            packets_in: s.packetsIn,
+            bytes_in: s.bytesIn,
+            packets_out: s.packetsOut,
+            bytes_out: s.bytesOut,
+            idle_ms: Math.round(now - s.lastDatagramMs),
+            streams: observer?.snapshot(now) ?? [],
+          };
+        }),
+      })),
+    };
+  }
+
+  private syncMetrics(): void {
+    const m = this.metrics;
+    const st = this.engine.stats;
+    const setCounter = (c: { inc(v: number): void }, total: number): void =>
+      this.bridge.set(c, total);
+    m.activeSessions.set(this.sessions.size);
+    m.activeRooms.set(this.rooms.roomCount);
+    setCounter(m.packetsReceived, st.mediaIn);
+    setCounter(m.packetsForwarded, st.packetsForwarded);
+    setCounter(m.bytesForwarded, st.bytesForwarded);
+    setCounter(m.datagramsSent, st.datagramsOut);
+    setCounter(m.trunkFrames, st.trunkFrames);
+    setCounter(m.trunkEntries, st.trunkEntries);
+    setCounter(m.binds.labels('bind'), st.binds);
+    setCounter(m.binds.labels('rebind'), st.rebinds);
+    for (const reason of DROP_REASONS) {
+      setCounter(m.dropped.labels(reason), st.dropped[reason]);
+    }
+    for (const [code, n] of st.malformedByCode) {
+      setCounter(m.malformed.labels(code), n);
+    }
+    const perTier = new Array<number>(TIER_NAMES.length).fill(0);
+    for (const { session } of this.sessions.values()) {
+      const t = this.observers.get(session)?.tier;
+      if (t !== undefined) {
+        perTier[t] = (perTier[t] as number) + 1;
+      }
+    }
+    TIER_NAMES.forEach((name, i) => {
+      m.qualityTier.labels(name).set(perTier[i] as number);
+    });
+  }
+
+  private readonly bridge = new CounterBridge();
+
+  private loadIdentity(): Identity {
+    const { identity, created } = loadOrCreateIdentity(this.config.data_dir);
+    if (created) {
+      this.log.info(
+        { dir: this.config.data_dir, fingerprint: identity.fingerprint },
+        'created relay identity',
+      );
+    }
+    return identity;
+  }
+}
