@@ -1,0 +1,547 @@
+/**
+ * A WZP v2 client of the wzp-relay binding (protocol/BINDING.md): handshake
+ * with an Ed25519 identity, UDP bind, media through the mini compressor,
+ * optional payload encryption, and demultiplexing of TRUNK frames by sender
+ * tag with one mini context per sender. Used by the tests, `wzp client` and
+ * the load generator.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createSocket, type Socket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { WebSocket } from 'ws';
+import { WzpError } from '../errors/index.js';
+import {
+  type BodyOf,
+  decodeSignal,
+  encodeSignal,
+  GOOD,
+  Identity,
+  type OutgoingSignal,
+  type QualityProfile,
+  type SignalMessage,
+  signCallOffer,
+  verifyCallAnswer,
+} from '../signal/index.js';
+import {
+  type CompactView,
+  createCompactView,
+  encodeBind,
+  encodePing,
+  FLAG_QUALITY,
+  FrameType,
+  type MediaHeader,
+  MiniCompressor,
+  MiniContext,
+  type QualityReport,
+  readCompact,
+  type TrunkEntryView,
+  TrunkReader,
+  writeHeaderUnchecked,
+  writeQualityReportUnchecked,
+} from '../wire/index.js';
+
+export interface ClientOptions {
+  /** ws://host:port/v2/signal */
+  signalUrl: string;
+  room: string;
+  identity?: Identity;
+  alias?: string | null;
+  /** Access token, sent as AuthToken before the offer. */
+  token?: string;
+  /** protocol_version to offer; null omits the field (tests of old clients). Default 2. */
+  protocolVersion?: number | null;
+  profiles?: QualityProfile[];
+  /** UDP host of the relay (default: the signalling URL's host). */
+  udpHost?: string;
+  /** Room secret for payload encryption (ChaCha20-Poly1305); off when absent. */
+  roomKey?: Uint8Array;
+  /** Handshake timeout in ms (default 5000). */
+  timeoutMs?: number;
+  /** Local UDP address to bind (default 127.0.0.1 when the relay is local, else 0.0.0.0). */
+  localAddress?: string;
+}
+
+export interface ReceivedMedia {
+  senderTag: number;
+  /** Fingerprint of the sender when a RoomUpdate named it. */
+  senderFingerprint: string | null;
+  frameType: 'full' | 'mini';
+  header: MediaHeader;
+  /** Decrypted payload when a room key is set, else the payload bytes (a copy). */
+  payload: Buffer;
+  quality: QualityReport | null;
+  /** The compact frame exactly as the relay sent it. */
+  frame: Buffer;
+}
+
+export interface ClientEvents {
+  media: [ReceivedMedia];
+  roomUpdate: [BodyOf<'RoomUpdate'>];
+  qualityDirective: [BodyOf<'QualityDirective'>];
+  hangup: [BodyOf<'Hangup'>];
+  signal: [SignalMessage];
+  relayError: [BodyOf<'Error'>];
+  decodeError: [string];
+  close: [];
+}
+
+const TAG_SIZE = 16;
+
+export class WzpClient extends EventEmitter<ClientEvents> {
+  readonly identity: Identity;
+  readonly options: ClientOptions;
+  answer: BodyOf<'CallAnswer'> | null = null;
+  lastRoomUpdate: BodyOf<'RoomUpdate'> | null = null;
+  private ws: WebSocket | null = null;
+  private udp: Socket | null = null;
+  private udpHost = '127.0.0.1';
+  private readonly compressor = new MiniCompressor();
+  private readonly contexts = new Map<number, MiniContext>();
+  private readonly fingerprints = new Map<number, string>();
+  private readonly trunk = new TrunkReader();
+  private readonly entry: TrunkEntryView = { tag: 0, offset: 0, length: 0 };
+  private readonly view: CompactView = createCompactView();
+  private readonly pendingPings = new Map<bigint, (rttMs: number) => void>();
+  private readonly sendKey: Buffer | null;
+  private readonly recvKeys = new Map<string, Buffer>();
+  private outBuf = Buffer.allocUnsafe(2048);
+  private closed = false;
+
+  constructor(options: ClientOptions) {
+    super();
+    this.options = options;
+    this.identity = options.identity ?? Identity.generate();
+    this.sendKey =
+      options.roomKey === undefined ? null : senderKey(options.roomKey, this.identity.fingerprint);
+  }
+
+  /** Connects, joins and binds; resolves when media can flow. */
+  static async connect(options: ClientOptions): Promise<WzpClient> {
+    const client = new WzpClient(options);
+    try {
+      await client.handshake();
+      await client.bind();
+    } catch (err) {
+      await client.close(false);
+      throw err;
+    }
+    return client;
+  }
+
+  /** The relay-assigned participant tag. */
+  get tag(): number {
+    return this.answer?.participant_tag ?? 0;
+  }
+
+  /** Local UDP port (after bind). */
+  get localPort(): number {
+    return this.udp?.address().port ?? 0;
+  }
+
+  /** Performs only the signalling handshake (tests use this for failure cases). */
+  async handshake(): Promise<BodyOf<'CallAnswer'>> {
+    const url = new URL(this.options.signalUrl);
+    this.udpHost = this.options.udpHost ?? url.hostname.replace(/^\[|\]$/g, '');
+    const ws = new WebSocket(url, { maxPayload: 4 << 20 });
+    this.ws = ws;
+    ws.binaryType = 'nodebuffer';
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', (err) =>
+        reject(new WzpError('TRANSPORT_CLOSED', `cannot connect: ${err.message}`)),
+      );
+    });
+    const answered = new Promise<BodyOf<'CallAnswer'>>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new WzpError('TRANSPORT_TIMEOUT', 'no CallAnswer in time')),
+        this.options.timeoutMs ?? 5000,
+      );
+      const finish = (fn: () => void): void => {
+        clearTimeout(timer);
+        fn();
+      };
+      ws.on('message', (data: Buffer) => {
+        let msg: SignalMessage;
+        try {
+          msg = decodeSignal(data);
+        } catch (err) {
+          this.emit('decodeError', (err as Error).message);
+          return;
+        }
+        if (this.answer === null) {
+          if (msg.type === 'CallAnswer') {
+            if (
+              !verifyCallAnswer(msg.body.identity_pub, msg.body.ephemeral_pub, msg.body.signature)
+            ) {
+              finish(() =>
+                reject(new WzpError('BAD_SIGNATURE', 'relay CallAnswer signature does not verify')),
+              );
+              return;
+            }
+            this.answer = msg.body;
+            finish(() => resolve(msg.body));
+          } else if (msg.type === 'Error') {
+            const code = msg.body.code as ConstructorParameters<typeof WzpError>[0];
+            finish(() => reject(new WzpError(code, msg.body.message)));
+          } else if (msg.type === 'Hangup') {
+            const reason = msg.body.reason;
+            finish(() =>
+              reject(
+                typeof reason === 'object' && 'ProtocolVersionMismatch' in reason
+                  ? new WzpError(
+                      'PROTOCOL_VERSION_MISMATCH',
+                      `relay supports ${reason.ProtocolVersionMismatch.server_supported.join(',')}`,
+                    )
+                  : new WzpError('TRANSPORT_CLOSED', `relay hung up: ${JSON.stringify(reason)}`),
+              ),
+            );
+          }
+        }
+        this.onSignal(msg);
+      });
+      ws.on('close', () => {
+        finish(() =>
+          reject(new WzpError('TRANSPORT_CLOSED', 'signalling closed before CallAnswer')),
+        );
+        if (!this.closed) {
+          this.emit('close');
+        }
+      });
+    });
+    if (this.options.token !== undefined) {
+      this.sendSignal({ type: 'AuthToken', body: { version: 1, token: this.options.token } });
+    }
+    const ephemeral = randomBytes(32);
+    const offer: OutgoingSignal = {
+      type: 'CallOffer',
+      body: {
+        version: 1,
+        identity_pub: this.identity.publicKey,
+        ephemeral_pub: ephemeral,
+        signature: signCallOffer(this.identity, ephemeral),
+        supported_profiles: this.options.profiles ?? [GOOD],
+        alias: this.options.alias ?? null,
+        room: this.options.room,
+        supported_versions: [2],
+        ...(this.options.protocolVersion === null
+          ? {}
+          : { protocol_version: this.options.protocolVersion ?? 2 }),
+      },
+    };
+    this.sendSignal(offer);
+    return answered;
+  }
+
+  /** Opens the UDP socket and binds it to the session (retrying BIND until acknowledged). */
+  async bind(): Promise<void> {
+    const answer = this.answer;
+    if (answer === null) {
+      throw new WzpError('TRANSPORT_CLOSED', 'bind before CallAnswer');
+    }
+    await this.openUdp();
+    await this.sendBind(answer.bind_token);
+  }
+
+  /**
+   * Moves the session to a fresh UDP socket (a new source port), as a NAT
+   * rebinding would.
+   */
+  async rebind(): Promise<void> {
+    const old = this.udp;
+    this.udp = null;
+    if (old !== null) {
+      await new Promise<void>((r) => old.close(() => r()));
+    }
+    await this.bind();
+  }
+
+  private async openUdp(): Promise<void> {
+    const local = this.options.localAddress ?? (isLoopback(this.udpHost) ? '127.0.0.1' : undefined);
+    const socket = createSocket(this.udpHost.includes(':') ? 'udp6' : 'udp4');
+    socket.on('message', (msg) => this.onDatagram(msg));
+    socket.on('error', () => {});
+    await new Promise<void>((resolve) => socket.bind(0, local, () => resolve()));
+    this.udp = socket;
+  }
+
+  private sendBind(token: Uint8Array): Promise<void> {
+    const datagram = encodeBind(token);
+    return new Promise((resolve, reject) => {
+      let attempts = 0;
+      const onAck = (msg: Buffer): void => {
+        if (msg[0] === FrameType.BindAck && msg.subarray(1).equals(datagram.subarray(1))) {
+          clearInterval(timer);
+          this.udp?.off('message', onAck);
+          resolve();
+        }
+      };
+      this.udp?.on('message', onAck);
+      const tick = (): void => {
+        if (attempts++ >= 10) {
+          clearInterval(timer);
+          this.udp?.off('message', onAck);
+          reject(new WzpError('TRANSPORT_TIMEOUT', 'no BIND_ACK after 10 attempts'));
+          return;
+        }
+        this.sendDatagram(datagram);
+      };
+      const timer = setInterval(tick, 250);
+      tick();
+    });
+  }
+
+  /**
+   * Sends one media packet through the mini compressor (FULL or MINI). With a
+   * room key the payload is encrypted first. Returns the compact frame sent.
+   */
+  sendMedia(
+    header: MediaHeader,
+    payload: Uint8Array,
+    quality: QualityReport | null = null,
+  ): Buffer {
+    const body =
+      this.sendKey === null ? payload : encryptPayload(this.sendKey, header, payload, quality);
+    const need = this.compressor.maxFrameSize(body.length, quality !== null);
+    if (this.outBuf.length < need) {
+      this.outBuf = Buffer.allocUnsafe(need * 2);
+    }
+    const n = this.compressor.encodeInto(header, body, quality, this.outBuf, 0);
+    const frame = Buffer.from(this.outBuf.subarray(0, n));
+    this.sendDatagram(frame);
+    return frame;
+  }
+
+  /** Sends raw bytes to the relay's UDP port (tests of malformed input). */
+  sendDatagram(bytes: Uint8Array): void {
+    const port = this.answer?.udp_port;
+    if (this.udp === null || port === undefined) {
+      return;
+    }
+    this.udp.send(bytes, port, this.udpHost);
+  }
+
+  /** Sends a signalling message. */
+  sendSignal(msg: OutgoingSignal): void {
+    if (this.ws?.readyState === WebSocket.OPEN) {
+      this.ws.send(encodeSignal(msg));
+    }
+  }
+
+  /** Sends raw bytes on the signalling WebSocket (tests of malformed signalling). */
+  sendSignalFrame(bytes: Uint8Array | string): void {
+    if (this.ws?.readyState === WebSocket.OPEN) {
+      this.ws.send(bytes);
+    }
+  }
+
+  /** UDP round trip to the relay (PING/PONG), in ms. */
+  ping(timeoutMs = 2000): Promise<number> {
+    const value = randomBytes(8).readBigUInt64BE(0);
+    const start = performance.now();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingPings.delete(value);
+        reject(new WzpError('TRANSPORT_TIMEOUT', 'no PONG'));
+      }, timeoutMs);
+      this.pendingPings.set(value, () => {
+        clearTimeout(timer);
+        resolve(performance.now() - start);
+      });
+      this.sendDatagram(encodePing(value));
+    });
+  }
+
+  /** Sends Hangup (when `hangup`), closes the WebSocket and the UDP socket. */
+  async close(hangup = true): Promise<void> {
+    if (this.closed) {
+      return;
+    }
+    this.closed = true;
+    const ws = this.ws;
+    if (ws !== null && ws.readyState === WebSocket.OPEN) {
+      if (hangup && this.answer !== null) {
+        this.sendSignal({ type: 'Hangup', body: { version: 1, reason: 'Normal' } });
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, 1000);
+        ws.once('close', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        ws.close(1000);
+      });
+    } else {
+      ws?.terminate();
+    }
+    const udp = this.udp;
+    this.udp = null;
+    if (udp !== null) {
+      await new Promise<void>((r) => udp.close(() => r()));
+    }
+  }
+
+  private onSignal(msg: SignalMessage): void {
+    this.emit('signal', msg);
+    switch (msg.type) {
+      case 'RoomUpdate':
+        this.lastRoomUpdate = msg.body;
+        this.fingerprints.clear();
+        for (const p of msg.body.participants) {
+          this.fingerprints.set(p.tag, p.fingerprint);
+        }
+        this.emit('roomUpdate', msg.body);
+        break;
+      case 'QualityDirective':
+        this.emit('qualityDirective', msg.body);
+        break;
+      case 'Hangup':
+        this.emit('hangup', msg.body);
+        break;
+      case 'Error':
+        this.emit('relayError', msg.body);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onDatagram(msg: Buffer): void {
+    const type = msg[0];
+    if (type === FrameType.Trunk) {
+      this.onTrunk(msg);
+    } else if (type === FrameType.Pong && msg.length === 9) {
+      const done = this.pendingPings.get(msg.readBigUInt64BE(1));
+      if (done !== undefined) {
+        this.pendingPings.delete(msg.readBigUInt64BE(1));
+        done(0);
+      }
+    }
+  }
+
+  private onTrunk(msg: Buffer): void {
+    const bad = this.trunk.reset(msg, 1, msg.length);
+    if (bad !== null) {
+      this.emit('decodeError', bad);
+      return;
+    }
+    const e = this.entry;
+    const view = this.view;
+    while (this.trunk.next(e)) {
+      let ctx = this.contexts.get(e.tag);
+      if (ctx === undefined) {
+        ctx = new MiniContext();
+        this.contexts.set(e.tag, ctx);
+      }
+      const err = readCompact(msg, e.offset, e.offset + e.length, ctx, view);
+      if (err !== null) {
+        this.emit('decodeError', err);
+        continue;
+      }
+      const fp = this.fingerprints.get(e.tag) ?? null;
+      let payload: Buffer<ArrayBufferLike> = Buffer.from(
+        msg.subarray(view.payloadOffset, view.payloadOffset + view.payloadLength),
+      );
+      const quality = view.hasQuality ? { ...view.quality } : null;
+      if (this.options.roomKey !== undefined && fp !== null) {
+        const key = this.recvKey(fp);
+        const plain = decryptPayload(key, view.header, payload, quality);
+        if (plain === null) {
+          this.emit('decodeError', 'payload authentication failed');
+          continue;
+        }
+        payload = plain;
+      }
+      this.emit('media', {
+        senderTag: e.tag,
+        senderFingerprint: fp,
+        frameType: view.frameType === FrameType.Full ? 'full' : 'mini',
+        header: { ...view.header },
+        payload,
+        quality,
+        frame: Buffer.from(msg.subarray(e.offset, e.offset + e.length)),
+      });
+    }
+  }
+
+  private recvKey(fingerprint: string): Buffer {
+    let key = this.recvKeys.get(fingerprint);
+    if (key === undefined) {
+      key = senderKey(this.options.roomKey as Uint8Array, fingerprint);
+      this.recvKeys.set(fingerprint, key);
+    }
+    return key;
+  }
+}
+
+// ── payload encryption (reference client scheme, protocol/BINDING.md §4.3) ──
+
+/** Per-sender key: HKDF-SHA256(room key, salt "wzp-v2-payload", info = sender fingerprint). */
+export function senderKey(roomKey: Uint8Array, fingerprint: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', roomKey, 'wzp-v2-payload', fingerprint, 32));
+}
+
+/** Nonce: stream_id ‖ media_type ‖ 0x0000 ‖ seq (u32 BE) ‖ 0x00000000. */
+function nonceOf(h: MediaHeader): Buffer {
+  const n = Buffer.alloc(12);
+  n[0] = h.streamId;
+  n[1] = h.mediaType;
+  n.writeUInt32BE(h.seq, 4);
+  return n;
+}
+
+/** AAD: the header as sent (Q set iff a report follows) ‖ the report. */
+function aadOf(h: MediaHeader, quality: QualityReport | null): Buffer {
+  const aad = Buffer.alloc(16 + (quality === null ? 0 : 4));
+  const flags = h.flags;
+  writeHeaderUnchecked(
+    { ...h, flags: quality === null ? flags & ~FLAG_QUALITY : flags | FLAG_QUALITY },
+    aad,
+    0,
+  );
+  if (quality !== null) {
+    writeQualityReportUnchecked(quality, aad, 16);
+  }
+  return aad;
+}
+
+export function encryptPayload(
+  key: Buffer,
+  h: MediaHeader,
+  payload: Uint8Array,
+  quality: QualityReport | null,
+): Buffer {
+  const cipher = createCipheriv('chacha20-poly1305', key, nonceOf(h), { authTagLength: TAG_SIZE });
+  cipher.setAAD(aadOf(h, quality), { plaintextLength: payload.length });
+  return Buffer.concat([cipher.update(payload), cipher.final(), cipher.getAuthTag()]);
+}
+
+export function decryptPayload(
+  key: Buffer,
+  h: MediaHeader,
+  body: Uint8Array,
+  quality: QualityReport | null,
+): Buffer | null {
+  if (body.length < TAG_SIZE) {
+    return null;
+  }
+  try {
+    const decipher = createDecipheriv('chacha20-poly1305', key, nonceOf(h), {
+      authTagLength: TAG_SIZE,
+    });
+    decipher.setAAD(aadOf(h, quality), { plaintextLength: body.length - TAG_SIZE });
+    decipher.setAuthTag(body.subarray(body.length - TAG_SIZE));
+    return Buffer.concat([
+      decipher.update(body.subarray(0, body.length - TAG_SIZE)),
+      decipher.final(),
+    ]);
+  } catch {
+    return null;
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '::1';
+}
