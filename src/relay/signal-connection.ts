@@ -140,6 +140,7 @@ export class SignalConnection {
     switch (this.state) {
       case 'auth':
         if (msg.type !== 'AuthToken') {
+          this.core.metrics.authAttempts.labels('fail').inc();
           throw new WzpError('AUTH_FAILED', `expected AuthToken first, got ${msg.type}`);
         }
         await this.onAuth(msg.body.token);
@@ -165,8 +166,8 @@ export class SignalConnection {
     const secret = this.core.config.auth_secret as string;
     try {
       const verified = await verifyToken(token, secret, this.core.config.auth_issuer);
+      // Counted as ok once the offer's room is checked against the grants.
       this.grants = verified.grants;
-      this.core.metrics.authAttempts.labels('ok').inc();
       this.state = 'offer';
     } catch (err) {
       this.core.metrics.authAttempts.labels('fail').inc();
@@ -196,9 +197,15 @@ export class SignalConnection {
       throw new WzpError('BAD_SIGNATURE', 'CallOffer signature does not verify');
     }
     validateRoomName(offer.room);
-    if (this.grants !== null && !grantsAllowRoom(this.grants, offer.room)) {
-      this.core.metrics.authAttempts.labels('fail').inc();
-      throw new WzpError('AUTH_FAILED', `token does not grant room ${JSON.stringify(offer.room)}`);
+    if (this.grants !== null) {
+      if (!grantsAllowRoom(this.grants, offer.room)) {
+        this.core.metrics.authAttempts.labels('fail').inc();
+        throw new WzpError(
+          'AUTH_FAILED',
+          `token does not grant room ${JSON.stringify(offer.room)}`,
+        );
+      }
+      this.core.metrics.authAttempts.labels('ok').inc();
     }
     const profile = negotiateProfile(offer.supported_profiles);
     const ephemeral = x25519Public();

@@ -1,0 +1,90 @@
+/**
+ * Shared helpers of the integration tests: an in-process relay on
+ * 127.0.0.1 with ephemeral ports, clients, and bounded waiting.
+ */
+import { Writable } from 'node:stream';
+import { type ClientOptions, type ReceivedMedia, WzpClient } from '../src/client/index.js';
+import { loadConfig, type RelayConfigInput } from '../src/config/index.js';
+import { createLogger } from '../src/log/index.js';
+import { Relay } from '../src/relay/relay.js';
+import { Identity } from '../src/signal/index.js';
+
+export interface TestRelay {
+  relay: Relay;
+  url: string;
+  httpUrl: string;
+  logs: Record<string, unknown>[];
+  clients: WzpClient[];
+  connect(room: string, options?: Partial<ClientOptions>): Promise<WzpClient>;
+  close(): Promise<void>;
+}
+
+export async function startRelay(overrides: Partial<RelayConfigInput> = {}): Promise<TestRelay> {
+  const config = loadConfig({
+    overrides: {
+      udp_host: '127.0.0.1',
+      udp_port: 0,
+      signal_host: '127.0.0.1',
+      signal_port: 0,
+      http_host: '127.0.0.1',
+      http_port: 0,
+      log_level: 'debug',
+      ...overrides,
+    },
+  });
+  const logs: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of String(chunk).split('\n')) {
+        if (line.trim() !== '') {
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+        }
+      }
+      cb();
+    },
+  });
+  const relay = new Relay({
+    config,
+    identity: Identity.generate(),
+    logger: createLogger({ level: config.log_level, destination }),
+  });
+  const ports = await relay.start();
+  const url = `ws://127.0.0.1:${ports.signalPort}/v2/signal`;
+  const clients: WzpClient[] = [];
+  return {
+    relay,
+    url,
+    httpUrl: `http://127.0.0.1:${ports.httpPort}`,
+    logs,
+    clients,
+    async connect(room, options = {}) {
+      const c = await WzpClient.connect({ signalUrl: url, room, ...options });
+      clients.push(c);
+      return c;
+    },
+    async close() {
+      await Promise.all(clients.map((c) => c.close(false)));
+      await relay.stop();
+    },
+  };
+}
+
+/** Waits until `cond()` holds, polling every 5 ms, failing after `ms`. */
+export async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Collects every media event of a client. */
+export function collect(client: WzpClient): ReceivedMedia[] {
+  const got: ReceivedMedia[] = [];
+  client.on('media', (m) => got.push(m));
+  return got;
+}
