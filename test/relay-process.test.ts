@@ -21,9 +21,7 @@ afterEach(() => {
   child = null;
 });
 
-async function spawnRelay(
-  args: string[] = [],
-): Promise<{
+async function spawnRelay(args: string[] = []): Promise<{
   proc: ChildProcess;
   lines: Record<string, unknown>[];
   signalPort: number;
