@@ -367,7 +367,9 @@ describe('TrunkBatcher', () => {
         fc.integer({ min: 64, max: 1500 }),
         (entries, maxEntries, maxBytes) => {
           const { b, frames } = batcher({ maxEntries, maxBytes, prefixByte: 2 });
-          entries.forEach((e, i) => b.push(e.tag, Buffer.alloc(e.len, i % 256)));
+          entries.forEach((e, i) => {
+            b.push(e.tag, Buffer.alloc(e.len, i % 256));
+          });
           b.flush();
           const back = frames.flatMap((f) => {
             const d = decodeTrunk(f.frame, 1);
