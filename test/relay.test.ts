@@ -292,6 +292,28 @@ describe('relay: quality', () => {
     };
     expect(rooms.rooms[0]?.tier).toBe('Good');
   });
+
+  it('degrades a sender from the loss the relay measures itself (no reports needed)', async () => {
+    const r = await relay();
+    const a = await r.connect('lossy');
+    const b = await r.connect('lossy');
+    const directives: string[] = [];
+    a.on('qualityDirective', (d) => directives.push(d.reason ?? ''));
+    // b sends every 5th packet only (80 % loss), spread over > 3 evaluation intervals.
+    let seq = 0;
+    const start = Date.now();
+    while (directives.length === 0 && Date.now() - start < 6000) {
+      b.sendMedia(audio(seq), Buffer.from('x'));
+      seq += 5;
+      await sleep(40);
+    }
+    expect(directives[0]).toBe('weakest link: Catastrophic');
+    const rooms = (await (await fetch(`${r.httpUrl}/v2/rooms`)).json()) as {
+      rooms: { participants: { tag: number; streams: { stats: { lossPct: number } }[] }[] }[];
+    };
+    const bStats = rooms.rooms[0]?.participants.find((p) => p.tag === b.tag)?.streams[0]?.stats;
+    expect(bStats?.lossPct).toBeGreaterThan(70);
+  });
 });
 
 describe('relay: session lifecycle', () => {

@@ -46,6 +46,10 @@ export function registerClient(program: Command, io: CliIo, setExit: (code: numb
           }),
         );
         let received = 0;
+        // The first RoomUpdate usually arrives while the UDP bind is still in flight.
+        if (client.lastRoomUpdate !== null) {
+          io.out(JSON.stringify({ event: 'room_update', ...client.lastRoomUpdate }));
+        }
         client.on('roomUpdate', (u) => io.out(JSON.stringify({ event: 'room_update', ...u })));
         client.on('qualityDirective', (d) =>
           io.out(
