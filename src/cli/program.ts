@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerClient } from './commands/client.js';
+import { registerConformance } from './commands/conformance.js';
 import { registerDecode } from './commands/decode.js';
 import { registerRelay } from './commands/relay.js';
 import { registerToken } from './commands/token.js';
@@ -35,6 +36,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   registerDecode(program, io, setExit);
   registerClient(program, io, setExit);
   registerToken(program, io, setExit);
+  registerConformance(program, io, setExit);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

@@ -1,0 +1,5 @@
+export * from './adapter.js';
+export * from './native-codec.js';
+export * from './relay-scenarios.js';
+export * from './report.js';
+export * from './vectors.js';

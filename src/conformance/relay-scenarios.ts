@@ -1,0 +1,590 @@
+/**
+ * Black-box conformance scenarios for a running relay, one per requirement
+ * of protocol/BINDING.md. Each talks to the relay only through its public
+ * signalling URL and UDP port, with the reference client.
+ */
+import { randomBytes } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { encode } from '@msgpack/msgpack';
+import { type ClientOptions, type ReceivedMedia, WzpClient } from '../client/index.js';
+import { isWzpError } from '../errors/index.js';
+import { Identity, type SignalMessage } from '../signal/index.js';
+import {
+  createHeader,
+  encodeBind,
+  type MediaHeader,
+  MediaType,
+  qualityFromPathStats,
+} from '../wire/index.js';
+
+export type Outcome = 'pass' | 'fail' | 'unsupported';
+export type Level = 'MUST' | 'SHOULD';
+
+export interface ScenarioContext {
+  signalUrl: string;
+  signal2Url?: string;
+  /** Access token for relays that require one. */
+  token?: string;
+  /** The relay's session timeout (ms); the silence scenario waits this long plus a margin. */
+  sessionTimeoutMs: number;
+  /** Shuts the relay down (graceful-shutdown scenario); absent → unsupported. */
+  shutdown?: () => Promise<void>;
+  /** Per-step wait bound (ms). */
+  stepMs: number;
+}
+
+export interface Scenario {
+  id: string;
+  /** Section of protocol/BINDING.md. */
+  section: string;
+  level: Level;
+  requirement: string;
+  /** Runs last (destructive). */
+  last?: boolean;
+  run(ctx: ScenarioContext, t: ScenarioTools): Promise<void>;
+}
+
+export class Unsupported extends Error {}
+export class Failed extends Error {}
+
+/** Helpers handed to each scenario; everything opened is closed afterwards. */
+export class ScenarioTools {
+  private readonly opened: WzpClient[] = [];
+  private readonly room = `conf-${randomBytes(4).toString('hex')}`;
+
+  constructor(private readonly ctx: ScenarioContext) {}
+
+  roomName(suffix = ''): string {
+    return `${this.room}${suffix}`;
+  }
+
+  async join(options: Partial<ClientOptions> = {}, room = this.room): Promise<WzpClient> {
+    const c = await WzpClient.connect({
+      signalUrl: this.ctx.signalUrl,
+      room,
+      ...(this.ctx.token !== undefined ? { token: this.ctx.token } : {}),
+      ...options,
+    });
+    this.opened.push(c);
+    return c;
+  }
+
+  track(c: WzpClient): WzpClient {
+    this.opened.push(c);
+    return c;
+  }
+
+  collect(c: WzpClient): ReceivedMedia[] {
+    const got: ReceivedMedia[] = [];
+    c.on('media', (m) => got.push(m));
+    return got;
+  }
+
+  signals(c: WzpClient): SignalMessage[] {
+    const got: SignalMessage[] = [];
+    c.on('signal', (m) => got.push(m));
+    return got;
+  }
+
+  async until(cond: () => boolean, what: string, ms = this.ctx.stepMs): Promise<void> {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) {
+        throw new Failed(`timed out after ${ms} ms waiting for ${what}`);
+      }
+      await sleep(5);
+    }
+  }
+
+  expect(cond: boolean, message: string): void {
+    if (!cond) {
+      throw new Failed(message);
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.opened.map((c) => c.close(false).catch(() => {})));
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+const audio = (seq: number): MediaHeader =>
+  createHeader({ seq, timestamp: seq * 20, fecRatio: 20 });
+
+async function handshakeError(ctx: ScenarioContext, options: Partial<ClientOptions>, room: string) {
+  const client = new WzpClient({
+    signalUrl: ctx.signalUrl,
+    room,
+    ...(ctx.token !== undefined ? { token: ctx.token } : {}),
+    ...options,
+  });
+  const seen: SignalMessage[] = [];
+  client.on('signal', (m) => seen.push(m));
+  let error: unknown = null;
+  try {
+    await client.handshake();
+  } catch (err) {
+    error = err;
+  }
+  await client.close(false);
+  return { error, seen };
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    id: 'join-fanout',
+    section: '§4.2',
+    level: 'MUST',
+    requirement:
+      'Every forwarded frame reaches every other participant of the room as a TRUNK entry tagged with the sender tag.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const c = await t.join();
+      const got = [t.collect(a), t.collect(b), t.collect(c)];
+      [a, b, c].forEach((cl, i) => {
+        cl.sendMedia(audio(0), Buffer.from(`from-${i}`));
+      });
+      await t.until(() => got.every((g) => g.length >= 2), 'two frames at each participant');
+      for (const [i, g] of got.entries()) {
+        const tags = new Set(g.map((m) => m.senderTag));
+        const others = [a, b, c].filter((_, j) => j !== i).map((x) => x.tag);
+        t.expect(
+          others.every((tag) => tags.has(tag)),
+          `participant ${i} did not get both other senders`,
+        );
+      }
+    },
+  },
+  {
+    id: 'no-echo',
+    section: '§4.2',
+    level: 'MUST',
+    requirement: 'The relay never sends a participant its own media.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const gotA = t.collect(a);
+      const gotB = t.collect(b);
+      for (let i = 0; i < 5; i++) {
+        a.sendMedia(audio(i), Buffer.from('echo?'));
+      }
+      await t.until(() => gotB.length === 5, 'frames at the other participant');
+      await sleep(100);
+      t.expect(gotA.length === 0, `sender received ${gotA.length} of its own frames`);
+    },
+  },
+  {
+    id: 'byte-identical',
+    section: '§4.2',
+    level: 'MUST',
+    requirement:
+      'A FULL frame, and a MINI frame to a receiver holding the baseline, are forwarded byte-identical.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const gotB = t.collect(b);
+      const sent: Buffer[] = [];
+      for (let i = 0; i < 10; i++) {
+        sent.push(
+          a.sendMedia(audio(i), randomBytes(40), i === 5 ? qualityFromPathStats(0, 20, 1) : null),
+        );
+        await sleep(2);
+      }
+      await t.until(() => gotB.length === 10, 'ten frames');
+      gotB.forEach((m, i) => {
+        t.expect(m.frame.equals(sent[i] as Buffer), `frame ${i} differs from what was sent`);
+      });
+    },
+  },
+  {
+    id: 'mini-late-joiner',
+    section: '§4.2',
+    level: 'MUST',
+    requirement:
+      'A receiver without the sender baseline gets MINI frames expanded to FULL, then MINI, and decodes every header exactly.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const gotB = t.collect(b);
+      for (let i = 0; i < 5; i++) {
+        a.sendMedia(audio(i), Buffer.from(`p${i}`));
+      }
+      await t.until(() => gotB.length === 5, 'early frames');
+      const c = await t.join();
+      const gotC = t.collect(c);
+      for (let i = 5; i < 10; i++) {
+        a.sendMedia(audio(i), Buffer.from(`p${i}`));
+        await sleep(2);
+      }
+      await t.until(() => gotC.length === 5, 'late joiner frames');
+      t.expect(gotC[0]?.frameType === 'full', 'first frame to the late joiner is not FULL');
+      gotC.forEach((m, i) => {
+        t.expect(
+          m.header.seq === 5 + i && m.header.timestamp === (5 + i) * 20,
+          `frame ${i}: wrong seq/timestamp`,
+        );
+        t.expect(m.payload.toString() === `p${5 + i}`, `frame ${i}: wrong payload`);
+      });
+    },
+  },
+  {
+    id: 'version-mismatch',
+    section: '§3.2',
+    level: 'MUST',
+    requirement:
+      'A CallOffer with protocol_version ≠ 2 gets Hangup { ProtocolVersionMismatch { server_supported: [2] } }.',
+    async run(ctx, t) {
+      const { error, seen } = await handshakeError(ctx, { protocolVersion: 1 }, t.roomName());
+      t.expect(
+        isWzpError(error, 'PROTOCOL_VERSION_MISMATCH'),
+        `handshake ended with ${String(error)}`,
+      );
+      const h = seen.find((m) => m.type === 'Hangup');
+      t.expect(
+        JSON.stringify(h?.body.reason) === '{"ProtocolVersionMismatch":{"server_supported":[2]}}',
+        'no typed Hangup',
+      );
+    },
+  },
+  {
+    id: 'version-missing',
+    section: '§3.2',
+    level: 'MUST',
+    requirement:
+      'A CallOffer without protocol_version is treated as an old client and gets the same typed Hangup.',
+    async run(ctx, t) {
+      const { error } = await handshakeError(ctx, { protocolVersion: null }, t.roomName());
+      t.expect(
+        isWzpError(error, 'PROTOCOL_VERSION_MISMATCH'),
+        `handshake ended with ${String(error)}`,
+      );
+    },
+  },
+  {
+    id: 'bad-signature',
+    section: '§3.2',
+    level: 'MUST',
+    requirement:
+      'A CallOffer whose signature does not verify gets Error { code: "BAD_SIGNATURE" } and the connection closes.',
+    async run(ctx, t) {
+      const identity = Identity.generate();
+      const liar = Identity.generate();
+      identity.sign = (data: Uint8Array) => liar.sign(data);
+      const { error } = await handshakeError(ctx, { identity }, t.roomName());
+      t.expect(isWzpError(error, 'BAD_SIGNATURE'), `handshake ended with ${String(error)}`);
+    },
+  },
+  {
+    id: 'signal-oversize',
+    section: '§2.1',
+    level: 'MUST',
+    requirement:
+      'A signalling frame over 1 MiB is answered with Error { code: "SIGNAL_TOO_LARGE" }; the connection stays up after the handshake.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const errors: string[] = [];
+      a.on('relayError', (e) => errors.push(e.code));
+      a.sendSignalFrame(Buffer.alloc((1 << 20) + 16, 0x90));
+      await t.until(() => errors.length > 0, 'an Error message');
+      t.expect(errors[0] === 'SIGNAL_TOO_LARGE', `got ${errors[0]}`);
+      await pingPong(t, a);
+    },
+  },
+  {
+    id: 'signal-undecodable',
+    section: '§2.1',
+    level: 'MUST',
+    requirement:
+      'Undecodable frames and unknown variants get typed Errors (SIGNAL_UNDECODABLE, SIGNAL_UNKNOWN_VARIANT); the connection stays up.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const errors: string[] = [];
+      a.on('relayError', (e) => errors.push(e.code));
+      a.sendSignalFrame(Buffer.from([0xc1]));
+      a.sendSignalFrame(encode({ NoSuchVariant: { version: 1 } }));
+      await t.until(() => errors.length >= 2, 'two Error messages');
+      t.expect(
+        errors[0] === 'SIGNAL_UNDECODABLE' && errors[1] === 'SIGNAL_UNKNOWN_VARIANT',
+        `got ${errors.join(',')}`,
+      );
+      await pingPong(t, a);
+    },
+  },
+  {
+    id: 'malformed-datagrams-isolated',
+    section: '§4',
+    level: 'MUST',
+    requirement:
+      'Malformed datagrams are dropped without affecting the sender session or other participants.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const gotB = t.collect(b);
+      const garbage = [
+        Buffer.from([0x00, 0x02]),
+        Buffer.from([0x01, 9]),
+        Buffer.from([0xff, 1, 2]),
+        randomBytes(64),
+      ];
+      for (let i = 0; i < 50; i++) {
+        a.sendDatagram(garbage[i % garbage.length] as Buffer);
+      }
+      a.sendMedia(audio(1), Buffer.from('still-alive'));
+      await t.until(
+        () => gotB.some((m) => m.payload.toString() === 'still-alive'),
+        'the valid frame after garbage',
+      );
+    },
+  },
+  {
+    id: 'unbound-dropped',
+    section: '§4',
+    level: 'MUST',
+    requirement: 'Media from an address no session is bound to is not forwarded.',
+    async run(ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const gotB = t.collect(b);
+      const port = a.answer?.udp_port ?? 0;
+      const host = new URL(ctx.signalUrl).hostname;
+      const s = createSocket('udp4');
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      const frame = Buffer.concat([
+        Buffer.from([0x00]),
+        Buffer.from('02000000000000000000000100000014000068656c6c6f', 'hex'),
+      ]);
+      s.send(frame, port, host);
+      s.send(encodeBind(randomBytes(16)), port, host);
+      await sleep(200);
+      await new Promise<void>((r) => s.close(() => r()));
+      t.expect(gotB.length === 0, 'unbound media was forwarded');
+    },
+  },
+  {
+    id: 'nat-rebinding',
+    section: '§4',
+    level: 'MUST',
+    requirement:
+      'A BIND with the same token from a new address moves the session; media flows both ways from the new address.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const gotA = t.collect(a);
+      const gotB = t.collect(b);
+      await a.rebind();
+      a.sendMedia(audio(0), Buffer.from('moved'));
+      b.sendMedia(audio(0), Buffer.from('to-moved'));
+      await t.until(
+        () => gotB.length === 1 && gotA.length === 1,
+        'media both ways after rebinding',
+      );
+    },
+  },
+  {
+    id: 'quality-directive',
+    section: '§5',
+    level: 'MUST',
+    requirement:
+      'Three degraded reports make the room tier drop (QualityDirective to all); the weakest leaving raises it again.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const reasons: string[] = [];
+      a.on('qualityDirective', (d) => reasons.push(d.reason ?? ''));
+      for (let i = 0; i < 3; i++) {
+        b.sendMedia(audio(i), Buffer.from('q'), qualityFromPathStats(8, 40, 5));
+        await sleep(5);
+      }
+      await t.until(() => reasons.length >= 1, 'a downgrade directive');
+      t.expect(reasons[0] === 'weakest link: Degraded', `got "${reasons[0]}"`);
+      await b.close();
+      await t.until(() => reasons.length >= 2, 'an upgrade directive after the weakest left');
+      t.expect(reasons[1] === 'weakest link: Good', `got "${reasons[1]}"`);
+    },
+  },
+  {
+    id: 'leave-updates-room',
+    section: '§7',
+    level: 'MUST',
+    requirement: 'A closed WebSocket ends the session and the rest of the room gets a RoomUpdate.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      await t.until(() => a.lastRoomUpdate?.count === 2, 'RoomUpdate with two');
+      await b.close(false);
+      await t.until(() => a.lastRoomUpdate?.count === 1, 'RoomUpdate with one');
+    },
+  },
+  {
+    id: 'silence-timeout',
+    section: '§4',
+    level: 'MUST',
+    requirement:
+      'A session without any datagram for the session timeout ends and the room is updated.',
+    async run(ctx, t) {
+      if (ctx.sessionTimeoutMs > 60_000) {
+        throw new Unsupported(`session timeout ${ctx.sessionTimeoutMs} ms is too long to wait for`);
+      }
+      const a = await t.join();
+      await t.join();
+      await t.until(() => a.lastRoomUpdate?.count === 2, 'RoomUpdate with two');
+      const keepAlive = setInterval(
+        () => void a.ping().catch(() => {}),
+        Math.max(50, ctx.sessionTimeoutMs / 4),
+      );
+      try {
+        await t.until(
+          () => a.lastRoomUpdate?.count === 1,
+          'the silent participant to time out',
+          ctx.sessionTimeoutMs * 2 + 2000,
+        );
+      } finally {
+        clearInterval(keepAlive);
+      }
+    },
+  },
+  {
+    id: 'pli-suppression',
+    section: '§6',
+    level: 'MUST',
+    requirement:
+      'PictureLossIndication goes to the stream owner at most once per 200 ms per stream.',
+    async run(_ctx, t) {
+      const owner = await t.join();
+      const viewer = await t.join();
+      const gotV = t.collect(viewer);
+      const plis = t.signals(owner);
+      owner.sendMedia(
+        createHeader({
+          mediaType: MediaType.Video,
+          codecId: 9,
+          streamId: 1,
+          seq: 1,
+          timestamp: 33,
+        }),
+        Buffer.from('v'),
+      );
+      await t.until(() => gotV.length === 1, 'the video frame');
+      for (let i = 0; i < 3; i++) {
+        viewer.sendSignal({ type: 'PictureLossIndication', body: { version: 1, stream_id: 1 } });
+      }
+      await sleep(120);
+      const n = plis.filter((m) => m.type === 'PictureLossIndication').length;
+      t.expect(n === 1, `owner got ${n} PLIs within 120 ms, expected 1`);
+      await sleep(150);
+      viewer.sendSignal({ type: 'PictureLossIndication', body: { version: 1, stream_id: 1 } });
+      await t.until(
+        () => plis.filter((m) => m.type === 'PictureLossIndication').length === 2,
+        'a PLI after the window',
+      );
+    },
+  },
+  {
+    id: 'signal-ping',
+    section: '§6',
+    level: 'SHOULD',
+    requirement:
+      'Ping is answered with Pong carrying the same timestamp_ms; UDP PING with PONG and the same u64.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      await pingPong(t, a);
+      const rtt = await a.ping();
+      t.expect(rtt >= 0, 'no UDP PONG');
+    },
+  },
+  {
+    id: 'graceful-shutdown',
+    section: '§7',
+    level: 'MUST',
+    requirement: 'On shutdown every client gets Hangup { reason: "Shutdown" }.',
+    last: true,
+    async run(ctx, t) {
+      if (ctx.shutdown === undefined) {
+        throw new Unsupported('no way to shut the relay down was given (--shutdown-command)');
+      }
+      const a = await t.join();
+      const reasons: unknown[] = [];
+      a.on('hangup', (h) => reasons.push(h.reason));
+      await ctx.shutdown();
+      await t.until(() => reasons.length > 0, 'a Hangup');
+      t.expect(reasons[0] === 'Shutdown', `got ${JSON.stringify(reasons[0])}`);
+    },
+  },
+  {
+    id: 'federation-bridge',
+    section: 'docs/federation.md',
+    level: 'MUST',
+    requirement:
+      'Participants of a global room on two linked relays receive each other exactly once.',
+    async run(ctx) {
+      if (ctx.signal2Url === undefined) {
+        throw new Unsupported('needs a second relay (--signal2)');
+      }
+      throw new Unsupported('federation is not implemented yet');
+    },
+  },
+];
+
+async function pingPong(t: ScenarioTools, c: WzpClient): Promise<void> {
+  const pongs: number[] = [];
+  c.on('signal', (m) => {
+    if (m.type === 'Pong') {
+      pongs.push(m.body.timestamp_ms);
+    }
+  });
+  c.sendSignal({ type: 'Ping', body: { version: 1, timestamp_ms: 4242 } });
+  await t.until(() => pongs.includes(4242), 'Pong 4242');
+}
+
+export interface ScenarioResult {
+  id: string;
+  section: string;
+  level: Level;
+  requirement: string;
+  outcome: Outcome;
+  reason: string;
+  durationMs: number;
+  expectedFailure: boolean;
+}
+
+/** Runs the scenarios (destructive ones last), each with its own room and clean-up. */
+export async function runScenarios(
+  ctx: ScenarioContext,
+  options: { only?: string[]; expectedFailures?: Set<string> } = {},
+): Promise<ScenarioResult[]> {
+  const chosen = SCENARIOS.filter(
+    (s) => options.only === undefined || options.only.includes(s.id),
+  ).sort((a, b) => Number(a.last ?? false) - Number(b.last ?? false));
+  const results: ScenarioResult[] = [];
+  for (const s of chosen) {
+    const t = new ScenarioTools(ctx);
+    const start = performance.now();
+    let outcome: Outcome = 'pass';
+    let reason = 'ok';
+    try {
+      await s.run(ctx, t);
+    } catch (err) {
+      if (err instanceof Unsupported) {
+        outcome = 'unsupported';
+      } else {
+        outcome = 'fail';
+      }
+      reason = err instanceof Error ? err.message : String(err);
+    } finally {
+      await t.closeAll();
+    }
+    results.push({
+      id: s.id,
+      section: s.section,
+      level: s.level,
+      requirement: s.requirement,
+      outcome,
+      reason,
+      durationMs: Math.round(performance.now() - start),
+      expectedFailure: options.expectedFailures?.has(s.id) ?? false,
+    });
+  }
+  return results;
+}
