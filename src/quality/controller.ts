@@ -1,100 +1,202 @@
 /**
- * Per-participant tier controller with hysteresis and probing, as the
- * original relay runs it for each participant (reference §3.4):
+ * Per-participant adaptive tier controller, as the relay runs it for every
+ * participant (reference §3.4). Pure numeric state: time is passed in as
+ * `nowMs`, there are no timers, no allocation and no exceptions per call.
  *
- * - an observation equal to the current tier resets both counters;
- * - a worse one counts down; the 3rd in a row (2 on cellular) jumps
- *   directly to the observed tier;
- * - a better one counts up; after 5 in a row (below Good) or 10 (at or
- *   above Good) the tier rises ONE step;
- * - probing: when nothing fired, the network is not cellular and the tier
- *   is below the best, 30 s of observations at least as good as the current
- *   tier start a 5 s probe of the next tier; more than one observation worse
- *   than the probe target aborts it (60 s cooldown), surviving 5 s adopts it.
+ * ## Hysteresis (one step per observation)
+ * - observed == current → both counters reset;
+ * - observed worse → `up = 0`, `down += 1`; at 3 (2 on cellular) the tier
+ *   jumps directly to the observed tier;
+ * - observed better → `down = 0`, `up += 1`; at 5 (current below Good) or
+ *   10 (current Good or above) the tier moves ONE step up.
  *
- * Inputs: QualityReports (loss + RTT) and the loss the relay measures
- * itself from sequence gaps, classified with the same thresholds (RTT 0)
- * once per evaluation interval:
- * - relay-measured loss worse than the current tier feeds the hysteresis
- *   (so a sender that never reports still degrades after 3 bad intervals);
- * - while reports flow (one within {@link REPORT_FRESH_MS}), they drive
- *   upgrades and relay-measured loss only caps them: a report's tier is
- *   lowered to the latest loss tier (the worse of the two wins);
- * - without fresh reports, relay-measured loss alone can also upgrade.
+ * ## Probing (report-driven observations only)
+ * When the hysteresis did not move the tier, the link is not cellular and
+ * the tier is below Studio64k: once every observation for 30 s has been at
+ * least the current tier, a 5 s probe of the next tier starts (the tier
+ * itself does not change). During the probe an observation worse than the
+ * probe target is "bad"; a second bad one aborts the probe and blocks new
+ * probes for 60 s; an observation 5 s or more after the start with at most
+ * one bad adopts the target. A tier change by the hysteresis cancels a probe.
  *
- * Pure state: time is passed in, no timers, no allocation per call.
+ * ## Two inputs: QualityReports and relay-measured loss
+ * The relay sees two kinds of evidence for a participant: the QualityReport
+ * trailers the client attaches (loss and RTT, ~1/s), and the loss the relay
+ * itself measures on the participant's upstream from sequence gaps
+ * ({@link StreamStats.takeIntervalLoss}, evaluated by the caller about once
+ * per second). The relay-measured loss is classified with the same loss
+ * thresholds ({@link classifyLoss}, RTT ignored). The rule:
+ *
+ *   effective observed tier = min(report tier, relay-loss tier)
+ *
+ * - Each report is one observation. Its tier is capped by the worst
+ *   relay-loss tier measured since the previous report, or the latest one
+ *   if it is still fresh ({@link RELAY_LOSS_FRESH_MS}).
+ * - A relay-loss evaluation is an observation of its own only while no
+ *   report is fresh ({@link REPORT_FRESH_MS}). While reports flow they set
+ *   the cadence, so the same second is never counted twice and the
+ *   3-observation downgrade still takes ~3 s.
+ * - Without fresh reports the report side of the `min` is Good (the tier
+ *   the relay assumes for a participant it knows nothing about): a silent
+ *   client degrades on measured loss after 3 bad evaluations, recovers
+ *   through the normal upgrade hysteresis, and never rises above Good on
+ *   loss alone, since the relay has no RTT evidence. Loss-only
+ *   observations never start a probe and cancel a running one.
  */
-import { BEST_TIER, classify, type NetworkContext, Tier } from './tiers.js';
+import {
+  BEST_TIER,
+  classifyLoss,
+  classifyRawReport,
+  classifyReport,
+  INITIAL_TIER,
+  isTier,
+  type NetworkType,
+  Tier,
+  tierUp,
+  worseTier,
+} from './tiers.js';
 
-export const DOWN_THRESHOLD = 3;
-export const DOWN_THRESHOLD_CELLULAR = 2;
-export const UP_THRESHOLD_LOW = 5;
-export const UP_THRESHOLD_HIGH = 10;
+/** Worse observations in a row that trigger a downgrade (Wi-Fi / unknown). */
+export const DOWNGRADE_COUNT = 3;
+/** Worse observations in a row that trigger a downgrade on cellular. */
+export const DOWNGRADE_COUNT_CELLULAR = 2;
+/** Better observations in a row for one step up while below Good. */
+export const UPGRADE_COUNT_LOW = 5;
+/** Better observations in a row for one step up at Good or above. */
+export const UPGRADE_COUNT_HIGH = 10;
+/** How long observations must stay ≥ the current tier before a probe starts. */
 export const PROBE_STABLE_MS = 30_000;
+/** How long a probe runs before its target is adopted. */
 export const PROBE_DURATION_MS = 5_000;
+/** No new probe for this long after an aborted one. */
 export const PROBE_COOLDOWN_MS = 60_000;
+/** Bad observations a probe tolerates (one more aborts it). */
 export const PROBE_MAX_BAD = 1;
-/** A report younger than this counts as "reports are flowing". */
-export const REPORT_FRESH_MS = 3_000;
+/**
+ * A report younger than this means "reports are flowing". Clients attach one
+ * about every 50 frames: ~1 s at 20 ms frames, ~2 s at 40 ms frames.
+ */
+export const REPORT_FRESH_MS = 5_000;
+/** A relay-loss measurement younger than this still caps reports. */
+export const RELAY_LOSS_FRESH_MS = 3_000;
 
+/** Adaptive tier controller of one participant; starts at Good. */
 export class TierController {
-  private current: Tier = Tier.Good;
+  private readonly net: NetworkType;
+  private current: Tier = INITIAL_TIER;
   private down = 0;
   private up = 0;
-  private network: NetworkContext;
-  /** Since when observations have been ≥ current (NaN: not stable). */
-  private stableSince = Number.NaN;
-  private probeTarget: Tier | -1 = -1;
-  private probeStart = 0;
-  private probeBad = 0;
-  private cooldownUntil = 0;
-  /** Latest tier implied by relay-measured loss (best tier when unknown). */
-  private lossCap: Tier = BEST_TIER;
-  private lastReportMs = Number.NEGATIVE_INFINITY;
+  private lastObserved: Tier = INITIAL_TIER;
 
-  constructor(network: NetworkContext = 'unknown') {
-    this.network = network;
+  /** Start of the current run of observations ≥ current (NaN: no run). */
+  private stableSinceMs = Number.NaN;
+  private probe: Tier | null = null;
+  private probeStartMs = 0;
+  private probeBad = 0;
+  private cooldownUntilMs = Number.NEGATIVE_INFINITY;
+
+  private lastReportMs = Number.NEGATIVE_INFINITY;
+  private lossTier: Tier = BEST_TIER;
+  private lossAtMs = Number.NEGATIVE_INFINITY;
+  /** Worst relay-loss tier since the previous report (best: none). */
+  private lossWorstPending: Tier = BEST_TIER;
+
+  /** @param network link type; the relay uses `'unknown'` (Wi-Fi thresholds). */
+  constructor(network: NetworkType = 'unknown') {
+    this.net = network;
   }
 
+  /** The current tier. */
   get tier(): Tier {
     return this.current;
   }
 
-  /** The tier being probed, or -1. */
-  get probing(): Tier | -1 {
-    return this.probeTarget;
+  /** The tier being probed, or null when no probe runs. */
+  get probeTarget(): Tier | null {
+    return this.probe;
   }
 
-  /** Feeds one QualityReport; returns true if the tier changed. */
-  observeReport(lossPct: number, rttMs: number, nowMs: number): boolean {
+  /** The link type this controller classifies for. */
+  get network(): NetworkType {
+    return this.net;
+  }
+
+  /** The effective tier of the latest observation (Good before the first). */
+  get observedTier(): Tier {
+    return this.lastObserved;
+  }
+
+  /**
+   * Feeds one QualityReport already classified into `reportTier` (see the
+   * module comment for how relay-measured loss caps it). Returns true if the
+   * tier changed.
+   */
+  observe(reportTier: Tier, nowMs: number): boolean {
+    if (!isTier(reportTier)) {
+      return false;
+    }
     this.lastReportMs = nowMs;
-    const observed = classify(lossPct, rttMs, this.network);
-    return this.observeTier(Math.min(observed, this.lossCap) as Tier, nowMs);
+    let cap = this.lossWorstPending;
+    if (nowMs - this.lossAtMs <= RELAY_LOSS_FRESH_MS && this.lossTier < cap) {
+      cap = this.lossTier;
+    }
+    this.lossWorstPending = BEST_TIER;
+    return this.step(worseTier(reportTier, cap), true, nowMs);
   }
 
-  /** Feeds relay-measured loss for the last interval; returns true if the tier changed. */
+  /** Feeds one QualityReport as loss (%) and RTT (ms). Returns true if the tier changed. */
+  observeReport(lossPct: number, rttMs: number, nowMs: number): boolean {
+    return this.observe(classifyReport(lossPct, rttMs, this.net), nowMs);
+  }
+
+  /**
+   * Feeds one QualityReport as its raw `loss_pct` and `rtt_4ms` bytes.
+   * Returns true if the tier changed.
+   */
+  observeRawReport(lossByte: number, rttByte: number, nowMs: number): boolean {
+    return this.observe(classifyRawReport(lossByte, rttByte, this.net), nowMs);
+  }
+
+  /**
+   * Feeds the loss (%) the relay measured on this participant's upstream
+   * over the last evaluation interval (call about once per second). NaN
+   * ("not enough packets to tell") is ignored. Returns true if the tier
+   * changed.
+   */
   observeRelayLoss(lossPct: number, nowMs: number): boolean {
-    const lossTier = classify(lossPct, 0, this.network);
-    this.lossCap = lossTier;
-    if (lossTier < this.current || nowMs - this.lastReportMs > REPORT_FRESH_MS) {
-      return this.observeTier(lossTier, nowMs);
+    if (Number.isNaN(lossPct)) {
+      return false;
     }
-    return false;
+    const lossTier = classifyLoss(lossPct, this.net);
+    this.lossTier = lossTier;
+    this.lossAtMs = nowMs;
+    if (lossTier < this.lossWorstPending) {
+      this.lossWorstPending = lossTier;
+    }
+    if (nowMs - this.lastReportMs <= REPORT_FRESH_MS) {
+      return false; // reports are flowing: the next one carries this as a cap
+    }
+    this.lossWorstPending = BEST_TIER;
+    return this.step(worseTier(lossTier, INITIAL_TIER), false, nowMs);
   }
 
-  /** Feeds one observed tier; returns true if the tier changed. */
-  observeTier(observed: Tier, nowMs: number): boolean {
-    const before = this.current;
-    const fired = this.hysteresis(observed);
-    if (fired) {
-      this.stableSince = Number.NaN;
+  /** One observation: hysteresis, then (report-driven only) probing. */
+  private step(observed: Tier, fromReport: boolean, nowMs: number): boolean {
+    this.lastObserved = observed;
+    if (this.hysteresis(observed)) {
       this.cancelProbe();
-    } else {
-      this.runProbe(observed, nowMs);
+      this.stableSinceMs = Number.NaN;
+      return true;
     }
-    return this.current !== before;
+    if (!fromReport || this.net === 'cellular' || this.current >= BEST_TIER) {
+      this.cancelProbe();
+      this.stableSinceMs = Number.NaN;
+      return false;
+    }
+    return this.runProbe(observed, nowMs);
   }
 
+  /** Applies the counters; returns true if the tier moved. */
   private hysteresis(observed: Tier): boolean {
     const current = this.current;
     if (observed === current) {
@@ -104,68 +206,65 @@ export class TierController {
     }
     if (observed < current) {
       this.up = 0;
-      this.down++;
-      const limit = this.network === 'cellular' ? DOWN_THRESHOLD_CELLULAR : DOWN_THRESHOLD;
-      if (this.down >= limit) {
-        this.current = observed;
-        this.down = 0;
-        return true;
+      this.down += 1;
+      const needed = this.net === 'cellular' ? DOWNGRADE_COUNT_CELLULAR : DOWNGRADE_COUNT;
+      if (this.down < needed) {
+        return false;
       }
-      return false;
+      this.current = observed;
+      this.down = 0;
+      return true;
     }
     this.down = 0;
-    this.up++;
-    const limit = current < Tier.Good ? UP_THRESHOLD_LOW : UP_THRESHOLD_HIGH;
-    if (this.up >= limit) {
-      this.current = (current + 1) as Tier;
+    this.up += 1;
+    const needed = current < Tier.Good ? UPGRADE_COUNT_LOW : UPGRADE_COUNT_HIGH;
+    if (this.up < needed) {
+      return false;
+    }
+    this.current = tierUp(current);
+    this.up = 0;
+    return true;
+  }
+
+  /** Probe bookkeeping after an observation that moved nothing; true if a probe was adopted. */
+  private runProbe(observed: Tier, nowMs: number): boolean {
+    // The stable run is tracked during a probe too, so that after an abort
+    // and its cooldown a new probe needs no fresh 30 s if nothing dipped.
+    if (observed < this.current) {
+      this.stableSinceMs = Number.NaN;
+    } else if (Number.isNaN(this.stableSinceMs)) {
+      this.stableSinceMs = nowMs;
+    }
+    const target = this.probe;
+    if (target !== null) {
+      if (observed < target) {
+        this.probeBad += 1;
+        if (this.probeBad > PROBE_MAX_BAD) {
+          this.cancelProbe();
+          this.cooldownUntilMs = nowMs + PROBE_COOLDOWN_MS;
+          return false;
+        }
+      }
+      if (nowMs - this.probeStartMs < PROBE_DURATION_MS) {
+        return false;
+      }
+      this.current = target;
+      this.down = 0;
       this.up = 0;
+      this.cancelProbe();
+      this.stableSinceMs = Number.NaN;
       return true;
+    }
+    if (nowMs - this.stableSinceMs >= PROBE_STABLE_MS && nowMs >= this.cooldownUntilMs) {
+      this.probe = tierUp(this.current);
+      this.probeStartMs = nowMs;
+      this.probeBad = 0;
     }
     return false;
   }
 
-  private runProbe(observed: Tier, nowMs: number): void {
-    if (this.network === 'cellular' || this.current >= BEST_TIER) {
-      this.stableSince = Number.NaN;
-      this.cancelProbe();
-      return;
-    }
-    if (this.probeTarget !== -1) {
-      if (observed < this.probeTarget) {
-        this.probeBad++;
-        if (this.probeBad > PROBE_MAX_BAD) {
-          this.cancelProbe();
-          this.cooldownUntil = nowMs + PROBE_COOLDOWN_MS;
-          this.stableSince = Number.NaN;
-          return;
-        }
-      }
-      if (nowMs - this.probeStart >= PROBE_DURATION_MS) {
-        this.current = this.probeTarget;
-        this.down = 0;
-        this.up = 0;
-        this.cancelProbe();
-        this.stableSince = Number.NaN;
-      }
-      return;
-    }
-    if (observed < this.current) {
-      this.stableSince = Number.NaN;
-      return;
-    }
-    if (Number.isNaN(this.stableSince)) {
-      this.stableSince = nowMs;
-      return;
-    }
-    if (nowMs - this.stableSince >= PROBE_STABLE_MS && nowMs >= this.cooldownUntil) {
-      this.probeTarget = (this.current + 1) as Tier;
-      this.probeStart = nowMs;
-      this.probeBad = 0;
-    }
-  }
-
   private cancelProbe(): void {
-    this.probeTarget = -1;
+    this.probe = null;
     this.probeBad = 0;
   }
 }
