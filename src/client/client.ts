@@ -59,6 +59,14 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Local UDP address to bind (default 127.0.0.1 when the relay is local, else 0.0.0.0). */
   localAddress?: string;
+  /** Send MINI frames when possible (default true); false sends every frame FULL. */
+  miniFrames?: boolean;
+  /**
+   * Fast path for load generation: called for every received frame instead of
+   * the `media` event, with a view of the (still encrypted) payload. The view is
+   * valid only during the call.
+   */
+  onRawMedia?: (senderTag: number, payload: Buffer, header: MediaHeader) => void;
 }
 
 export interface ReceivedMedia {
@@ -438,6 +446,15 @@ export class WzpClient extends EventEmitter<ClientEvents> {
       const err = readCompact(msg, e.offset, e.offset + e.length, ctx, view);
       if (err !== null) {
         this.emit('decodeError', err);
+        continue;
+      }
+      const raw = this.options.onRawMedia;
+      if (raw !== undefined) {
+        raw(
+          e.tag,
+          msg.subarray(view.payloadOffset, view.payloadOffset + view.payloadLength),
+          view.header,
+        );
         continue;
       }
       const fp = this.fingerprints.get(e.tag) ?? null;
