@@ -24,6 +24,9 @@ export const ERROR_CODES = {
   WIRE_FIELD_RANGE: 'A field given to an encoder does not fit its wire width.',
   WIRE_BUFFER_TOO_SMALL: 'The caller-supplied output buffer cannot hold the encoded bytes.',
   WIRE_BAD_HEX: 'Hex input has an odd length or a non-hex character.',
+  WIRE_BAD_COUNT: 'A FEDERATION datagram declares 0 entries or more than 64.',
+  WIRE_BAD_HOP_LIMIT: 'A FEDERATION entry has hop_limit 0 or above 16.',
+  WIRE_BAD_SENDER_TAG: 'A FEDERATION entry has sender_tag 0 (tags start at 1).',
 
   // ── signalling (src/signal) ──────────────────────────────────────────────
   SIGNAL_TOO_LARGE: 'A signalling frame exceeds the 1 MiB limit.',
@@ -61,6 +64,11 @@ export const ERROR_CODES = {
   FEDERATION_UNKNOWN_PEER: 'A relay presented a key that is not in the peer list.',
   FEDERATION_BAD_CHALLENGE: 'A federation peer failed the signed challenge.',
   FEDERATION_DUPLICATE_LINK: 'A second link to a peer that already has one was refused.',
+  FEDERATION_WRONG_KEY:
+    'The relay answering at a configured peer URL presented a key other than the configured one.',
+  FEDERATION_NOT_CONFIGURED: 'A federation link was attempted but this relay has no peers.',
+  FEDERATION_SELF_LINK: 'A relay tried to link to itself (its own key is in the peer list).',
+  FEDERATION_LINK_DOWN: 'The federation link closed or missed its heartbeat deadline.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -75,5 +75,14 @@ export const TRUNK_DEFAULT_MTU = 1200;
 /** Federation media datagram (D3): 8-byte room hash, then a media packet. */
 export const ROOM_HASH_SIZE = 8;
 
+/** FEDERATION datagram: 0x03 ‖ count u16 ‖ entries. */
+export const FEDERATION_HEADER_SIZE = 3;
+/** hop_limit 1 + room_hash 8 + origin 8 + sender_tag 2 + len 2. */
+export const FEDERATION_ENTRY_OVERHEAD = 21;
+export const FEDERATION_MAX_ENTRIES = 64;
+export const FEDERATION_MAX_HOPS = 16;
+/** Origin relay id: SHA-256(relay public key)[0..8]. */
+export const ORIGIN_ID_SIZE = 8;
+
 /** Bind token size. */
 export const BIND_TOKEN_SIZE = 16;

@@ -13,6 +13,7 @@ export * from './constants.js';
 export * from './datagram.js';
 export * from './error.js';
 export * from './federation.js';
+export * from './federation-frame.js';
 export * from './header.js';
 export * from './hex.js';
 export * from './json.js';
