@@ -112,7 +112,73 @@ const FIELDS = {
       .default(4 << 20),
     'SO_RCVBUF/SO_SNDBUF requested for the media socket (0 = system default).',
   ],
+  peers: [
+    z.array(peerSchema()).max(64).default([]),
+    'Federation peers: [[peers]] with label, public_key (64 hex) or fingerprint, and url (ws://host:port/v2/federation) to dial; a peer without url is only accepted.',
+  ],
+  global_rooms: [
+    z.array(z.string().min(1).max(128)).max(1024).default([]),
+    'Rooms bridged with every federation peer.',
+  ],
+  federation_heartbeat_ms: [
+    z.number().int().min(50).max(60_000).default(2000),
+    'Heartbeat (Ping) interval on federation links.',
+  ],
+  federation_dead_ms: [
+    z.number().int().min(200).max(300_000).default(15_000),
+    'A federation link silent for this long is declared dead.',
+  ],
+  federation_backoff_initial_ms: [
+    z.number().int().min(10).max(60_000).default(1000),
+    'First reconnect delay of a federation dialer (doubles, with jitter).',
+  ],
+  federation_backoff_max_ms: [
+    z.number().int().min(10).max(600_000).default(30_000),
+    'Longest reconnect delay of a federation dialer.',
+  ],
+  federation_max_hops: [
+    z.number().int().min(1).max(16).default(8),
+    'Hop limit given to federation media at its origin relay.',
+  ],
+  federation_peer_pps: [
+    z.number().int().min(1).max(10_000_000).default(100_000),
+    'Federation media entries per second accepted from one peer (burst 1 s); the rest is dropped and counted.',
+  ],
+  federation_room_pps: [
+    z.number().int().min(1).max(10_000_000).default(20_000),
+    'Federation media entries per second accepted for one global room (burst 1 s).',
+  ],
+  federation_signal_rate_per_sec: [
+    z.number().min(1).max(100_000).default(200),
+    'Signalling messages per second accepted on one federation link (burst 2x).',
+  ],
 } as const satisfies Record<string, readonly [z.ZodType, string]>;
+
+/** One `[[peers]]` entry. */
+function peerSchema() {
+  return z
+    .strictObject({
+      label: z.string().min(1).max(64),
+      url: z
+        .string()
+        .regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL')
+        .optional(),
+      public_key: z
+        .string()
+        .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (Ed25519 public key)')
+        .optional(),
+      fingerprint: z
+        .string()
+        .regex(/^([0-9a-fA-F]{4}:){7}[0-9a-fA-F]{4}$/, 'must look like xxxx:xxxx:…:xxxx (8 groups)')
+        .optional(),
+    })
+    .refine((p) => p.public_key !== undefined || p.fingerprint !== undefined, {
+      message: 'a peer needs public_key or fingerprint',
+    });
+}
+
+/** A validated `[[peers]]` entry. */
+export type PeerConfig = z.output<ReturnType<typeof peerSchema>>;
 
 type Fields = typeof FIELDS;
 type Key = keyof Fields;
@@ -211,6 +277,20 @@ function parseEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
 
 function coerce(raw: string, schema: z.ZodType): unknown {
   const kind = innerType(schema);
+  if (kind === 'array') {
+    // JSON (for [[peers]]) or a comma-separated list of strings.
+    if (raw.trim().startsWith('[')) {
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        return raw;
+      }
+    }
+    return raw
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '');
+  }
   if (kind === 'number') {
     const n = Number(raw);
     return raw.trim() === '' || Number.isNaN(n) ? raw : n;

@@ -143,6 +143,54 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     labels: ['result'],
     help: 'PictureLossIndications forwarded, suppressed or without a stream owner.',
   },
+  {
+    name: 'wzp_federation_peer_status',
+    type: 'gauge',
+    labels: ['peer'],
+    help: 'Federation link state per configured peer (1 up, 0 down).',
+  },
+  {
+    name: 'wzp_federation_peer_rtt_ms',
+    type: 'gauge',
+    labels: ['peer'],
+    help: 'Round-trip time of the last federation heartbeat, in milliseconds.',
+  },
+  {
+    name: 'wzp_federation_packets_forwarded_total',
+    type: 'counter',
+    labels: ['peer', 'direction'],
+    help: 'Federation media entries received from (in) and sent to (out) a peer.',
+  },
+  {
+    name: 'wzp_federation_packets_deduped_total',
+    type: 'counter',
+    labels: [],
+    help: 'Federation media entries dropped as duplicates (already seen or older than the replay window).',
+  },
+  {
+    name: 'wzp_federation_packets_rate_limited_total',
+    type: 'counter',
+    labels: ['scope'],
+    help: 'Federation media entries dropped by the per-peer or per-room rate limit.',
+  },
+  {
+    name: 'wzp_federation_packets_dropped_total',
+    type: 'counter',
+    labels: ['reason'],
+    help: 'Federation datagrams or entries dropped, by reason (unbound, malformed, loop, unknown_room, unknown_sender, hop_limit).',
+  },
+  {
+    name: 'wzp_federation_active_rooms',
+    type: 'gauge',
+    labels: [],
+    help: 'Global rooms announced active by at least one peer.',
+  },
+  {
+    name: 'wzp_federation_link_events_total',
+    type: 'counter',
+    labels: ['event'],
+    help: 'Federation link events (up, down, refused_unknown_peer, refused_wrong_key, refused_bad_challenge, duplicate, signal_rate_limited).',
+  },
 ];
 
 const HANDSHAKE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -171,6 +219,14 @@ export class RelayMetrics {
   readonly qualityTier: Gauge<'tier'>;
   readonly directives: Counter;
   readonly pli: Counter<'result'>;
+  readonly fedPeerStatus: Gauge<'peer'>;
+  readonly fedPeerRtt: Gauge<'peer'>;
+  readonly fedPackets: Counter<'peer' | 'direction'>;
+  readonly fedDeduped: Counter;
+  readonly fedRateLimited: Counter<'scope'>;
+  readonly fedDropped: Counter<'reason'>;
+  readonly fedActiveRooms: Gauge;
+  readonly fedLinkEvents: Counter<'event'>;
   private readonly syncHooks: (() => void)[] = [];
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
@@ -214,6 +270,14 @@ export class RelayMetrics {
     this.qualityTier = gauge('wzp_relay_quality_tier', ['tier']);
     this.directives = counter('wzp_relay_quality_directives_total');
     this.pli = counter('wzp_relay_pli_total', ['result']);
+    this.fedPeerStatus = gauge('wzp_federation_peer_status', ['peer']);
+    this.fedPeerRtt = gauge('wzp_federation_peer_rtt_ms', ['peer']);
+    this.fedPackets = counter('wzp_federation_packets_forwarded_total', ['peer', 'direction']);
+    this.fedDeduped = counter('wzp_federation_packets_deduped_total');
+    this.fedRateLimited = counter('wzp_federation_packets_rate_limited_total', ['scope']);
+    this.fedDropped = counter('wzp_federation_packets_dropped_total', ['reason']);
+    this.fedActiveRooms = gauge('wzp_federation_active_rooms');
+    this.fedLinkEvents = counter('wzp_federation_link_events_total', ['event']);
     if (options.defaultMetrics === true) {
       collectDefaultMetrics({ register: registry, prefix: 'wzp_' });
     }

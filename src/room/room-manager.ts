@@ -23,6 +23,8 @@ export interface Participant<S> {
   readonly alias: string | null;
   /** null for local participants; the relay label for federated ones. */
   readonly relayLabel: string | null;
+  /** True for a participant of another relay (federation): not counted as a session. */
+  readonly remote: boolean;
   readonly joinedAtMs: number;
   /** Whatever the transport uses to reach this participant. */
   readonly sink: S;
@@ -32,6 +34,8 @@ export interface JoinInfo {
   fingerprint: string;
   alias: string | null;
   relayLabel?: string | null;
+  /** A federated participant: exempt from max_sessions (still counted in the room limit). */
+  remote?: boolean;
 }
 
 export interface RoomUpdateBody {
@@ -165,14 +169,17 @@ export class RoomManager<S, T = undefined> {
       throw new WzpError('RELAY_DRAINING');
     }
     validateRoomName(roomName);
+    const remote = info.remote === true;
     // Reserve the session slot synchronously so concurrent joins cannot overshoot.
-    if (this.sessions >= this.options.maxSessions) {
+    if (!remote && this.sessions >= this.options.maxSessions) {
       throw new WzpError(
         'SESSION_LIMIT',
         `the relay holds its maximum of ${this.options.maxSessions} sessions`,
       );
     }
-    this.sessions++;
+    if (!remote) {
+      this.sessions++;
+    }
     try {
       for (;;) {
         const room = this.roomFor(roomName);
@@ -198,6 +205,7 @@ export class RoomManager<S, T = undefined> {
             fingerprint: info.fingerprint,
             alias: info.alias,
             relayLabel: info.relayLabel ?? null,
+            remote,
             joinedAtMs: this.now(),
             sink: makeSink({ id, tag, room }),
           });
@@ -209,7 +217,9 @@ export class RoomManager<S, T = undefined> {
         }
       }
     } catch (err) {
-      this.sessions--;
+      if (!remote) {
+        this.sessions--;
+      }
       this.dropIfEmpty(roomName);
       throw err;
     }
@@ -223,7 +233,10 @@ export class RoomManager<S, T = undefined> {
       if (next.length === current.length) {
         return { room, removed: false, snapshot: current };
       }
-      this.sessions--;
+      const leaving = current.find((p) => p.id === participantId);
+      if (leaving !== undefined && !leaving.remote) {
+        this.sessions--;
+      }
       room.publish(next);
       if (next.length === 0) {
         room.deleted = true;

@@ -51,6 +51,18 @@ export const roomParticipantSchema = z.object({
   tag: u16,
 });
 
+/**
+ * A participant in a federation announcement: the RoomUpdate fields (tag =
+ * the tag at the origin relay) plus the path of relay ids (16 hex
+ * characters each) the announcement travelled, origin first.
+ */
+export const federatedParticipantSchema = roomParticipantSchema.extend({
+  path: z
+    .array(z.string().regex(/^[0-9a-f]{16}$/))
+    .min(1)
+    .max(16),
+});
+
 /** Every struct variant, its body schema. Adding a variant is one entry. */
 export const VARIANTS = {
   AuthToken: z.object({ version, token: text(8192) }),
@@ -96,8 +108,25 @@ export const VARIANTS = {
   GlobalRoomActive: z.object({
     version,
     room: text(1024),
-    participants: z.array(roomParticipantSchema).max(100_000).default([]),
+    participants: z.array(federatedParticipantSchema).max(100_000).default([]),
   }),
+  // ── relay ↔ relay link handshake (protocol/BINDING.md §8) ──
+  FederationHello: z.object({
+    version,
+    identity_pub: bin(32),
+    nonce: bin(32),
+    label: text(64),
+    protocol_version: u8,
+  }),
+  FederationChallenge: z.object({
+    version,
+    identity_pub: bin(32),
+    nonce: bin(32),
+    signature: bin(64),
+    label: text(64),
+  }),
+  FederationAuth: z.object({ version, signature: bin(64) }),
+  FederationReady: z.object({ version, udp_port: u16, bind_token: bin(16) }),
   GlobalRoomInactive: z.object({ version, room: text(1024) }),
 } as const;
 
@@ -122,6 +151,7 @@ export type OutgoingSignal =
 export type QualityProfileBody = z.output<typeof qualityProfileSchema>;
 export type HangupReason = z.output<typeof hangupReasonSchema>;
 export type RoomParticipant = z.output<typeof roomParticipantSchema>;
+export type FederatedParticipant = z.output<typeof federatedParticipantSchema>;
 
 export function isVariantName(name: string): name is VariantName {
   return Object.hasOwn(VARIANTS, name);
