@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { registerClient } from './commands/client.js';
 import { registerConformance } from './commands/conformance.js';
 import { registerDecode } from './commands/decode.js';
+import { registerIdentity } from './commands/identity.js';
 import { registerLoad } from './commands/load.js';
 import { registerRelay } from './commands/relay.js';
 import { registerToken } from './commands/token.js';
@@ -39,6 +40,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   registerToken(program, io, setExit);
   registerConformance(program, io, setExit);
   registerLoad(program, io, setExit);
+  registerIdentity(program, io, setExit);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

@@ -90,6 +90,18 @@ export interface TrunkingOptions {
   flushMs: number;
 }
 
+/** The federation media plane as the engine sees it (implemented in src/federation). */
+export interface FederationPlane {
+  /** A local sender's frame in a global room, after local fan-out: send it to peers. */
+  egress(sender: Session, msg: Buffer, view: CompactView): void;
+  /** A FEDERATION (0x03) datagram arrived. */
+  ingress(msg: Buffer, rinfo: RemoteInfo): void;
+  /** A BIND whose token is no session's: true when it belonged to a federation link. */
+  bind(msg: Buffer, rinfo: RemoteInfo): boolean;
+  /** A BIND_ACK from an address that is no session's: true when a link expected it. */
+  bindAck(msg: Buffer, rinfo: RemoteInfo): boolean;
+}
+
 export interface MediaEngineOptions {
   /** Sends one datagram (scatter/gather pieces) to a UDP destination. */
   send: (data: Buffer | readonly Buffer[], port: number, address: string) => void;
@@ -113,6 +125,9 @@ export class MediaEngine {
   private readonly byPort = new Map<number, Map<string, Session>>();
   private readonly view: CompactView = createCompactView();
   private readonly flushQueue: DeadlineQueue | null;
+  private readonly remoteView: CompactView = createCompactView();
+  /** Set by the federation when it starts. */
+  federation: FederationPlane | null = null;
 
   constructor(options: MediaEngineOptions) {
     this.send = options.send;
@@ -180,12 +195,22 @@ export class MediaEngine {
       this.onBind(msg, rinfo);
     } else if (type === FrameType.Ping) {
       this.onPing(msg, rinfo);
+    } else if (type === FrameType.Federation) {
+      if (this.federation === null) {
+        stats.dropped.unknown_frame_type++;
+      } else {
+        this.federation.ingress(msg, rinfo);
+      }
     } else if (type === FrameType.Pong || type === FrameType.BindAck) {
       const s = this.sessionAt(rinfo.address, rinfo.port);
-      if (s === undefined) {
-        stats.dropped.unbound++;
-      } else {
+      if (s !== undefined) {
         s.lastDatagramMs = this.now();
+      } else if (
+        type !== FrameType.BindAck ||
+        this.federation === null ||
+        !this.federation.bindAck(msg, rinfo)
+      ) {
+        stats.dropped.unbound++;
       }
     } else {
       stats.dropped.unknown_frame_type++;
@@ -233,6 +258,25 @@ export class MediaEngine {
       this.onTierChange?.(sender);
     }
     this.fanOut(sender, msg, view);
+    if (sender.globalRoom !== null && this.federation !== null) {
+      this.federation.egress(sender, msg, view);
+    }
+  }
+
+  /**
+   * Forwards a FULL compact frame of a participant of another relay
+   * (federation ingress) to the local participants of its room. `frame`
+   * must already be validated. Returns false if it does not decode.
+   */
+  forwardRemote(sender: Session, frame: Buffer): boolean {
+    const view = this.remoteView;
+    if (readCompact(frame, 0, frame.length, sender.ctx, view) !== null) {
+      return false;
+    }
+    sender.packetsIn++;
+    sender.bytesIn += frame.length;
+    this.fanOut(sender, frame, view);
+    return true;
   }
 
   private fanOut(sender: Session, msg: Buffer, view: CompactView): void {
@@ -349,7 +393,9 @@ export class MediaEngine {
     }
     const session = this.byToken.get(msg.toString('hex', 1, BIND_DATAGRAM_SIZE));
     if (session === undefined || session.closed) {
-      stats.dropped.bind_unknown_token++;
+      if (this.federation === null || !this.federation.bind(msg, rinfo)) {
+        stats.dropped.bind_unknown_token++;
+      }
       return;
     }
     session.lastDatagramMs = this.now();

@@ -9,11 +9,12 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { RelayConfig } from '../config/index.js';
 import { WzpError } from '../errors/index.js';
+import { FEDERATION_PATH, Federation } from '../federation/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { CounterBridge, RelayMetrics } from '../metrics/index.js';
 import { directiveReason, TIER_NAMES, Tier, tierName } from '../quality/index.js';
 import { type Room, RoomManager, roomUpdateOf } from '../room/index.js';
-import { type Identity, PROFILES_BY_TIER } from '../signal/index.js';
+import { encodeSignal, type Identity, PROFILES_BY_TIER } from '../signal/index.js';
 import { UdpEndpoint } from '../transport/udp-endpoint.js';
 import { HttpServer } from './http-server.js';
 import { loadOrCreateIdentity } from './identity-store.js';
@@ -48,6 +49,8 @@ export class Relay implements RelayCore {
   readonly rooms: RoomManager<Session, RoomState>;
   readonly engine: MediaEngine;
   readonly identity: Identity;
+  /** Null when no peers and no global rooms are configured. */
+  readonly federation: Federation | null;
   private readonly udp: UdpEndpoint;
   private readonly signalServer: Server;
   private readonly wss: WebSocketServer;
@@ -104,10 +107,25 @@ export class Relay implements RelayCore {
       res.end(`WebSocket upgrade required at ${SIGNAL_PATH}\n`);
     });
     this.signalServer.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
+    this.federation =
+      this.config.peers.length > 0 || this.config.global_rooms.length > 0
+        ? new Federation({
+            config: this.config,
+            identity: this.identity,
+            log: this.log,
+            rooms: this.rooms,
+            engine: this.engine,
+            sendUdp: (data, port, address) => this.udp.send(data, port, address),
+            udpPort: () => this.advertisedUdpPort,
+            onRoomChanged: (name) => this.onFederatedRoomChanged(name),
+          })
+        : null;
+    this.engine.federation = this.federation;
     this.http = new HttpServer({
       metrics: () => this.metrics.scrape(),
       ready: () => !this.draining && this.addresses !== null,
       rooms: () => this.roomsJson(),
+      extra: { '/v2/peers': async () => this.peersJson() },
     });
     this.metrics.fanoutSource = () => this.engine.stats.fanout;
     this.metrics.onScrape(() => this.syncMetrics());
@@ -146,12 +164,14 @@ export class Relay implements RelayCore {
     });
     const httpPort = await this.http.listen(this.config.http_host, this.config.http_port);
     this.addresses = { udpPort, signalPort, httpPort };
+    this.federation?.start();
     this.log.info(
       {
         udp: `${this.config.udp_host}:${udpPort}`,
         signal: `ws://${this.config.signal_host}:${signalPort}${SIGNAL_PATH}`,
         http: `http://${this.config.http_host}:${httpPort}`,
         fingerprint: this.identity.fingerprint,
+        public_key: this.identity.publicKey.toString('hex'),
         trunking: this.config.trunking,
         auth: this.config.auth_secret !== undefined,
       },
@@ -174,6 +194,8 @@ export class Relay implements RelayCore {
     this.draining = true;
     this.rooms.setDraining(true);
     this.log.info({ sessions: this.sessions.size }, 'draining');
+    // Peers drop this relay's participants as soon as the links close.
+    this.federation?.stop();
     const graceful = (async () => {
       const ends: Promise<void>[] = [];
       for (const { session, conn } of [...this.sessions.values()]) {
@@ -214,6 +236,10 @@ export class Relay implements RelayCore {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
+    if (path === FEDERATION_PATH) {
+      this.onFederationUpgrade(req, socket, head);
+      return;
+    }
     if (path !== SIGNAL_PATH) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -229,6 +255,55 @@ export class Relay implements RelayCore {
       const conn = new SignalConnection(this, ws, remote);
       this.connections.add(conn);
     });
+  }
+
+  private onFederationUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.draining) {
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const federation = this.federation;
+      if (federation === null) {
+        const e = new WzpError('FEDERATION_NOT_CONFIGURED', 'this relay has no federation peers');
+        this.log.warn({ remote: req.socket.remoteAddress }, e.message);
+        ws.send(
+          encodeSignal({ type: 'Error', body: { code: e.code, message: e.message } }),
+          { binary: true },
+          () => ws.close(4003, e.code),
+        );
+        return;
+      }
+      federation.accept(ws, req);
+    });
+  }
+
+  /** Remote participants of a room changed: RoomUpdate to its local participants. */
+  private onFederatedRoomChanged(name: string): void {
+    const room = this.rooms.get(name);
+    if (room !== undefined) {
+      this.sendToAll(room.snapshot, {
+        type: 'RoomUpdate',
+        body: { version: 1, ...roomUpdateOf(room.snapshot) },
+      });
+    }
+  }
+
+  private peersJson(): unknown {
+    if (this.federation === null) {
+      return {
+        self: {
+          label: this.config.relay_label ?? null,
+          fingerprint: this.identity.fingerprint,
+          public_key: this.identity.publicKey.toString('hex'),
+        },
+        global_rooms: [],
+        peers: [],
+      };
+    }
+    return this.federation.peersJson();
   }
 
   // ── RelayCore ─────────────────────────────────────────────────────────────
@@ -261,6 +336,7 @@ export class Relay implements RelayCore {
     const session = result.participant.sink;
     this.engine.register(session);
     this.sessions.set(session.id, { session, conn });
+    this.federation?.attach(session);
     // A joiner counts as Good until its reports say otherwise.
     this.applyRoomTier(result.room, result.room.state.tiers.set(session.id, Tier.Good));
     this.scheduleSweep(session.lastDatagramMs + this.config.session_timeout_ms);
@@ -287,6 +363,7 @@ export class Relay implements RelayCore {
     }
     // The weakest participant leaving may raise the room tier (the original forgot this).
     this.applyRoomTier(room, room.state.tiers.remove(session.id));
+    this.federation?.localLeft(room.name);
   }
 
   broadcastRoomUpdate(session: Session): void {
@@ -412,6 +489,7 @@ export class Relay implements RelayCore {
             fingerprint: p.fingerprint,
             alias: p.alias,
             relay_label: p.relayLabel,
+            remote: p.remote,
             session: s.id,
             tier: observer === undefined ? null : tierName(observer.tier),
             bound: s.address !== null,
@@ -458,6 +536,39 @@ export class Relay implements RelayCore {
     TIER_NAMES.forEach((name, i) => {
       m.qualityTier.labels(name).set(perTier[i] as number);
     });
+    this.syncFederationMetrics();
+  }
+
+  private syncFederationMetrics(): void {
+    const fed = this.federation;
+    if (fed === null) {
+      return;
+    }
+    const m = this.metrics;
+    const fs = fed.stats;
+    let signalLimited = 0;
+    for (const peer of fed.directory.peers) {
+      const link = fed.links.get(peer);
+      m.fedPeerStatus.labels(peer.label).set(link === undefined ? 0 : 1);
+      if (link?.rttMs !== null && link?.rttMs !== undefined) {
+        m.fedPeerRtt.labels(peer.label).set(link.rttMs);
+      }
+      const c = fed.peerCounters(peer);
+      this.bridge.set(m.fedPackets.labels(peer.label, 'in'), c.packetsIn);
+      this.bridge.set(m.fedPackets.labels(peer.label, 'out'), c.packetsOut);
+      signalLimited += c.rateLimited;
+    }
+    this.bridge.set(m.fedDeduped, fs.deduped + fs.tooOld);
+    this.bridge.set(m.fedRateLimited.labels('peer'), fs.rateLimitedPeer);
+    this.bridge.set(m.fedRateLimited.labels('room'), fs.rateLimitedRoom);
+    for (const [reason, n] of Object.entries(fs.dropped)) {
+      this.bridge.set(m.fedDropped.labels(reason), n);
+    }
+    m.fedActiveRooms.set(fed.activeRooms);
+    for (const [event, n] of fed.linkEvents) {
+      this.bridge.set(m.fedLinkEvents.labels(event), n);
+    }
+    this.bridge.set(m.fedLinkEvents.labels('signal_rate_limited'), signalLimited);
   }
 
   private readonly bridge = new CounterBridge();

@@ -34,6 +34,19 @@ export interface PacketObserver {
   ): boolean;
 }
 
+/** Federation state of a global room (owned by src/federation; opaque here). */
+export interface GlobalRoomRef {
+  readonly name: string;
+}
+
+/** What a participant of another relay carries (owned by src/federation). */
+export interface RemoteRef {
+  /** Origin relay id, 16 hex characters. */
+  readonly origin: string;
+  /** The participant's tag at its origin relay. */
+  readonly originTag: number;
+}
+
 export interface SessionInit {
   id: number;
   tag: number;
@@ -46,6 +59,8 @@ export interface SessionInit {
   canPublish: boolean;
   canSubscribe: boolean;
   nowMs: number;
+  /** Set for a participant of another relay. */
+  remote?: RemoteRef | null;
 }
 
 export class Session {
@@ -83,6 +98,10 @@ export class Session {
       }
     },
   };
+  /** Federation: the global room of a local session (its media also goes to peers). */
+  globalRoom: GlobalRoomRef | null = null;
+  /** Federation: non-null for a participant of another relay (no UDP address, no signalling). */
+  readonly remote: RemoteRef | null;
   /** Set once the session ended; the hot path skips closed sessions. */
   closed = false;
 
@@ -105,6 +124,7 @@ export class Session {
     this.canSubscribe = init.canSubscribe;
     this.createdMs = init.nowMs;
     this.lastDatagramMs = init.nowMs;
+    this.remote = init.remote ?? null;
   }
 
   /** True once a BIND pinned a UDP address. */

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig, type RelayConfigInput } from '../../config/index.js';
+import { WzpError } from '../../errors/index.js';
 import { createLogger } from '../../log/index.js';
 import { Relay } from '../../relay/relay.js';
 import { type CliIo, EXIT_OK, reportError } from '../io.js';
@@ -25,10 +26,36 @@ interface RelayFlags {
   relayLabel?: string;
   dataDir?: string;
   logLevel?: string;
+  peer?: string[];
+  globalRoom?: string[];
 }
 
 function num(v: string | undefined): number | undefined {
   return v === undefined ? undefined : Number(v);
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/**
+ * `--peer label,url,key`: label, the peer's ws(s):// federation URL (or `-`
+ * for accept-only), and its public key (64 hex) or fingerprint.
+ */
+export function parsePeerFlag(spec: string): Record<string, string> {
+  const parts = spec.split(',').map((x) => x.trim());
+  if (parts.length !== 3 || parts.some((x) => x === '')) {
+    throw new WzpError(
+      'CONFIG_INVALID',
+      `--peer ${JSON.stringify(spec)}: expected "label,url,key" (url may be "-" for accept-only)`,
+    );
+  }
+  const [label, url, key] = parts as [string, string, string];
+  return {
+    label,
+    ...(url === '-' ? {} : { url }),
+    ...(key.includes(':') ? { fingerprint: key } : { public_key: key }),
+  };
 }
 
 export function flagsToOverrides(f: RelayFlags): Partial<RelayConfigInput> {
@@ -47,6 +74,8 @@ export function flagsToOverrides(f: RelayFlags): Partial<RelayConfigInput> {
     relay_label: f.relayLabel,
     data_dir: f.dataDir,
     log_level: f.logLevel,
+    peers: f.peer?.map(parsePeerFlag),
+    global_rooms: f.globalRoom,
   };
   return Object.fromEntries(
     Object.entries(o).filter(([, v]) => v !== undefined),
@@ -72,6 +101,12 @@ export function registerRelay(program: Command, io: CliIo, setExit: (code: numbe
     .option('--relay-label <label>', 'human label of this relay')
     .option('--data-dir <dir>', 'directory of the relay identity')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option(
+      '--peer <label,url,key>',
+      'federation peer (repeatable): label, ws://host:port/v2/federation or "-", public key or fingerprint',
+      collect,
+    )
+    .option('--global-room <name>', 'room bridged with federation peers (repeatable)', collect)
     .action(async (flags: RelayFlags) => {
       let relay: Relay;
       try {

@@ -1,0 +1,5 @@
+export * from './federation.js';
+export * from './handshake.js';
+export * from './peers.js';
+export * from './presence.js';
+export * from './replay-window.js';

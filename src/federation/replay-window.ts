@@ -1,0 +1,85 @@
+/**
+ * Duplicate detection for federation media: one sliding window of
+ * sequence numbers per (origin relay, sender, stream), as in an SRTP replay
+ * list. `accept(seq)` is true the first time a sequence number is seen
+ * and false for a repeat or for one older than the window. u32 sequence
+ * numbers wrap; distances are taken modulo 2^32. No allocation per call.
+ */
+
+/** Sequence numbers remembered behind the highest one seen. */
+export const REPLAY_WINDOW = 1024;
+const WORDS = REPLAY_WINDOW / 32;
+
+export type ReplayVerdict = 'new' | 'duplicate' | 'too_old';
+
+export class ReplayWindow {
+  private highest = -1;
+  /** Bit i of the window = highest - i was seen. */
+  private readonly bits = new Uint32Array(WORDS);
+
+  /** Records `seq` and tells whether it is new. */
+  check(seq: number): ReplayVerdict {
+    if (this.highest < 0) {
+      this.highest = seq >>> 0;
+      this.bits.fill(0);
+      this.bits[0] = 1;
+      return 'new';
+    }
+    // Signed distance in (-2^31, 2^31].
+    const ahead = ((seq - this.highest) | 0) as number;
+    if (ahead > 0) {
+      this.shift(ahead);
+      this.highest = seq >>> 0;
+      this.bits[0] = (this.bits[0] as number) | 1;
+      return 'new';
+    }
+    const back = -ahead;
+    if (back >= REPLAY_WINDOW) {
+      return 'too_old';
+    }
+    const word = back >>> 5;
+    const mask = 1 << (back & 31);
+    const w = this.bits[word] as number;
+    if ((w & mask) !== 0) {
+      return 'duplicate';
+    }
+    this.bits[word] = w | mask;
+    return 'new';
+  }
+
+  /** Moves the window forward by `n` positions (bit i moves to i + n). */
+  private shift(n: number): void {
+    const bits = this.bits;
+    if (n >= REPLAY_WINDOW) {
+      bits.fill(0);
+      return;
+    }
+    const words = n >>> 5;
+    const rem = n & 31;
+    for (let i = WORDS - 1; i >= 0; i--) {
+      const src = i - words;
+      let v = 0;
+      if (src >= 0) {
+        v = ((bits[src] as number) << rem) >>> 0;
+        if (rem !== 0 && src - 1 >= 0) {
+          v = (v | ((bits[src - 1] as number) >>> (32 - rem))) >>> 0;
+        }
+      }
+      bits[i] = v;
+    }
+  }
+}
+
+/** Replay windows of one remote sender, one per stream id (created on first use). */
+export class StreamReplay {
+  private readonly windows: (ReplayWindow | undefined)[] = new Array(256);
+
+  check(streamId: number, seq: number): ReplayVerdict {
+    let w = this.windows[streamId];
+    if (w === undefined) {
+      w = new ReplayWindow();
+      this.windows[streamId] = w;
+    }
+    return w.check(seq);
+  }
+}
