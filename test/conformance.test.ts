@@ -16,7 +16,8 @@ import {
   SCENARIOS,
   verdict,
 } from '../src/conformance/index.js';
-import { startRelay, type TestRelay } from './helpers.js';
+import { Identity } from '../src/signal/index.js';
+import { startRelay, type TestRelay, until } from './helpers.js';
 
 const FIXTURES = new URL('../fixtures/vectors/', import.meta.url).pathname;
 const BIN = new URL('../dist/cli/wzp.js', import.meta.url).pathname;
@@ -28,7 +29,10 @@ function io() {
 }
 
 let relay: TestRelay | null = null;
+let relay2: TestRelay | null = null;
 afterEach(async () => {
+  await relay2?.close();
+  relay2 = null;
   await relay?.close();
   relay = null;
 });
@@ -123,10 +127,49 @@ describe('conformance: relay mode against wzp-relay', () => {
     const notPassing = results
       .filter((x) => x.outcome !== 'pass')
       .map((x) => `${x.id}: ${x.outcome} ${x.reason}`);
-    expect(notPassing).toEqual(['federation-bridge: unsupported needs a second relay (--signal2)']);
+    expect(notPassing).toEqual([
+      'federation-presence: unsupported needs a second, federated relay (--signal2)',
+      'federation-bridge: unsupported needs a second, federated relay (--signal2)',
+    ]);
     expect(results.map((x) => x.id).sort()).toEqual(SCENARIOS.map((s) => s.id).sort());
     expect(results.at(-1)?.id).toBe('graceful-shutdown');
   }, 60_000);
+
+  it('passes the federation scenarios against two linked relays', async () => {
+    const idA = Identity.generate();
+    const idB = Identity.generate();
+    const rooms = { global_rooms: ['wzp-conformance'], log_level: 'warn' as const };
+    relay = await startRelay(
+      { ...rooms, peers: [{ label: 'B', public_key: idB.publicKey.toString('hex') }] },
+      idA,
+    );
+    const a = relay;
+    const fedUrl = a.url.replace('/v2/signal', '/v2/federation');
+    relay2 = await startRelay(
+      {
+        ...rooms,
+        peers: [{ label: 'A', url: fedUrl, public_key: idA.publicKey.toString('hex') }],
+      },
+      idB,
+    );
+    const b = relay2;
+    await until(
+      () =>
+        [a, b].every((r) =>
+          [...(r.relay.federation?.links.values() ?? [])].some((l) => l.udpReady),
+        ),
+      'the link between the relays',
+      5000,
+    );
+    const results = await runScenarios(
+      { signalUrl: a.url, signal2Url: b.url, sessionTimeoutMs: 30_000, stepMs: 3000 },
+      { only: ['federation-presence', 'federation-bridge'] },
+    );
+    expect(results.map((x) => `${x.id}: ${x.outcome} ${x.reason}`)).toEqual([
+      'federation-presence: pass ok',
+      'federation-bridge: pass ok',
+    ]);
+  }, 30_000);
 
   it('runs selected scenarios from the command line with a JSON report', async () => {
     relay = await startRelay({ log_level: 'warn' });

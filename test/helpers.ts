@@ -19,7 +19,10 @@ export interface TestRelay {
   close(): Promise<void>;
 }
 
-export async function startRelay(overrides: Partial<RelayConfigInput> = {}): Promise<TestRelay> {
+export async function startRelay(
+  overrides: Partial<RelayConfigInput> = {},
+  identity: Identity = Identity.generate(),
+): Promise<TestRelay> {
   const config = loadConfig({
     overrides: {
       udp_host: '127.0.0.1',
@@ -45,7 +48,7 @@ export async function startRelay(overrides: Partial<RelayConfigInput> = {}): Pro
   });
   const relay = new Relay({
     config,
-    identity: Identity.generate(),
+    identity,
     logger: createLogger({ level: config.log_level, destination }),
   });
   const ports = await relay.start();

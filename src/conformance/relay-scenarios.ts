@@ -23,6 +23,8 @@ export type Level = 'MUST' | 'SHOULD';
 export interface ScenarioContext {
   signalUrl: string;
   signal2Url?: string;
+  /** A room both relays bridge (federation scenarios); default `wzp-conformance`. */
+  globalRoom?: string;
   /** Access token for relays that require one. */
   token?: string;
   /** The relay's session timeout (ms); the silence scenario waits this long plus a margin. */
@@ -513,19 +515,104 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
-    id: 'federation-bridge',
-    section: 'docs/federation.md',
+    id: 'federation-presence',
+    section: '§8.3',
     level: 'MUST',
     requirement:
-      'Participants of a global room on two linked relays receive each other exactly once.',
-    async run(ctx) {
-      if (ctx.signal2Url === undefined) {
-        throw new Unsupported('needs a second relay (--signal2)');
+      'A participant of a global room on the second relay appears in RoomUpdate on the first with its relay label, and disappears when it leaves.',
+    async run(ctx, t) {
+      const { room, url2 } = federated(ctx);
+      const a = await t.join({}, room);
+      const base = await settledCount(t, a);
+      const b = await t.join({ signalUrl: url2 }, room);
+      await t.until(
+        () => a.lastRoomUpdate?.count === base + 1,
+        'the remote participant at relay 1',
+      );
+      await t.until(
+        () => b.lastRoomUpdate?.count === base + 1,
+        'the remote participant at relay 2',
+      );
+      const remote = a.lastRoomUpdate?.participants.find(
+        (p) => p.fingerprint === b.identity.fingerprint,
+      );
+      t.expect(remote !== undefined, 'relay 1 does not list the participant of relay 2');
+      t.expect(
+        remote?.relay_label !== null && remote?.relay_label !== undefined,
+        'the remote participant has no relay_label',
+      );
+      await b.close(true);
+      await t.until(() => a.lastRoomUpdate?.count === base, 'the remote participant to leave');
+    },
+  },
+  {
+    id: 'federation-bridge',
+    section: '§8.4',
+    level: 'MUST',
+    requirement:
+      'Participants of a global room on two linked relays receive each other exactly once, unchanged, under one distinct sender tag each.',
+    async run(ctx, t) {
+      const { room, url2 } = federated(ctx);
+      const a = await t.join({}, room);
+      const base = await settledCount(t, a);
+      const b = await t.join({ signalUrl: url2 }, room);
+      await t.until(
+        () => a.lastRoomUpdate?.count === base + 1 && b.lastRoomUpdate?.count === base + 1,
+        'both relays to see both participants',
+      );
+      const gotA = t.collect(a);
+      const gotB = t.collect(b);
+      const n = 20;
+      const sentA: Buffer[] = [];
+      const sentB: Buffer[] = [];
+      for (let i = 1; i <= n; i++) {
+        sentA.push(a.sendMedia(audio(i), Buffer.from(`fed-a-${i}`)));
+        sentB.push(b.sendMedia(audio(i), Buffer.from(`fed-b-${i}`)));
       }
-      throw new Unsupported('federation is not implemented yet');
+      const mine = (g: ReceivedMedia[], prefix: string) =>
+        g.filter((m) => m.payload.toString().startsWith(prefix));
+      await t.until(
+        () => mine(gotA, 'fed-b-').length >= n && mine(gotB, 'fed-a-').length >= n,
+        `${n} frames each way`,
+      );
+      await sleep(200);
+      for (const [got, prefix, own] of [
+        [gotA, 'fed-b-', 'fed-a-'],
+        [gotB, 'fed-a-', 'fed-b-'],
+      ] as const) {
+        const frames = mine(got, prefix);
+        t.expect(frames.length === n, `${frames.length} frames instead of ${n} (duplicates?)`);
+        t.expect(
+          new Set(frames.map((m) => m.payload.toString())).size === n,
+          'a frame arrived twice',
+        );
+        t.expect(new Set(frames.map((m) => m.senderTag)).size === 1, 'more than one sender tag');
+        t.expect(mine(got, own).length === 0, 'a participant got its own media back');
+      }
+      // FULL frames cross the link byte for byte (the first frame of each sender is FULL).
+      const firstAtB = mine(gotB, 'fed-a-').find((m) => m.header.seq === 1);
+      t.expect(
+        firstAtB?.frame.equals(sentA[0] as Buffer) === true,
+        'the first FULL frame was changed on its way across the link',
+      );
     },
   },
 ];
+
+/** The global room and second relay of the federation scenarios. */
+function federated(ctx: ScenarioContext): { room: string; url2: string } {
+  if (ctx.signal2Url === undefined) {
+    throw new Unsupported('needs a second, federated relay (--signal2)');
+  }
+  return { room: ctx.globalRoom ?? 'wzp-conformance', url2: ctx.signal2Url };
+}
+
+/** The participant count once RoomUpdates stop changing (others may be in a global room). */
+async function settledCount(t: ScenarioTools, c: WzpClient): Promise<number> {
+  await t.until(() => c.lastRoomUpdate !== null, 'a first RoomUpdate');
+  await sleep(200);
+  return c.lastRoomUpdate?.count ?? 1;
+}
 
 async function pingPong(t: ScenarioTools, c: WzpClient): Promise<void> {
   const pongs: number[] = [];

@@ -34,6 +34,7 @@ interface Flags {
   fixtures?: string;
   signal?: string;
   signal2?: string;
+  globalRoom?: string;
   token?: string;
   sessionTimeoutMs: string;
   shutdownCommand?: string;
@@ -135,6 +136,11 @@ export function registerConformance(
       'signalling URL of the relay to check, e.g. ws://127.0.0.1:4434/v2/signal',
     )
     .option('--signal2 <url>', 'a second, federated relay (federation scenarios)')
+    .option(
+      '--global-room <name>',
+      'a room both relays bridge (federation scenarios)',
+      'wzp-conformance',
+    )
     .option('--token <jwt>', 'access token if the relay requires one')
     .option('--session-timeout-ms <ms>', 'the relay session timeout (silence scenario)', '30000')
     .option(
@@ -175,6 +181,7 @@ export function registerConformance(
           {
             signalUrl: flags.signal,
             ...(flags.signal2 !== undefined ? { signal2Url: flags.signal2 } : {}),
+            ...(flags.globalRoom !== undefined ? { globalRoom: flags.globalRoom } : {}),
             ...(flags.token !== undefined ? { token: flags.token } : {}),
             sessionTimeoutMs: Number(flags.sessionTimeoutMs),
             stepMs: Number(flags.stepMs),
