@@ -243,6 +243,51 @@ write('federation.json', [
      'hex': h(D3), 'fields': {'room_hash': '0feae16d55365acf', 'packet': {'header': fields(0, 0, 0, 0, 0, 1, 20, 0), 'payload_hex': b'hi'.hex(), 'quality_report': None}}},
 ])
 
+# ── FEDERATION datagrams (frame type 0x03, relay to relay) ─────────────────
+def fed_entry(hop, room, origin, tag, frame):
+    return struct.pack('>B', hop) + room + origin + struct.pack('>HH', tag, len(frame)) + frame
+
+
+def fed(entries, count=None):
+    return b'\x03' + struct.pack('>H', len(entries) if count is None else count) + b''.join(entries)
+
+
+ZERO_ORIGIN = hashlib.sha256(bytes(32)).digest()[:8]
+assert ZERO_ORIGIN.hex() == '66687aadf862bd77'
+RH_G = hashlib.sha256(b'general').digest()[:8]
+RH_P = hashlib.sha256(b'podcast').digest()[:8]
+ORIGIN_A = hashlib.sha256(b'\x01' * 32).digest()[:8]
+
+
+def fed_fields(hop, room, origin, tag, f, payload=b'', q=None):
+    return {'hop_limit': hop, 'room_hash': room.hex(), 'origin': origin.hex(), 'sender_tag': tag,
+            'packet': {'header': f, 'payload_hex': payload.hex(), 'quality_report': q}}
+
+
+fed_vectors = []
+
+
+def fed_vec(name, description, entries):
+    raw = fed([fed_entry(hop, room, origin, tag, full(hdr(**hf), payload, q and qr(*q))) for hop, room, origin, tag, hf, payload, q in entries])
+    fed_vectors.append({'name': name, 'source': 'wzp-relay BINDING §8.4', 'description': description, 'kind': 'federation_frame',
+                        'hex': raw.hex(),
+                        'fields': {'entries': [fed_fields(hop, room, origin, tag, fields(**hf), payload, q and qr_fields(*q))
+                                               for hop, room, origin, tag, hf, payload, q in entries]}})
+
+
+AUD = dict(codec=2, seq=1, ts=20)
+fed_vec('F1-single', 'one entry: room "general", origin = relay id of the all-zero key, tag 1, payload "hi"',
+        [(8, RH_G, ZERO_ORIGIN, 1, AUD, b'hi', None)])
+fed_vec('F2-three-entries', 'three entries, two rooms, two origins, tags 1, 2 and 65535',
+        [(8, RH_G, ZERO_ORIGIN, 1, AUD, b'one', None),
+         (7, RH_P, ORIGIN_A, 2, dict(codec=2, seq=99, ts=1980), b'two', None),
+         (1, RH_G, ORIGIN_A, 65535, dict(codec=2, seq=0xffffffff, ts=0xffffffff), b'', None)])
+fed_vec('F3-quality-report', 'packet with a QualityReport trailer', [(4, RH_G, ZERO_ORIGIN, 3, dict(flags=0x40, codec=2, seq=5, ts=100), b'abc', (10, 25, 3, 64))])
+fed_vec('F4-hop-1', 'hop_limit 1: delivered locally, never forwarded', [(1, RH_G, ZERO_ORIGIN, 1, AUD, b'x', None)])
+fed_vec('F5-hop-16', 'hop_limit 16, the largest', [(16, RH_G, ZERO_ORIGIN, 1, AUD, b'x', None)])
+fed_vec('F6-video-keyframe', 'H264Baseline video keyframe with frame-end on stream 2', [(8, RH_P, ORIGIN_A, 7, dict(flags=0x30, media_type=1, codec=9, stream=2, seq=42, ts=840), b'\x00\x01\x02\x03', None)])
+write('federation-frame.json', fed_vectors)
+
 # ── invalid inputs ─────────────────────────────────────────────────────────
 inv = []
 
@@ -298,5 +343,23 @@ bad('federation-7-bytes', 'federation', bytes(7), 'WIRE_TRUNCATED', 'shorter tha
 bad('federation-no-packet', 'federation', bytes(8), 'WIRE_TRUNCATED', 'room hash only')
 bad('federation-short-packet', 'federation', bytes(8) + good[:12], 'WIRE_TRUNCATED', '20 bytes: 12 of the 16 header bytes')
 bad('federation-bad-packet', 'federation', bytes(8) + hdr(codec=10), 'WIRE_UNKNOWN_CODEC', 'inner packet invalid')
+ok_entry = fed_entry(8, RH_G, ZERO_ORIGIN, 1, full(hdr(codec=2, seq=1, ts=20), b'hi'))
+bad('fed-empty', 'federation_frame', b'', 'WIRE_TRUNCATED', 'no bytes')
+bad('fed-2-bytes', 'federation_frame', b'\x03\x00', 'WIRE_TRUNCATED', 'half a count')
+bad('fed-wrong-type', 'federation_frame', b'\x02' + ok_entry[:0] + struct.pack('>H', 1) + ok_entry, 'WIRE_UNKNOWN_FRAME_TYPE', 'first byte 0x02 (TRUNK), not 0x03')
+bad('fed-count-0', 'federation_frame', fed([], count=0), 'WIRE_BAD_COUNT', 'no entries')
+bad('fed-count-65', 'federation_frame', fed([ok_entry] * 65), 'WIRE_BAD_COUNT', '65 entries, the limit is 64')
+bad('fed-hop-0', 'federation_frame', fed([fed_entry(0, RH_G, ZERO_ORIGIN, 1, full(hdr(codec=2), b'x'))]), 'WIRE_BAD_HOP_LIMIT', 'hop_limit 0 (spent)')
+bad('fed-hop-17', 'federation_frame', fed([fed_entry(17, RH_G, ZERO_ORIGIN, 1, full(hdr(codec=2), b'x'))]), 'WIRE_BAD_HOP_LIMIT', 'hop_limit above 16')
+bad('fed-tag-0', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 0, full(hdr(codec=2), b'x'))]), 'WIRE_BAD_SENDER_TAG', 'sender_tag 0')
+bad('fed-entry-header-cut', 'federation_frame', fed([ok_entry[:15]]), 'WIRE_TRUNCATED', 'entry header cut after 15 of 21 bytes')
+bad('fed-frame-cut', 'federation_frame', fed([ok_entry[:-1]]), 'WIRE_TRUNCATED', 'frame shorter than its length')
+bad('fed-count-too-large', 'federation_frame', fed([ok_entry], count=2), 'WIRE_TRUNCATED', 'count 2, one entry present')
+bad('fed-trailing', 'federation_frame', fed([ok_entry]) + b'\x00', 'WIRE_TRAILING_BYTES', 'a byte after the last entry')
+bad('fed-mini-inside', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 1, b'\x01' + mini(1, 20, 2) + b'hi')]), 'WIRE_UNKNOWN_FRAME_TYPE', 'MINI frames never cross a link')
+bad('fed-empty-frame', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 1, b'')]), 'WIRE_TRUNCATED', 'entry with a zero-length frame')
+bad('fed-inner-bad-version', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 1, full(hdr(version=1)))]), 'WIRE_BAD_VERSION', 'inner header version 1')
+bad('fed-inner-unknown-codec', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 1, full(hdr(codec=10)))]), 'WIRE_UNKNOWN_CODEC', 'inner codec 10')
+bad('fed-inner-missing-qr', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 1, full(hdr(flags=0x40, codec=2), b'ab'))]), 'WIRE_MISSING_QUALITY_REPORT', 'inner Q flag with 2 trailing bytes')
 write('invalid.json', inv)
 print(f'wrote {len(inv)} invalid vectors')

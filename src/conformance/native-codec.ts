@@ -9,16 +9,20 @@ import {
   createHeader,
   decodeCompactFrame,
   decodeFederationDatagram,
+  decodeFederationFrame,
   decodeMediaPacket,
   decodeMiniHeader,
   decodeQualityReport,
   decodeTrunk,
   encodeFederationDatagram,
+  encodeFederationFrame,
   encodeHeader,
   encodeMediaPacket,
   encodeMiniHeader,
   encodeQualityReport,
   encodeTrunk,
+  federationFrameFromJson,
+  federationFrameToJson,
   hashedRoomName,
   headerErrorMessage,
   headerFromJson,
@@ -84,6 +88,8 @@ export const nativeCodec: VectorCodec = {
           const d = decodeFederationDatagram(bytes);
           return { room_hash: d.roomHash.toString('hex'), packet: packetToJson(d.packet) };
         }
+        case 'federation_frame':
+          return federationFrameToJson(decodeFederationFrame(bytes));
         default:
           throw new WireError('WIRE_UNKNOWN_FRAME_TYPE', `unknown vector kind ${kind}`);
       }
@@ -109,6 +115,8 @@ export const nativeCodec: VectorCodec = {
             parseHex(String(f.room_hash)),
             packetFromJson(f.packet),
           ).toString('hex');
+        case 'federation_frame':
+          return encodeFederationFrame(federationFrameFromJson(f)).toString('hex');
         default:
           throw new WireError('WIRE_UNKNOWN_FRAME_TYPE', `cannot encode kind ${kind}`);
       }

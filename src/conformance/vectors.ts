@@ -71,6 +71,7 @@ export const ENCODABLE_KINDS = new Set([
   'mini_header',
   'trunk',
   'federation',
+  'federation_frame',
 ]);
 const DERIVED_KINDS = new Set([
   'room_hash',

@@ -15,6 +15,7 @@ import {
   WIRE_VERSION,
 } from './constants.js';
 import { WireError } from './error.js';
+import type { FederationEntry, FederationEntryInput } from './federation-frame.js';
 import { createHeader, type MediaHeader } from './header.js';
 import { parseHex, toHex } from './hex.js';
 import type { MiniHeader } from './mini.js';
@@ -223,5 +224,45 @@ export function trunkFromJson(v: unknown): TrunkEntry[] {
       throw new WireError('WIRE_BAD_HEX', 'data_hex must be a string');
     }
     return { tag: field(eo, 'tag'), data: parseHex(hex) };
+  });
+}
+
+/** JSON form of a FEDERATION datagram (hex for byte fields). */
+export function federationFrameToJson(
+  entries: readonly FederationEntry[],
+): Record<string, unknown> {
+  return {
+    entries: entries.map((e) => ({
+      hop_limit: e.hopLimit,
+      room_hash: e.roomHash.toString('hex'),
+      origin: e.origin.toString('hex'),
+      sender_tag: e.senderTag,
+      packet: packetToJson(e.packet),
+    })),
+  };
+}
+
+export function federationFrameFromJson(v: unknown): FederationEntryInput[] {
+  const o = asObject(v, 'federation_frame');
+  const entries = o.entries;
+  if (!Array.isArray(entries)) {
+    throw new WireError('WIRE_FIELD_RANGE', 'federation_frame.entries must be an array');
+  }
+  return entries.map((e: unknown) => {
+    const eo = asObject(e, 'federation entry');
+    const hex = (name: string): Buffer => {
+      const x = eo[name];
+      if (typeof x !== 'string') {
+        throw new WireError('WIRE_BAD_HEX', `${name} must be a hex string`);
+      }
+      return parseHex(x);
+    };
+    return {
+      hopLimit: field(eo, 'hop_limit'),
+      roomHash: hex('room_hash'),
+      origin: hex('origin'),
+      senderTag: field(eo, 'sender_tag'),
+      packet: packetFromJson(eo.packet),
+    };
   });
 }

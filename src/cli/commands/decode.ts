@@ -9,7 +9,8 @@
  * A relay→client TRUNK datagram also starts with 0x02, so it needs
  * `--kind binding` (frame-type byte, then a trunk of compact frames) or
  * `--kind trunk` (a bare TrunkFrame without the type byte).
- * `--kind federation` reads room_hash ‖ media packet.
+ * `--kind federation` reads room_hash ‖ media packet (the reference D3);
+ * `--kind federation-frame` (detected from 0x03) a relay-to-relay FEDERATION datagram.
  */
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -18,10 +19,12 @@ import {
   compactToJson,
   decodeCompactFrame,
   decodeFederationDatagram,
+  decodeFederationFrame,
   decodeMediaPacket,
   decodeTrunk,
   describeHeader,
   FrameType,
+  federationFrameToJson,
   MiniContext,
   packetToJson,
   parseHex,
@@ -30,7 +33,15 @@ import {
 } from '../../wire/index.js';
 import { type CliIo, EXIT_INVALID, EXIT_OK, reportError } from '../io.js';
 
-export const DECODE_KINDS = ['auto', 'media', 'compact', 'trunk', 'binding', 'federation'] as const;
+export const DECODE_KINDS = [
+  'auto',
+  'media',
+  'compact',
+  'trunk',
+  'binding',
+  'federation',
+  'federation-frame',
+] as const;
 export type DecodeKind = (typeof DECODE_KINDS)[number];
 
 export interface DecodeOptions {
@@ -72,6 +83,8 @@ export function decodeDatagram(
       k = 'media';
     } else if (first === FrameType.Full || first === FrameType.Mini) {
       k = 'compact';
+    } else if (first === FrameType.Federation) {
+      k = 'federation-frame';
     } else if (first !== undefined && first >= FrameType.Bind && first <= FrameType.Pong) {
       k = 'binding';
     } else {
@@ -106,6 +119,8 @@ export function decodeDatagram(
         packet: packetToJson(d.packet),
       };
     }
+    case 'federation-frame':
+      return { kind: 'federation-frame', ...federationFrameToJson(decodeFederationFrame(bytes)) };
     case 'binding':
       return decodeBinding(bytes, state, pretty);
     default:
