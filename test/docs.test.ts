@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { renderConfigDocs } from '../src/config/index.js';
+import { SCENARIOS } from '../src/conformance/index.js';
 import { renderMetricsDocs } from '../src/metrics/index.js';
 
 const OPERATOR = new URL('../docs/operator.md', import.meta.url);
@@ -32,5 +33,23 @@ describe('docs/operator.md', () => {
       writeFileSync(OPERATOR, expected);
     }
     expect(readFileSync(OPERATOR, 'utf8')).toBe(expected);
+  });
+});
+
+const CONFORMANCE = new URL('../docs/conformance.md', import.meta.url);
+
+describe('docs/conformance.md', () => {
+  it('lists every relay scenario as the code defines it', () => {
+    const table = [
+      '| id | level | BINDING.md | requirement |',
+      '| --- | --- | --- | --- |',
+      ...SCENARIOS.map((s) => `| \`${s.id}\` | ${s.level} | ${s.section} | ${s.requirement} |`),
+    ].join('\n');
+    const current = readFileSync(CONFORMANCE, 'utf8');
+    const expected = fill(current, 'scenarios', table);
+    if (process.env.UPDATE_DOCS === '1') {
+      writeFileSync(CONFORMANCE, expected);
+    }
+    expect(readFileSync(CONFORMANCE, 'utf8')).toBe(expected);
   });
 });
