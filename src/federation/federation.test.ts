@@ -3,7 +3,7 @@ import type { FederatedParticipant } from '../signal/index.js';
 import { Identity } from '../signal/index.js';
 import { PeerDirectory, relayId, signAccept, signDial, verifyAccept, verifyDial } from './peers.js';
 import { acceptAnnouncement, announcementFor, knownRemote, MAX_PATH } from './presence.js';
-import { REPLAY_WINDOW, ReplayWindow } from './replay-window.js';
+import { REPLAY_RESYNC_AFTER, REPLAY_WINDOW, ReplayWindow } from './replay-window.js';
 
 const A = 'aaaaaaaaaaaaaaaa';
 const B = 'bbbbbbbbbbbbbbbb';
@@ -40,6 +40,19 @@ describe('replay window', () => {
     expect(w.check(5000 - REPLAY_WINDOW + 1)).toBe('new');
     expect(w.check(5000 + 100_000)).toBe('new');
     expect(w.check(5000)).toBe('too_old');
+  });
+
+  it('restarts after a run of too-old packets (a sender that reset its counter)', () => {
+    const w = new ReplayWindow();
+    w.check(100_000);
+    let dropped = 0;
+    for (let seq = 1; seq <= 100; seq++) {
+      if (w.check(seq) !== 'new') {
+        dropped++;
+      }
+    }
+    expect(dropped).toBe(REPLAY_RESYNC_AFTER);
+    expect(w.check(60)).toBe('duplicate');
   });
 
   it('wraps at 2^32', () => {

@@ -8,12 +8,19 @@
 
 /** Sequence numbers remembered behind the highest one seen. */
 export const REPLAY_WINDOW = 1024;
+/**
+ * Consecutive too-old packets after which the window restarts at the new
+ * sequence: a sender that restarted its counter loses at most this many
+ * packets instead of being silenced until it passes its old high mark.
+ */
+export const REPLAY_RESYNC_AFTER = 32;
 const WORDS = REPLAY_WINDOW / 32;
 
 export type ReplayVerdict = 'new' | 'duplicate' | 'too_old';
 
 export class ReplayWindow {
   private highest = -1;
+  private tooOld = 0;
   /** Bit i of the window = highest - i was seen. */
   private readonly bits = new Uint32Array(WORDS);
 
@@ -28,6 +35,7 @@ export class ReplayWindow {
     // Signed distance in (-2^31, 2^31].
     const ahead = ((seq - this.highest) | 0) as number;
     if (ahead > 0) {
+      this.tooOld = 0;
       this.shift(ahead);
       this.highest = seq >>> 0;
       this.bits[0] = (this.bits[0] as number) | 1;
@@ -35,8 +43,13 @@ export class ReplayWindow {
     }
     const back = -ahead;
     if (back >= REPLAY_WINDOW) {
+      if (++this.tooOld >= REPLAY_RESYNC_AFTER) {
+        this.tooOld = 0;
+        this.highest = -1;
+      }
       return 'too_old';
     }
+    this.tooOld = 0;
     const word = back >>> 5;
     const mask = 1 << (back & 31);
     const w = this.bits[word] as number;
