@@ -725,6 +725,8 @@ export class Federation {
     }
     const desired = this.stopped ? new Map() : knownRemote(this.selfId, lists);
     let changed = false;
+    let failed = 0;
+    let lastError = '';
     for (const [key, session] of [...g.remotes]) {
       if (desired.has(key)) {
         continue;
@@ -773,11 +775,17 @@ export class Federation {
         g.index(session, origin, p.tag, true);
         changed = true;
       } catch (err) {
-        this.log.warn(
-          { room: g.name, participant: key, err: (err as Error).message },
-          'cannot add a remote participant',
-        );
+        // Logged once per pass below: a hostile or oversized announcement
+        // must not turn into one log line per participant.
+        failed++;
+        lastError = (err as Error).message;
       }
+    }
+    if (failed > 0) {
+      this.log.warn(
+        { room: g.name, failed, err: lastError },
+        'cannot add remote participants (room limit?)',
+      );
     }
     return changed;
   }
