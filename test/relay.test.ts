@@ -262,6 +262,9 @@ describe('relay: bad input', () => {
     expect(m).toContain('wzp_relay_datagrams_dropped_total{reason="unknown_frame_type"} 2');
     expect(m).toContain('wzp_relay_datagrams_dropped_total{reason="malformed"} 2');
     expect(m).toContain('wzp_relay_malformed_datagrams_total{code="WIRE_BAD_VERSION"} 1');
+    // Everything was sent: nothing waits in the media socket's user-space queue.
+    expect(m).toContain('wzp_relay_udp_send_queue_datagrams 0');
+    expect(m).toContain('wzp_relay_udp_send_queue_bytes 0');
     expect(gotB.map((x) => x.payload.toString())).toEqual(['ok0', 'ok1', 'ok2', 'ok3', 'ok4']);
     await new Promise<void>((res) => raw.close(() => res()));
     await stranger.close(false);

@@ -109,8 +109,8 @@ const FIELDS = {
       .int()
       .min(0)
       .max(1 << 30)
-      .default(4 << 20),
-    'SO_RCVBUF/SO_SNDBUF requested for the media socket (0 = system default).',
+      .default(512 << 10),
+    'SO_RCVBUF/SO_SNDBUF requested for the media socket (0 = system default). It bounds the queueing delay under overload: a larger buffer turns overload into seconds of latency instead of loss (docs/operator.md).',
   ],
   peers: [
     z.array(peerSchema()).max(64).default([]),

@@ -60,6 +60,18 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'UDP datagrams sent by the relay.',
   },
   {
+    name: 'wzp_relay_udp_send_queue_datagrams',
+    type: 'gauge',
+    labels: [],
+    help: 'Datagrams waiting in the media socket send queue (the kernel refused them for now; non-zero means the relay is sending faster than the host can).',
+  },
+  {
+    name: 'wzp_relay_udp_send_queue_bytes',
+    type: 'gauge',
+    labels: [],
+    help: 'Bytes waiting in the media socket send queue.',
+  },
+  {
     name: 'wzp_relay_datagrams_dropped_total',
     type: 'counter',
     labels: ['reason'],
@@ -204,6 +216,8 @@ export class RelayMetrics {
   readonly packetsForwarded: Counter;
   readonly bytesForwarded: Counter;
   readonly datagramsSent: Counter;
+  readonly sendQueueDatagrams: Gauge;
+  readonly sendQueueBytes: Gauge;
   readonly dropped: Counter<'reason'>;
   readonly malformed: Counter<'code'>;
   /** Fan-out histogram read from the engine's plain counts at scrape time. */
@@ -244,6 +258,8 @@ export class RelayMetrics {
     this.packetsForwarded = counter('wzp_relay_packets_forwarded_total');
     this.bytesForwarded = counter('wzp_relay_bytes_forwarded_total');
     this.datagramsSent = counter('wzp_relay_datagrams_sent_total');
+    this.sendQueueDatagrams = gauge('wzp_relay_udp_send_queue_datagrams');
+    this.sendQueueBytes = gauge('wzp_relay_udp_send_queue_bytes');
     this.dropped = counter('wzp_relay_datagrams_dropped_total', ['reason']);
     this.malformed = counter('wzp_relay_malformed_datagrams_total', ['code']);
     registry.registerMetric(

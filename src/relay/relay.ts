@@ -516,6 +516,9 @@ export class Relay implements RelayCore {
     setCounter(m.packetsForwarded, st.packetsForwarded);
     setCounter(m.bytesForwarded, st.bytesForwarded);
     setCounter(m.datagramsSent, st.datagramsOut);
+    const queue = this.udp.sendQueue();
+    m.sendQueueDatagrams.set(queue.datagrams);
+    m.sendQueueBytes.set(queue.bytes);
     setCounter(m.trunkFrames, st.trunkFrames);
     setCounter(m.trunkEntries, st.trunkEntries);
     setCounter(m.binds.labels('bind'), st.binds);

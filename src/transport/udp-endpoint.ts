@@ -75,6 +75,14 @@ export class UdpEndpoint {
     this.socket.send(data as Buffer, port, address);
   }
 
+  /** Datagrams and bytes queued in user space because the kernel would block (0 when closed). */
+  sendQueue(): { datagrams: number; bytes: number } {
+    if (!this.open) {
+      return { datagrams: 0, bytes: 0 };
+    }
+    return { datagrams: this.socket.getSendQueueCount(), bytes: this.socket.getSendQueueSize() };
+  }
+
   /** Closes the socket; safe to call twice. */
   close(): Promise<void> {
     if (!this.open) {
