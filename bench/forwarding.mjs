@@ -7,10 +7,11 @@
 // loadgen.c) to CPU 1. Load: 100-byte payloads from every participant; the
 // per-sender rate is ramped ×1.5 per step from a low start until more than
 // 1 % of the expected deliveries are lost (twice in a row: a failing step is
-// retried once). Then one step at 50 % of the
-// highest passing rate measures latency, CPU and memory.
+// retried once), then two bisection steps between the last passing and the
+// first failing rate; the relay is let go idle between steps. Then one step
+// at 50 % of the highest passing rate measures latency, CPU and memory.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,12 @@ const GROWTH = QUICK ? 2 : 1.5;
 const PAYLOAD = 100;
 const START_OUT_PPS = 8000;
 const MAX_STEPS = 14;
+const REFINE_STEPS = QUICK ? 0 : 2;
+// Socket buffer of every relay under test (our default udp_buffer_bytes): the
+// same for all, since a larger buffer trades loss for queueing delay.
+const BUFFER_BYTES = 512 << 10;
+// Extra node flags for our relay (e.g. BENCH_RELAY_NODE_FLAGS=--trace-gc to see collections).
+const RELAY_NODE_FLAGS = (process.env.BENCH_RELAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 
 const SCENARIOS = [
   { name: '50x3', rooms: 50, size: 3 },
@@ -51,7 +58,7 @@ function compile(name) {
   try {
     execFileSync('cc', ['-O2', '-o', bin, src], { stdio: 'pipe' });
     return bin;
-  } catch (err) {
+  } catch {
     return null;
   }
 }
@@ -118,9 +125,17 @@ async function startTarget(kind, sc) {
       WZP_SIGNAL_RATE_PER_SEC: '10000',
       WZP_DATA_DIR: mkdtempSync(join(tmpdir(), 'wzp-bench-')),
       WZP_TRUNKING: kind === 'wzp-trunking' ? 'true' : 'false',
+      WZP_UDP_BUFFER_BYTES: String(BUFFER_BYTES),
     };
-    const [cmd, argv] = pin(0, process.execPath, [join(ROOT, 'dist', 'cli', 'wzp.js'), 'relay']);
-    const proc = spawn(cmd, argv, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const [cmd, argv] = pin(0, process.execPath, [
+      ...RELAY_NODE_FLAGS,
+      join(ROOT, 'dist', 'cli', 'wzp.js'),
+      'relay',
+    ]);
+    const proc = spawn(cmd, argv, {
+      env,
+      stdio: ['ignore', RELAY_NODE_FLAGS.length > 0 ? 'inherit' : 'ignore', 'inherit'],
+    });
     const httpUrl = `http://127.0.0.1:${http}`;
     for (let i = 0; ; i++) {
       try {
@@ -161,8 +176,12 @@ async function startTarget(kind, sc) {
   }
   const [cmd, argv] =
     kind === 'node-raw'
-      ? pin(0, process.execPath, [join(ROOT, 'bench', 'forwarding', 'raw-relay.mjs'), '0'])
-      : pin(0, C_RELAY, ['0']);
+      ? pin(0, process.execPath, [
+          join(ROOT, 'bench', 'forwarding', 'raw-relay.mjs'),
+          '0',
+          String(BUFFER_BYTES),
+        ])
+      : pin(0, C_RELAY, ['0', String(BUFFER_BYTES)]);
   const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = Number(await waitLine(proc));
   const lines = [];
@@ -212,6 +231,22 @@ function loadStep(t, pps, seconds) {
   });
 }
 
+/**
+ * Waits until the relay has worked off what the last step left queued (its
+ * CPU below 10 % over 100 ms), so that one step's backlog never delays the
+ * next step's BINDs or inflates its latency. Gives up after 10 s.
+ */
+async function waitIdle(t) {
+  for (let i = 0; i < 100; i++) {
+    const a = procSample(t.proc.pid);
+    await new Promise((res) => setTimeout(res, 100));
+    const pct = cpuPct(a, procSample(t.proc.pid));
+    if (pct === null || pct < 10) {
+      return;
+    }
+  }
+}
+
 async function heapUsed(t) {
   if (t.httpUrl === null) {
     return null;
@@ -231,30 +266,48 @@ async function measure(kind, sc) {
     let pps = START_OUT_PPS / (n * (sc.size - 1));
     let best = null;
     const steps = [];
-    for (let i = 0; i < MAX_STEPS; i++) {
+    /** One step at `rate`, retried once when it loses more than 1 %. */
+    const step = async (rate) => {
       let before = procSample(t.proc.pid);
-      let r = await loadStep(t, pps, STEP_S);
+      let r = await loadStep(t, rate, STEP_S);
       let after = procSample(t.proc.pid);
       if (r.lossPct > 1) {
         // One retry: a single noisy step (a scheduler hiccup on a 2-core box)
         // must not end the ramp; a real limit fails twice.
-        await new Promise((res) => setTimeout(res, 300));
+        await waitIdle(t);
         before = procSample(t.proc.pid);
-        r = await loadStep(t, pps, STEP_S);
+        r = await loadStep(t, rate, STEP_S);
         after = procSample(t.proc.pid);
       }
-      r.ppsPerSender = pps;
+      r.ppsPerSender = rate;
       r.cpuPct = cpuPct(before, after);
       steps.push(r);
       process.stderr.write(
-        `  ${kind.padEnd(13)} ${sc.name.padEnd(6)} ${pps.toFixed(1).padStart(8)} pps/sender → ${Math.round(r.outPps).toString().padStart(7)} out/s, loss ${r.lossPct.toFixed(2)} %, cpu ${r.cpuPct?.toFixed(0)} %\n`,
+        `  ${kind.padEnd(13)} ${sc.name.padEnd(6)} ${rate.toFixed(1).padStart(8)} pps/sender → ${Math.round(r.outPps).toString().padStart(7)} out/s, loss ${r.lossPct.toFixed(2)} %, cpu ${r.cpuPct?.toFixed(0)} %\n`,
       );
+      await waitIdle(t);
+      return r;
+    };
+    let failed = null;
+    for (let i = 0; i < MAX_STEPS; i++) {
+      const r = await step(pps);
       if (r.lossPct > 1) {
+        failed = pps;
         break;
       }
       best = r;
       pps *= GROWTH;
-      await new Promise((res) => setTimeout(res, 200));
+    }
+    // Refine between the last passing and the first failing rate (geometric
+    // bisection): two more steps bring the resolution from ×1.5 to ×1.11.
+    for (let i = 0; i < REFINE_STEPS && best !== null && failed !== null; i++) {
+      const mid = Math.sqrt(best.ppsPerSender * failed);
+      const r = await step(mid);
+      if (r.lossPct > 1) {
+        failed = mid;
+      } else {
+        best = r;
+      }
     }
     if (best === null) {
       return { kind, scenario: sc.name, maxOutPps: 0, steps };
@@ -263,7 +316,7 @@ async function measure(kind, sc) {
     // Heap: sampled every 200 ms; growth = (lowest sample of the last third)
     // − (lowest of the first third), i.e. what survives garbage collection.
     const heapSamples = [];
-    let sampling = t.httpUrl !== null;
+    let sampling = t.httpUrl !== null && process.env.BENCH_NO_HEAP_SAMPLES !== '1';
     const sampler = (async () => {
       while (sampling) {
         const h = await heapUsed(t);
@@ -273,11 +326,17 @@ async function measure(kind, sc) {
         await new Promise((res) => setTimeout(res, 200));
       }
     })();
+    await waitIdle(t);
     const before = procSample(t.proc.pid);
     const half = await loadStep(t, best.ppsPerSender / 2, QUICK ? 2 : 6);
     const after = procSample(t.proc.pid);
     sampling = false;
     await sampler;
+    if (t.httpUrl !== null) {
+      // Kept for diagnosis: the relay's own view of the latency step.
+      const text = await (await fetch(`${t.httpUrl}/metrics`)).text();
+      writeFileSync(join(OUT, `metrics-${kind}-${sc.name}.txt`), text);
+    }
     const third = Math.floor(heapSamples.length / 3);
     const heap0 = third > 0 ? Math.min(...heapSamples.slice(0, third)) : null;
     const heap1 = third > 0 ? Math.min(...heapSamples.slice(-third)) : null;
@@ -309,7 +368,8 @@ async function measure(kind, sc) {
   }
 }
 
-const KINDS = ['wzp', 'wzp-trunking', 'node-raw', 'c-raw'];
+const ALL_KINDS = ['wzp', 'wzp-trunking', 'node-raw', 'c-raw'];
+const KINDS = args.includes('--kinds') ? args[args.indexOf('--kinds') + 1].split(',') : ALL_KINDS;
 const results = [];
 const t0 = performance.now();
 for (const sc of SCENARIOS) {
@@ -360,7 +420,7 @@ writeFileSync(
 );
 
 // ── docs/benchmarks.md section and SVG chart ─────────────────────────────────
-if (!QUICK && only === null) {
+if (!QUICK && only === null && KINDS === ALL_KINDS) {
   const docPath = join(ROOT, 'docs', 'benchmarks.md');
   const doc = readFileSync(docPath, 'utf8');
   const begin = '<!-- forwarding:begin -->';

@@ -5,7 +5,12 @@
 // room. Prints its port on stdout.
 import { createSocket } from 'node:dgram';
 
-const sock = createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+const bufferBytes = Number(process.argv[3] ?? 512 << 10);
+const sock = createSocket({
+  type: 'udp4',
+  recvBufferSize: bufferBytes,
+  sendBufferSize: bufferBytes,
+});
 /** room id → members [{ port, address }] */
 const rooms = new Map();
 /** source port → member list of its room */

@@ -28,7 +28,7 @@ static struct room rooms[MAX_ROOMS];
 
 int main(int argc, char **argv) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  int size = 8 << 20;
+  int size = argc > 2 ? atoi(argv[2]) : 512 << 10;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
   struct sockaddr_in self;
