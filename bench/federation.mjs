@@ -7,37 +7,19 @@
 // one-way latency of participant → A → participant (one relay) against
 // participant on A → A → B → participant on B (one hop), at the same rate,
 // and the highest rate one link carries (both directions) at ≤ 1 % loss.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WzpClient } from '../dist/client/index.js';
 import { Identity } from '../dist/signal/index.js';
+import { compileC, freePort, OUT, pin, ROOT, runLoadgen } from './lib.mjs';
 
-const ROOT = new URL('..', import.meta.url).pathname;
-const OUT = join(ROOT, 'bench', 'out');
 const QUICK = process.argv.includes('--quick');
-mkdirSync(OUT, { recursive: true });
-const LOADGEN = join(OUT, 'loadgen');
-execFileSync('cc', ['-O2', '-o', LOADGEN, join(ROOT, 'bench', 'forwarding', 'loadgen.c')]);
-let pinned = true;
-try {
-  execFileSync('taskset', ['-c', '0', 'true']);
-} catch {
-  pinned = false;
-}
-const pin = (cpu, cmd, argv) =>
-  pinned ? ['taskset', ['-c', String(cpu), cmd, ...argv]] : [cmd, argv];
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
+const LOADGEN = compileC('loadgen', 'loadgen.c');
+if (LOADGEN === null) {
+  console.error('bench:federation needs a C compiler (cc) for its load generator; install gcc.');
+  process.exit(2);
 }
 
 /** Relay CPU: both on CPU 0 by default; --split puts B on CPU 1 (shared with the generator). */
@@ -103,25 +85,7 @@ async function join_(r, room) {
 }
 
 function loadStep(lines, pps, seconds) {
-  return new Promise((resolve, reject) => {
-    const [cmd, argv] = pin(1, LOADGEN, ['wzp', '0', String(pps), String(seconds), '100']);
-    const p = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-    });
-    p.once('exit', (code) => {
-      if (code !== 0) {
-        reject(new Error(`loadgen exited with ${code}`));
-        return;
-      }
-      const r = JSON.parse(out);
-      r.lossPct = r.expected === 0 ? 0 : Math.max(0, (1 - r.received / r.expected) * 100);
-      r.outPps = r.received / r.seconds;
-      resolve(r);
-    });
-    p.stdin.end(`${lines.join('\n')}\n`);
-  });
+  return runLoadgen(LOADGEN, ['wzp', '0', String(pps), String(seconds), '100'], lines);
 }
 
 const idA = Identity.generate();

@@ -10,15 +10,23 @@
 // retried once), then two bisection steps between the last passing and the
 // first failing rate; the relay is let go idle between steps. Then one step
 // at 50 % of the highest passing rate measures latency, CPU and memory.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WzpClient } from '../dist/client/index.js';
+import {
+  compileC,
+  cpuPct,
+  freePort,
+  hasTaskset,
+  OUT,
+  pin,
+  procSample,
+  ROOT,
+  runLoadgen,
+} from './lib.mjs';
 
-const ROOT = new URL('..', import.meta.url).pathname;
-const OUT = join(ROOT, 'bench', 'out');
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
 const only = args.includes('--scenarios') ? args[args.indexOf('--scenarios') + 1].split(',') : null;
@@ -40,57 +48,12 @@ const SCENARIOS = [
   { name: '1x50', rooms: 1, size: 50 },
 ].filter((s) => only === null || only.includes(s.name));
 
-mkdirSync(OUT, { recursive: true });
-const hasTaskset = (() => {
-  try {
-    execFileSync('taskset', ['-c', '0', 'true']);
-    return cpus().length > 1;
-  } catch {
-    return false;
-  }
-})();
-const pin = (cpu, cmd, argv) =>
-  hasTaskset ? ['taskset', ['-c', String(cpu), cmd, ...argv]] : [cmd, argv];
-
-function compile(name) {
-  const bin = join(OUT, name);
-  const src = join(ROOT, 'bench', 'forwarding', name === 'loadgen' ? 'loadgen.c' : 'relay.c');
-  try {
-    execFileSync('cc', ['-O2', '-o', bin, src], { stdio: 'pipe' });
-    return bin;
-  } catch {
-    return null;
-  }
-}
-const LOADGEN = compile('loadgen');
+const LOADGEN = compileC('loadgen', 'loadgen.c');
 if (LOADGEN === null) {
   console.error('bench:forwarding needs a C compiler (cc) for its load generator; install gcc.');
   process.exit(2);
 }
-const C_RELAY = compile('fwd-relay');
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function procSample(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(f[11]) + Number(f[12]);
-    const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { ticks, rssBytes: rss ? Number(rss[1]) * 1024 : 0, at: performance.now() };
-  } catch {
-    return null;
-  }
-}
-const cpuPct = (a, b) => (a && b ? (((b.ticks - a.ticks) / 100) * 100000) / (b.at - a.at) : null);
+const C_RELAY = compileC('fwd-relay', 'relay.c');
 
 function waitLine(proc) {
   return new Promise((resolve, reject) => {
@@ -204,31 +167,11 @@ async function startTarget(kind, sc) {
 }
 
 function loadStep(t, pps, seconds) {
-  return new Promise((resolve, reject) => {
-    const [cmd, argv] = pin(1, LOADGEN, [
-      t.mode,
-      String(t.port),
-      String(pps),
-      String(seconds),
-      String(PAYLOAD),
-    ]);
-    const p = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-    });
-    p.once('exit', (code) => {
-      if (code !== 0) {
-        reject(new Error(`loadgen exited with ${code}`));
-        return;
-      }
-      const r = JSON.parse(out);
-      r.lossPct = r.expected === 0 ? 0 : Math.max(0, (1 - r.received / r.expected) * 100);
-      r.outPps = r.received / r.seconds;
-      resolve(r);
-    });
-    p.stdin.end(`${t.lines.join('\n')}\n`);
-  });
+  return runLoadgen(
+    LOADGEN,
+    [t.mode, String(t.port), String(pps), String(seconds), String(PAYLOAD)],
+    t.lines,
+  );
 }
 
 /**

@@ -521,18 +521,7 @@ export const SCENARIOS: Scenario[] = [
     requirement:
       'A participant of a global room on the second relay appears in RoomUpdate on the first with its relay label, and disappears when it leaves.',
     async run(ctx, t) {
-      const { room, url2 } = federated(ctx);
-      const a = await t.join({}, room);
-      const base = await settledCount(t, a);
-      const b = await t.join({ signalUrl: url2 }, room);
-      await t.until(
-        () => a.lastRoomUpdate?.count === base + 1,
-        'the remote participant at relay 1',
-      );
-      await t.until(
-        () => b.lastRoomUpdate?.count === base + 1,
-        'the remote participant at relay 2',
-      );
+      const { a, b, base } = await joinBothRelays(ctx, t);
       const remote = a.lastRoomUpdate?.participants.find(
         (p) => p.fingerprint === b.identity.fingerprint,
       );
@@ -552,14 +541,7 @@ export const SCENARIOS: Scenario[] = [
     requirement:
       'Participants of a global room on two linked relays receive each other exactly once, unchanged, under one distinct sender tag each.',
     async run(ctx, t) {
-      const { room, url2 } = federated(ctx);
-      const a = await t.join({}, room);
-      const base = await settledCount(t, a);
-      const b = await t.join({ signalUrl: url2 }, room);
-      await t.until(
-        () => a.lastRoomUpdate?.count === base + 1 && b.lastRoomUpdate?.count === base + 1,
-        'both relays to see both participants',
-      );
+      const { a, b } = await joinBothRelays(ctx, t);
       const gotA = t.collect(a);
       const gotB = t.collect(b);
       const n = 20;
@@ -605,6 +587,23 @@ function federated(ctx: ScenarioContext): { room: string; url2: string } {
     throw new Unsupported('needs a second, federated relay (--signal2)');
   }
   return { room: ctx.globalRoom ?? 'wzp-conformance', url2: ctx.signal2Url };
+}
+
+/**
+ * Joins `a` to the global room on the first relay and `b` on the second, and
+ * waits until each relay lists both; `base` is the room's count before `b`.
+ */
+async function joinBothRelays(
+  ctx: ScenarioContext,
+  t: ScenarioTools,
+): Promise<{ a: WzpClient; b: WzpClient; base: number }> {
+  const { room, url2 } = federated(ctx);
+  const a = await t.join({}, room);
+  const base = await settledCount(t, a);
+  const b = await t.join({ signalUrl: url2 }, room);
+  await t.until(() => a.lastRoomUpdate?.count === base + 1, 'the remote participant at relay 1');
+  await t.until(() => b.lastRoomUpdate?.count === base + 1, 'the remote participant at relay 2');
+  return { a, b, base };
 }
 
 /** The participant count once RoomUpdates stop changing (others may be in a global room). */
