@@ -259,7 +259,7 @@ async function measure(kind, sc) {
     // Heap: sampled every 200 ms; growth = (lowest sample of the last third)
     // − (lowest of the first third), i.e. what survives garbage collection.
     const heapSamples = [];
-    let sampling = t.httpUrl !== null && process.env.BENCH_NO_HEAP_SAMPLES !== '1';
+    let sampling = t.httpUrl !== null;
     const sampler = (async () => {
       while (sampling) {
         const h = await heapUsed(t);
@@ -269,7 +269,6 @@ async function measure(kind, sc) {
         await new Promise((res) => setTimeout(res, 200));
       }
     })();
-    await waitIdle(t);
     const before = procSample(t.proc.pid);
     const half = await loadStep(t, best.ppsPerSender / 2, QUICK ? 2 : 6);
     const after = procSample(t.proc.pid);
