@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { type ClientOptions, type ReceivedMedia, WzpClient } from '../src/client/index.js';
 import { loadConfig, type RelayConfigInput } from '../src/config/index.js';
 import { createLogger } from '../src/log/index.js';
-import { Relay } from '../src/relay/relay.js';
+import { Relay } from '../src/server/relay.js';
 import { Identity } from '../src/signal/index.js';
 
 export interface TestRelay {

@@ -55,7 +55,7 @@ export const ERROR_CODES = {
   CONFIG_INVALID: 'The configuration (file, environment or flags) failed validation.',
   CONFIG_UNREADABLE: 'The configuration file could not be read or parsed.',
 
-  // ── transport (src/transport) ────────────────────────────────────────────
+  // ── media transport (src/media) ────────────────────────────────────────────
   TRANSPORT_BIND_FAILED: 'A listening socket could not be bound.',
   TRANSPORT_CLOSED: 'The operation needs a socket or connection that is already closed.',
   TRANSPORT_TIMEOUT: 'A network operation did not complete in time.',

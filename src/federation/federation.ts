@@ -14,14 +14,15 @@ import type WebSocket from 'ws';
 import type { RelayConfig } from '../config/index.js';
 import { isWzpError, WzpError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import type { MediaEngine } from '../relay/media-engine.js';
-import { TokenBucket } from '../relay/rate-limit.js';
-import type { RoomState } from '../relay/room-state.js';
-import { type GlobalRoomRef, type RemoteRef, Session } from '../relay/session.js';
+import type { MediaEngine } from '../media/engine.js';
+import type { RoomState } from '../media/room-state.js';
+import { type GlobalRoomRef, type RemoteRef, Session } from '../media/session.js';
 import type { Room, RoomManager } from '../room/index.js';
 import type { FederatedParticipant, Identity, SignalMessage } from '../signal/index.js';
 import { decodeSignal } from '../signal/index.js';
-import { DeadlineQueue } from '../transport/deadline-queue.js';
+import { toBuffer } from '../util/buffers.js';
+import { DeadlineQueue } from '../util/deadline-queue.js';
+import { TokenBucket } from '../util/token-bucket.js';
 import {
   BIND_DATAGRAM_SIZE,
   type CompactView,
@@ -43,7 +44,6 @@ import {
   type HandshakeContext,
   type HandshakeResult,
   sendSignal,
-  toBuffer,
 } from './handshake.js';
 import { Link } from './link.js';
 import { type Peer, PeerDirectory, relayId } from './peers.js';

@@ -17,6 +17,7 @@ import {
   PROTOCOL_VERSION,
   type SignalMessage,
 } from '../signal/index.js';
+import { toBuffer } from '../util/buffers.js';
 import {
   type Peer,
   type PeerDirectory,
@@ -160,16 +161,6 @@ class Inbox {
     this.failure ??= err;
     this.waiter?.(err);
   }
-}
-
-export function toBuffer(data: WebSocket.RawData): Buffer {
-  if (Buffer.isBuffer(data)) {
-    return data;
-  }
-  if (Array.isArray(data)) {
-    return Buffer.concat(data);
-  }
-  return Buffer.from(data);
 }
 
 /**

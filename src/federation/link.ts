@@ -4,8 +4,8 @@
  * counters. The Federation owns links; a link only reports to it.
  */
 import type WebSocket from 'ws';
-import { TokenBucket } from '../relay/rate-limit.js';
 import type { FederatedParticipant, OutgoingSignal } from '../signal/index.js';
+import { TokenBucket } from '../util/token-bucket.js';
 import type { FederationBatcher } from '../wire/index.js';
 import type { HandshakeResult } from './handshake.js';
 import { sendSignal } from './handshake.js';

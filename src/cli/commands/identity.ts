@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_CONFIG } from '../../config/index.js';
 import { relayId } from '../../federation/index.js';
-import { IDENTITY_FILE, loadOrCreateIdentity } from '../../relay/identity-store.js';
+import { IDENTITY_FILE, loadOrCreateIdentity } from '../../server/identity-store.js';
 import { type CliIo, EXIT_OK, reportError } from '../io.js';
 
 export function registerIdentity(

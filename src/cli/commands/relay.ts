@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { loadConfig, type RelayConfigInput } from '../../config/index.js';
 import { WzpError } from '../../errors/index.js';
 import { createLogger } from '../../log/index.js';
-import { Relay } from '../../relay/relay.js';
+import { Relay } from '../../server/relay.js';
 import { type CliIo, EXIT_OK, reportError } from '../io.js';
 
 interface RelayFlags {

@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UdpEndpoint } from '../transport/udp-endpoint.js';
 import {
   createHeader,
   decodeCompactFrame,
@@ -17,8 +16,9 @@ import {
   MiniCompressor,
   MiniContext,
 } from '../wire/index.js';
-import { MediaEngine, type TrunkingOptions } from './media-engine.js';
+import { MediaEngine, type TrunkingOptions } from './engine.js';
 import { Session } from './session.js';
+import { UdpEndpoint } from './udp-endpoint.js';
 
 interface Peer {
   socket: Socket;

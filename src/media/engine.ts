@@ -14,7 +14,7 @@
  * expanded to FULL (built once per datagram and shared).
  */
 import type { RemoteInfo } from 'node:dgram';
-import { DeadlineQueue } from '../transport/deadline-queue.js';
+import { DeadlineQueue } from '../util/deadline-queue.js';
 import {
   BIND_DATAGRAM_SIZE,
   type CompactView,

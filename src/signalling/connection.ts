@@ -11,6 +11,7 @@ import type { RawData, WebSocket } from 'ws';
 import { type Grants, grantsAllowRoom, verifyToken } from '../auth/token.js';
 import { type ErrorCode, isWzpError, WzpError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import type { Session } from '../media/session.js';
 import { validateRoomName } from '../room/index.js';
 import {
   type BodyOf,
@@ -24,16 +25,16 @@ import {
   signCallAnswer,
   verifyCallOffer,
 } from '../signal/index.js';
-import { TokenBucket } from './rate-limit.js';
-import type { RelayCore } from './relay-core.js';
-import type { Session } from './session.js';
+import { toBuffer } from '../util/buffers.js';
+import { TokenBucket } from '../util/token-bucket.js';
+import type { RelayCore, SignalPeer } from './relay-core.js';
 
 type State = 'auth' | 'offer' | 'joining' | 'joined' | 'closed';
 
 /** Messages waiting to be handled; more than this and the connection is flooding. */
 const MAX_PENDING = 64;
 
-export class SignalConnection {
+export class SignalConnection implements SignalPeer {
   private state: State;
   private session: Session | null = null;
   private grants: Grants | null = null;
@@ -287,16 +288,6 @@ export class SignalConnection {
       void this.core.endSession(this.session, 'ws_close');
     }
   }
-}
-
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) {
-    return data;
-  }
-  if (Array.isArray(data)) {
-    return Buffer.concat(data);
-  }
-  return Buffer.from(data);
 }
 
 /** A fresh X25519 public key for the CallAnswer (the relay never decrypts media). */

@@ -11,19 +11,19 @@ import type { RelayConfig } from '../config/index.js';
 import { WzpError } from '../errors/index.js';
 import { FEDERATION_PATH, Federation } from '../federation/index.js';
 import { createLogger, type Logger } from '../log/index.js';
+import { DROP_REASONS, MediaEngine } from '../media/engine.js';
+import { SessionObserver } from '../media/quality-observer.js';
+import { RoomState } from '../media/room-state.js';
+import { Session } from '../media/session.js';
+import { UdpEndpoint } from '../media/udp-endpoint.js';
 import { CounterBridge, RelayMetrics } from '../metrics/index.js';
 import { directiveReason, TIER_NAMES, Tier, tierName } from '../quality/index.js';
 import { type Room, RoomManager, roomUpdateOf } from '../room/index.js';
 import { encodeSignal, type Identity, PROFILES_BY_TIER } from '../signal/index.js';
-import { UdpEndpoint } from '../transport/udp-endpoint.js';
+import { SignalConnection } from '../signalling/connection.js';
+import type { EndReason, JoinRequest, RelayCore, SignalPeer } from '../signalling/relay-core.js';
 import { HttpServer } from './http-server.js';
 import { loadOrCreateIdentity } from './identity-store.js';
-import { DROP_REASONS, MediaEngine } from './media-engine.js';
-import { SessionObserver } from './quality-observer.js';
-import type { EndReason, JoinRequest, RelayCore } from './relay-core.js';
-import { RoomState } from './room-state.js';
-import { Session } from './session.js';
-import { SignalConnection } from './signal-connection.js';
 
 export const SIGNAL_PATH = '/v2/signal';
 
@@ -55,8 +55,8 @@ export class Relay implements RelayCore {
   private readonly signalServer: Server;
   private readonly wss: WebSocketServer;
   private readonly http: HttpServer;
-  private readonly connections = new Set<SignalConnection>();
-  private readonly sessions = new Map<number, { session: Session; conn: SignalConnection }>();
+  private readonly connections = new Set<SignalPeer>();
+  private readonly sessions = new Map<number, { session: Session; conn: SignalPeer }>();
   private readonly observers = new WeakMap<Session, SessionObserver>();
   private addresses: RelayAddresses | null = null;
   private draining = false;
@@ -308,7 +308,7 @@ export class Relay implements RelayCore {
 
   // ── RelayCore ─────────────────────────────────────────────────────────────
 
-  async join(conn: SignalConnection, request: JoinRequest): Promise<Session> {
+  async join(conn: SignalPeer, request: JoinRequest): Promise<Session> {
     const now = performance.now();
     const result = await this.rooms.join(
       request.room,
@@ -389,7 +389,7 @@ export class Relay implements RelayCore {
     this.metrics.pli.labels('forwarded').inc();
   }
 
-  connectionClosed(conn: SignalConnection): void {
+  connectionClosed(conn: SignalPeer): void {
     this.connections.delete(conn);
   }
 

@@ -5,10 +5,9 @@
  */
 import type { RelayConfig } from '../config/index.js';
 import type { Logger } from '../log/index.js';
+import type { Session } from '../media/session.js';
 import type { RelayMetrics } from '../metrics/index.js';
-import type { Identity } from '../signal/index.js';
-import type { Session } from './session.js';
-import type { SignalConnection } from './signal-connection.js';
+import type { Identity, OutgoingSignal } from '../signal/index.js';
 
 export type EndReason = 'hangup' | 'ws_close' | 'timeout' | 'shutdown' | 'error';
 
@@ -21,6 +20,15 @@ export interface JoinRequest {
   canSubscribe: boolean;
 }
 
+/** What the relay may do with a signalling connection (implemented by `SignalConnection`). */
+export interface SignalPeer {
+  /** The session this connection joined, once it has. */
+  readonly joined: Session | null;
+  send(msg: OutgoingSignal): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+}
+
 export interface RelayCore {
   readonly config: RelayConfig;
   readonly log: Logger;
@@ -28,7 +36,7 @@ export interface RelayCore {
   readonly identity: Identity;
   readonly advertisedUdpPort: number;
   /** Joins a room (critical section) and registers the session with the media engine. */
-  join(conn: SignalConnection, request: JoinRequest): Promise<Session>;
+  join(conn: SignalPeer, request: JoinRequest): Promise<Session>;
   /** Ends a session: unregisters it, leaves the room, tells the others. Idempotent. */
   endSession(session: Session, reason: EndReason): Promise<void>;
   /** Sends RoomUpdate to every participant of the session's room. */
@@ -36,5 +44,5 @@ export interface RelayCore {
   /** Routes a PictureLossIndication from `from` to the stream's owner. */
   routePli(from: Session, streamId: number): void;
   /** The WebSocket of `conn` closed. */
-  connectionClosed(conn: SignalConnection): void;
+  connectionClosed(conn: SignalPeer): void;
 }

@@ -18,7 +18,7 @@ export interface SignalSink {
   close(code?: number, reason?: string): void;
 }
 
-/** Per-packet quality hook of a session (implemented in src/relay/quality-observer.ts). */
+/** Per-packet quality hook of a session (implemented in src/media/quality-observer.ts). */
 export interface PacketObserver {
   /**
    * Observes one decoded packet (the header object is reused: do not keep it).
