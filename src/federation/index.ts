@@ -1,5 +1,6 @@
 export * from './federation.js';
 export * from './handshake.js';
+export * from './media.js';
 export * from './peers.js';
 export * from './presence.js';
 export * from './replay-window.js';

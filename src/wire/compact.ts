@@ -16,6 +16,9 @@ import {
   MEDIA_HEADER_SIZE,
   MINI_FULL_INTERVAL,
   MINI_HEADER_SIZE,
+  OFF_MEDIA_TYPE,
+  OFF_SEQ,
+  OFF_STREAM_ID,
   QUALITY_REPORT_SIZE,
 } from './constants.js';
 import { WireError, type WireResult } from './error.js';
@@ -283,4 +286,26 @@ export class MiniCompressor {
     this.hasLast = false;
     this.framesSinceFull = 0;
   }
+}
+
+/** `stream_id` of the FULL compact frame at `buf[off]` (the caller has validated it). */
+export function fullFrameStreamId(buf: Uint8Array, off: number): number {
+  return buf[off + 1 + OFF_STREAM_ID] as number;
+}
+
+/** `media_type` of the FULL compact frame at `buf[off]` (the caller has validated it). */
+export function fullFrameMediaType(buf: Uint8Array, off: number): number {
+  return buf[off + 1 + OFF_MEDIA_TYPE] as number;
+}
+
+/** `seq` of the FULL compact frame at `buf[off]` (the caller has validated it). */
+export function fullFrameSeq(buf: Uint8Array, off: number): number {
+  const p = off + 1 + OFF_SEQ;
+  return (
+    (((buf[p] as number) << 24) |
+      ((buf[p + 1] as number) << 16) |
+      ((buf[p + 2] as number) << 8) |
+      (buf[p + 3] as number)) >>>
+    0
+  );
 }

@@ -1,0 +1,326 @@
+/**
+ * The federation media plane: UDP BIND/BIND_ACK of links, and FEDERATION
+ * (0x03) datagrams out (`egress`, after a local sender's fan-out) and in
+ * (`ingress`: validate, rate-limit, dedup by replay window, deliver to the
+ * room's local participants, forward on with hop limit − 1).
+ *
+ * Synchronous, lock-free and allocation-light like the engine's own hot
+ * path; it runs wherever the room's media engine runs.
+ */
+import type { RemoteInfo } from 'node:dgram';
+import type { RelayConfig } from '../config/index.js';
+import type { Logger } from '../log/index.js';
+import type { Session } from '../media/session.js';
+import { DeadlineQueue } from '../util/deadline-queue.js';
+import {
+  BIND_DATAGRAM_SIZE,
+  type CompactView,
+  createFederationEntryView,
+  encodeBind,
+  FEDERATION_ENTRY_OVERHEAD,
+  FEDERATION_HEADER_SIZE,
+  FederationBatcher,
+  FederationReader,
+  FrameType,
+  fullFrameSeq,
+  fullFrameSize,
+  fullFrameStreamId,
+  type WireErrorCode,
+  writeFederationEntryHeader,
+  writeFederationPrefix,
+  writeFullFrameUnchecked,
+} from '../wire/index.js';
+import type { GlobalRoom, GlobalRoomTable, RemoteParticipant } from './global-room.js';
+import type { Link } from './link.js';
+import type { LinkTable } from './link-table.js';
+
+const ENTRY_PREFIX = FEDERATION_HEADER_SIZE + FEDERATION_ENTRY_OVERHEAD;
+
+export type FederationDropReason =
+  | 'unbound'
+  | 'malformed'
+  | 'loop'
+  | 'unknown_room'
+  | 'unknown_sender'
+  | 'hop_limit';
+
+export class FederationStats {
+  deduped = 0;
+  tooOld = 0;
+  rateLimitedPeer = 0;
+  rateLimitedRoom = 0;
+  readonly dropped: Record<FederationDropReason, number> = {
+    unbound: 0,
+    malformed: 0,
+    loop: 0,
+    unknown_room: 0,
+    unknown_sender: 0,
+    hop_limit: 0,
+  };
+  readonly malformedByCode = new Map<WireErrorCode, number>();
+}
+
+/** Where federation media is delivered locally (the room's media engine). */
+export interface LocalDelivery {
+  /** Fans a remote participant's FULL frame out to the room's local participants. */
+  forwardRemote(sender: Session, frame: Buffer): void;
+}
+
+export interface FederationMediaOptions {
+  config: RelayConfig;
+  log: Logger;
+  links: LinkTable;
+  globals: GlobalRoomTable;
+  /** Our 8-byte origin relay id. */
+  selfOrigin: Buffer;
+  delivery: LocalDelivery;
+  /** Sends one UDP datagram from the media socket. */
+  sendUdp: (data: Buffer | readonly Buffer[], port: number, address: string) => void;
+  /** A link's UDP path just came up: the rooms' interested links change. */
+  onUdpReady: (link: Link) => void;
+  now: () => number;
+}
+
+export class FederationMedia {
+  readonly stats = new FederationStats();
+  private readonly config: RelayConfig;
+  private readonly log: Logger;
+  private readonly links: LinkTable;
+  private readonly globals: GlobalRoomTable;
+  private readonly selfOrigin: Buffer;
+  private readonly selfHi: number;
+  private readonly selfLo: number;
+  private readonly delivery: LocalDelivery;
+  private readonly sendUdp: FederationMediaOptions['sendUdp'];
+  private readonly onUdpReady: (link: Link) => void;
+  private readonly now: () => number;
+  private readonly reader = new FederationReader();
+  private readonly entry = createFederationEntryView();
+  private readonly flushQueue: DeadlineQueue | null;
+
+  constructor(o: FederationMediaOptions) {
+    this.config = o.config;
+    this.log = o.log;
+    this.links = o.links;
+    this.globals = o.globals;
+    this.selfOrigin = o.selfOrigin;
+    this.selfHi = o.selfOrigin.readUInt32BE(0);
+    this.selfLo = o.selfOrigin.readUInt32BE(4);
+    this.delivery = o.delivery;
+    this.sendUdp = o.sendUdp;
+    this.onUdpReady = o.onUdpReady;
+    this.now = o.now;
+    this.flushQueue = o.config.trunking ? new DeadlineQueue(o.config.trunk_flush_ms, o.now) : null;
+  }
+
+  close(): void {
+    this.flushQueue?.close();
+  }
+
+  /** Sends our BIND to the peer's media port (until it acknowledges). */
+  sendBind(link: Link): void {
+    this.sendUdp(encodeBind(link.peerBindToken), link.peerUdpPort, link.remoteAddress);
+  }
+
+  /** UDP BIND from a peer relay's media socket. */
+  bind(msg: Buffer, rinfo: RemoteInfo): boolean {
+    const link = this.links.byBindToken(msg.toString('hex', 1, BIND_DATAGRAM_SIZE));
+    if (link === undefined || link.closed) {
+      return false;
+    }
+    if (link.boundAddress !== rinfo.address || link.boundPort !== rinfo.port) {
+      this.links.bindAddress(link, rinfo.address, rinfo.port);
+      this.log.debug(
+        { peer: link.label, from: `${rinfo.address}:${rinfo.port}` },
+        'federation udp bound',
+      );
+    }
+    link.lastHeardMs = this.now();
+    this.sendUdp(encodeBind(link.localBindToken, FrameType.BindAck), rinfo.port, rinfo.address);
+    return true;
+  }
+
+  /** BIND_ACK from a peer: our media may now flow to it. */
+  bindAck(msg: Buffer, rinfo: RemoteInfo): boolean {
+    if (msg.length !== BIND_DATAGRAM_SIZE) {
+      return false;
+    }
+    for (const link of this.links.values()) {
+      if (link.peerBindToken.equals(msg.subarray(1, BIND_DATAGRAM_SIZE))) {
+        link.mediaAddress = rinfo.address;
+        link.mediaPort = rinfo.port;
+        link.lastHeardMs = this.now();
+        if (!link.udpReady) {
+          link.udpReady = true;
+          this.onUdpReady(link);
+        }
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A local sender's frame (after local fan-out): one entry to every interested link. */
+  egress(sender: Session, msg: Buffer, view: CompactView): void {
+    const g = sender.globalRoom as GlobalRoom;
+    const links = g.interested;
+    if (links.length === 0) {
+      return;
+    }
+    let frame = msg;
+    if (view.frameType === FrameType.Mini) {
+      const payload = msg.subarray(view.payloadOffset, view.payloadOffset + view.payloadLength);
+      frame = Buffer.allocUnsafe(fullFrameSize(view.payloadLength, false));
+      writeFullFrameUnchecked(view.header, payload, null, frame, 0);
+    }
+    this.sendEntry(
+      links,
+      null,
+      this.config.federation_max_hops,
+      g,
+      this.selfOrigin,
+      0,
+      sender.tag,
+      frame,
+    );
+  }
+
+  /** Sends one entry to `links` except `except`, batched or as its own datagram. */
+  private sendEntry(
+    links: readonly Link[],
+    except: Link | null,
+    hop: number,
+    g: GlobalRoom,
+    origin: Buffer,
+    originOff: number,
+    tag: number,
+    frame: Buffer,
+  ): void {
+    let prefix: Buffer | null = null;
+    for (let i = 0; i < links.length; i++) {
+      const link = links[i] as Link;
+      if (link === except || link.mediaAddress === null) {
+        continue;
+      }
+      link.packetsOut++;
+      if (this.flushQueue !== null) {
+        this.batch(link).push(hop, g.hash, origin.subarray(originOff, originOff + 8), tag, frame);
+        if (link.batcher?.pendingEntries === 1) {
+          this.flushQueue.add(link.flushItem, link.batchGeneration);
+        }
+        continue;
+      }
+      if (prefix === null) {
+        prefix = Buffer.allocUnsafe(ENTRY_PREFIX);
+        writeFederationPrefix(prefix, 0, 1);
+        writeFederationEntryHeader(
+          prefix,
+          FEDERATION_HEADER_SIZE,
+          hop,
+          g.hash,
+          origin.subarray(originOff, originOff + 8),
+          tag,
+          frame.length,
+        );
+      }
+      this.sendUdp([prefix, frame], link.mediaPort, link.mediaAddress);
+    }
+  }
+
+  private batch(link: Link): FederationBatcher {
+    if (link.batcher === null) {
+      link.batcher = new FederationBatcher({
+        maxEntries: this.config.trunk_max_entries,
+        maxBytes: this.config.trunk_mtu,
+        onFlush: (datagram) => {
+          link.batchGeneration++;
+          if (link.mediaAddress !== null && !link.closed) {
+            this.sendUdp(datagram, link.mediaPort, link.mediaAddress);
+          }
+        },
+      });
+    }
+    return link.batcher;
+  }
+
+  /** A FEDERATION datagram: validate, dedup, deliver locally, forward on. */
+  ingress(msg: Buffer, rinfo: RemoteInfo): void {
+    const stats = this.stats;
+    const link = this.links.byAddress(rinfo.port, rinfo.address);
+    if (link === undefined || link.closed) {
+      stats.dropped.unbound++;
+      return;
+    }
+    const now = this.now();
+    link.lastHeardMs = now;
+    const reader = this.reader;
+    const bad = reader.reset(msg, 0, msg.length);
+    if (bad !== null) {
+      stats.dropped.malformed++;
+      stats.malformedByCode.set(bad, (stats.malformedByCode.get(bad) ?? 0) + 1);
+      return;
+    }
+    const v = this.entry;
+    while (reader.next(v)) {
+      link.packetsIn++;
+      if (!link.mediaBucket.take(now)) {
+        stats.rateLimitedPeer++;
+        continue;
+      }
+      const oHi = msg.readUInt32BE(v.originOffset);
+      const oLo = msg.readUInt32BE(v.originOffset + 4);
+      if (oHi === this.selfHi && oLo === this.selfLo) {
+        stats.dropped.loop++;
+        continue;
+      }
+      const g = this.globals.at(
+        msg.readUInt32BE(v.roomHashOffset),
+        msg.readUInt32BE(v.roomHashOffset + 4),
+      );
+      if (g === undefined) {
+        stats.dropped.unknown_room++;
+        continue;
+      }
+      if (!g.bucket.take(now)) {
+        stats.rateLimitedRoom++;
+        continue;
+      }
+      const sender = g.remoteAt(oHi, oLo, v.senderTag);
+      if (sender === undefined) {
+        stats.dropped.unknown_sender++;
+        continue;
+      }
+      const f = v.frameOffset;
+      const verdict = (sender.remote as RemoteParticipant).replay.check(
+        fullFrameStreamId(msg, f),
+        fullFrameSeq(msg, f),
+      );
+      if (verdict !== 'new') {
+        if (verdict === 'duplicate') {
+          stats.deduped++;
+        } else {
+          stats.tooOld++;
+        }
+        continue;
+      }
+      const frame = msg.subarray(f, f + v.frameLength);
+      this.delivery.forwardRemote(sender, frame);
+      if (g.interested.length > (g.interested.includes(link) ? 1 : 0)) {
+        if (v.hopLimit <= 1) {
+          stats.dropped.hop_limit++;
+        } else {
+          this.sendEntry(
+            g.interested,
+            link,
+            v.hopLimit - 1,
+            g,
+            msg,
+            v.originOffset,
+            v.senderTag,
+            frame,
+          );
+        }
+      }
+    }
+  }
+}
