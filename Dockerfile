@@ -2,7 +2,7 @@
 # wzp-relay: multi-stage build, small non-root runtime image.
 
 # ── build: install everything, compile TypeScript to dist/ ───────────────────
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -11,7 +11,7 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # ── runtime: production dependencies and compiled code only ─────────────────
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     WZP_DATA_DIR=/var/lib/wzp
 WORKDIR /app

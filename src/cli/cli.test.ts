@@ -99,6 +99,18 @@ describe('wzp decode', () => {
     expect(await runCli(['decode', '--kind', 'nonsense', '00'], v.cli)).toBe(2);
   });
 
+  it('rejects an empty datagram as WIRE_TRUNCATED with exit 2, for every kind', async () => {
+    for (const kind of ['auto', 'media', 'compact', 'trunk', 'binding', 'federation']) {
+      for (const args of [[''], ['  '], ['', '']]) {
+        const t = io();
+        expect(await runCli(['decode', '--kind', kind, ...args], t.cli)).toBe(2);
+        expect(t.json()).toEqual([
+          { error: { code: 'WIRE_TRUNCATED', message: 'empty datagram' } },
+        ]);
+      }
+    }
+  });
+
   it('prints the demo', async () => {
     const t = io();
     expect(await runCli(['decode', '--demo'], t.cli)).toBe(0);
@@ -132,5 +144,12 @@ describe.skipIf(!existsSync(BIN))('the compiled wzp binary', () => {
     const bad = spawnSync(process.execPath, [BIN, 'decode', '02'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(JSON.parse(bad.stdout)).toMatchObject({ error: { code: 'WIRE_TRUNCATED' } });
+    const empty = spawnSync(process.execPath, [BIN, 'decode', '--kind', 'compact', ''], {
+      encoding: 'utf8',
+    });
+    expect(empty.status).toBe(2);
+    expect(JSON.parse(empty.stdout)).toEqual({
+      error: { code: 'WIRE_TRUNCATED', message: 'empty datagram' },
+    });
   });
 });

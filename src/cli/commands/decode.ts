@@ -73,12 +73,14 @@ export function decodeDatagram(
   state = new DecodeState(),
   pretty = false,
 ): Record<string, unknown> {
+  // An empty datagram is truncated whatever its kind (every structure has
+  // at least a type or version byte).
+  if (bytes.length === 0) {
+    throw new WireError('WIRE_TRUNCATED', 'empty datagram');
+  }
   const first = bytes[0];
   let k = kind;
   if (k === 'auto') {
-    if (bytes.length === 0) {
-      throw new WireError('WIRE_TRUNCATED', 'empty datagram');
-    }
     if (first === 0x02) {
       k = 'media';
     } else if (first === FrameType.Full || first === FrameType.Mini) {
@@ -256,7 +258,14 @@ export async function runDecode(
       }
       lines = text.split('\n');
     } else if (hexArgs.length > 0) {
-      lines = [hexArgs.join('')];
+      // Arguments are one datagram: an empty one (`wzp decode ""`) is
+      // decoded, and rejected as truncated, rather than skipped as a blank line.
+      const hex = hexArgs.join('');
+      if (hex.trim() === '') {
+        print(decodeDatagram(Buffer.alloc(0), options.kind, state, options.pretty));
+        return EXIT_OK;
+      }
+      lines = [hex];
     } else {
       const input = await io.readStdin();
       if (input === null || input.length === 0) {
