@@ -59,6 +59,11 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Local UDP address to bind (default 127.0.0.1 when the relay is local, else 0.0.0.0). */
   localAddress?: string;
+  /**
+   * Media path: 'udp' (default) or 'websocket' (the same datagrams over
+   * ws(s)://host:port/v2/media, as browsers do).
+   */
+  mediaTransport?: 'udp' | 'websocket';
   /** Send MINI frames when possible (default true); false sends every frame FULL. */
   miniFrames?: boolean;
   /**
@@ -102,7 +107,9 @@ export class WzpClient extends EventEmitter<ClientEvents> {
   lastRoomUpdate: BodyOf<'RoomUpdate'> | null = null;
   private ws: WebSocket | null = null;
   private udp: Socket | null = null;
+  private mediaWs: WebSocket | null = null;
   private udpHost = '127.0.0.1';
+  private bindWaiter: ((msg: Buffer) => void) | null = null;
   private readonly compressor = new MiniCompressor();
   private readonly contexts = new Map<number, MiniContext>();
   private readonly fingerprints = new Map<number, string>();
@@ -110,6 +117,8 @@ export class WzpClient extends EventEmitter<ClientEvents> {
   private readonly entry: TrunkEntryView = { tag: 0, offset: 0, length: 0 };
   private readonly view: CompactView = createCompactView();
   private readonly pendingPings = new Map<bigint, (rttMs: number) => void>();
+  /** Random per-session key salt (protocol/BINDING.md §4.3); a rejoin gets a fresh one. */
+  readonly keySalt: Buffer = randomBytes(KEY_SALT_SIZE);
   private readonly sendKey: Buffer | null;
   private readonly recvKeys = new Map<string, Buffer>();
   private outBuf = Buffer.allocUnsafe(2048);
@@ -120,7 +129,9 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     this.options = options;
     this.identity = options.identity ?? Identity.generate();
     this.sendKey =
-      options.roomKey === undefined ? null : senderKey(options.roomKey, this.identity.fingerprint);
+      options.roomKey === undefined
+        ? null
+        : sessionKey(options.roomKey, this.identity.fingerprint, this.keySalt);
   }
 
   /** Connects, joins and binds; resolves when media can flow. */
@@ -141,9 +152,14 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     return this.answer?.participant_tag ?? 0;
   }
 
-  /** Local UDP port (after bind). */
+  /** Local UDP port (after bind; 0 on the WebSocket path). */
   get localPort(): number {
     return this.udp?.address().port ?? 0;
+  }
+
+  /** The media path in use. */
+  get mediaTransport(): 'udp' | 'websocket' {
+    return this.options.mediaTransport ?? 'udp';
   }
 
   /** Performs only the signalling handshake (tests use this for failure cases). */
@@ -246,21 +262,55 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     if (answer === null) {
       throw new WzpError('TRANSPORT_CLOSED', 'bind before CallAnswer');
     }
-    await this.openUdp();
+    if (this.mediaTransport === 'websocket') {
+      await this.openMediaWs();
+    } else {
+      await this.openUdp();
+    }
     await this.sendBind(answer.bind_token);
   }
 
   /**
-   * Moves the session to a fresh UDP socket (a new source port), as a NAT
-   * rebinding would.
+   * Moves the session to a fresh UDP socket (a new source port) or a new
+   * media WebSocket, as a NAT rebinding or network change would.
    */
   async rebind(): Promise<void> {
+    await this.closeMedia();
+    await this.bind();
+  }
+
+  private async closeMedia(): Promise<void> {
     const old = this.udp;
     this.udp = null;
     if (old !== null) {
       await new Promise<void>((r) => old.close(() => r()));
     }
-    await this.bind();
+    const ws = this.mediaWs;
+    this.mediaWs = null;
+    if (ws !== null) {
+      await closeWs(ws);
+    }
+  }
+
+  private async openMediaWs(): Promise<void> {
+    const url = new URL(this.options.signalUrl);
+    url.pathname = '/v2/media';
+    url.search = '';
+    const ws = new WebSocket(url, { maxPayload: 1 << 16, perMessageDeflate: false });
+    ws.binaryType = 'nodebuffer';
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', (err) =>
+        reject(new WzpError('TRANSPORT_CLOSED', `cannot open media WebSocket: ${err.message}`)),
+      );
+    });
+    ws.on('error', () => {});
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) {
+        this.onDatagram(data);
+      }
+    });
+    this.mediaWs = ws;
   }
 
   private async openUdp(): Promise<void> {
@@ -276,18 +326,17 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     const datagram = encodeBind(token);
     return new Promise((resolve, reject) => {
       let attempts = 0;
-      const onAck = (msg: Buffer): void => {
-        if (msg[0] === FrameType.BindAck && msg.subarray(1).equals(datagram.subarray(1))) {
+      this.bindWaiter = (msg: Buffer): void => {
+        if (msg.subarray(1).equals(datagram.subarray(1))) {
           clearInterval(timer);
-          this.udp?.off('message', onAck);
+          this.bindWaiter = null;
           resolve();
         }
       };
-      this.udp?.on('message', onAck);
       const tick = (): void => {
         if (attempts++ >= 10) {
           clearInterval(timer);
-          this.udp?.off('message', onAck);
+          this.bindWaiter = null;
           reject(new WzpError('TRANSPORT_TIMEOUT', 'no BIND_ACK after 10 attempts'));
           return;
         }
@@ -308,10 +357,15 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     quality: QualityReport | null = null,
   ): Buffer {
     const body =
-      this.sendKey === null ? payload : encryptPayload(this.sendKey, header, payload, quality);
+      this.sendKey === null
+        ? payload
+        : encryptPayload(this.sendKey, this.keySalt, header, payload, quality);
     const need = this.compressor.maxFrameSize(body.length, quality !== null);
     if (this.outBuf.length < need) {
       this.outBuf = Buffer.allocUnsafe(need * 2);
+    }
+    if (this.options.miniFrames === false) {
+      this.compressor.reset();
     }
     const n = this.compressor.encodeInto(header, body, quality, this.outBuf, 0);
     const frame = Buffer.from(this.outBuf.subarray(0, n));
@@ -319,8 +373,15 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     return frame;
   }
 
-  /** Sends raw bytes to the relay's UDP port (tests of malformed input). */
+  /** Sends raw bytes on the media path (tests of malformed input). */
   sendDatagram(bytes: Uint8Array): void {
+    const ws = this.mediaWs;
+    if (ws !== null) {
+      if (ws.readyState === WebSocket.OPEN) {
+        ws.send(bytes, { binary: true });
+      }
+      return;
+    }
     const port = this.answer?.udp_port;
     if (this.udp === null || port === undefined) {
       return;
@@ -384,11 +445,7 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     } else {
       ws?.terminate();
     }
-    const udp = this.udp;
-    this.udp = null;
-    if (udp !== null) {
-      await new Promise<void>((r) => udp.close(() => r()));
-    }
+    await this.closeMedia();
   }
 
   private onSignal(msg: SignalMessage): void {
@@ -420,6 +477,8 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     const type = msg[0];
     if (type === FrameType.Trunk) {
       this.onTrunk(msg);
+    } else if (type === FrameType.BindAck) {
+      this.bindWaiter?.(msg);
     } else if (type === FrameType.Pong && msg.length === 9) {
       const done = this.pendingPings.get(msg.readBigUInt64BE(1));
       if (done !== undefined) {
@@ -463,7 +522,11 @@ export class WzpClient extends EventEmitter<ClientEvents> {
       );
       const quality = view.hasQuality ? { ...view.quality } : null;
       if (this.options.roomKey !== undefined && fp !== null) {
-        const key = this.recvKey(fp);
+        if (payload.length < KEY_SALT_SIZE + TAG_SIZE) {
+          this.emit('decodeError', 'payload authentication failed');
+          continue;
+        }
+        const key = this.recvKey(fp, payload.subarray(0, KEY_SALT_SIZE));
         const plain = decryptPayload(key, view.header, payload, quality);
         if (plain === null) {
           this.emit('decodeError', 'payload authentication failed');
@@ -483,21 +546,51 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     }
   }
 
-  private recvKey(fingerprint: string): Buffer {
-    let key = this.recvKeys.get(fingerprint);
+  private recvKey(fingerprint: string, salt: Buffer): Buffer {
+    const id = `${fingerprint}/${salt.toString('hex')}`;
+    let key = this.recvKeys.get(id);
     if (key === undefined) {
-      key = senderKey(this.options.roomKey as Uint8Array, fingerprint);
-      this.recvKeys.set(fingerprint, key);
+      if (this.recvKeys.size >= 1024) {
+        this.recvKeys.clear();
+      }
+      key = sessionKey(this.options.roomKey as Uint8Array, fingerprint, salt);
+      this.recvKeys.set(id, key);
     }
     return key;
   }
 }
 
-// ── payload encryption (reference client scheme, protocol/BINDING.md §4.3) ──
+function closeWs(ws: WebSocket): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) {
+    return Promise.resolve();
+  }
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      ws.terminate();
+      resolve();
+    }, 1000);
+    ws.once('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    ws.close(1000);
+  });
+}
 
-/** Per-sender key: HKDF-SHA256(room key, salt "wzp-v2-payload", info = sender fingerprint). */
-export function senderKey(roomKey: Uint8Array, fingerprint: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', roomKey, 'wzp-v2-payload', fingerprint, 32));
+// ── payload encryption (protocol/BINDING.md §4.3) ──
+
+/** Bytes of the per-session key salt that starts every encrypted payload. */
+export const KEY_SALT_SIZE = 8;
+
+/**
+ * Per-session payload key: HKDF-SHA256(ikm = room key, salt = "wzp-v2-session-key",
+ * info = UTF-8(sender fingerprint) ‖ key salt). A sender draws a fresh random
+ * 8-byte key salt for every session, so a rejoin (seq back at 0) never reuses
+ * a (key, nonce) pair.
+ */
+export function sessionKey(roomKey: Uint8Array, fingerprint: string, salt: Uint8Array): Buffer {
+  const info = Buffer.concat([Buffer.from(fingerprint, 'utf8'), salt]);
+  return Buffer.from(hkdfSync('sha256', roomKey, 'wzp-v2-session-key', info, 32));
 }
 
 /** Nonce: stream_id ‖ media_type ‖ 0x0000 ‖ seq (u32 BE) ‖ 0x00000000. */
@@ -524,34 +617,37 @@ function aadOf(h: MediaHeader, quality: QualityReport | null): Buffer {
   return aad;
 }
 
+/** Encrypted payload: key salt (8) ‖ ChaCha20-Poly1305 ciphertext ‖ tag (16). */
 export function encryptPayload(
   key: Buffer,
+  salt: Uint8Array,
   h: MediaHeader,
   payload: Uint8Array,
   quality: QualityReport | null,
 ): Buffer {
   const cipher = createCipheriv('chacha20-poly1305', key, nonceOf(h), { authTagLength: TAG_SIZE });
   cipher.setAAD(aadOf(h, quality), { plaintextLength: payload.length });
-  return Buffer.concat([cipher.update(payload), cipher.final(), cipher.getAuthTag()]);
+  return Buffer.concat([salt, cipher.update(payload), cipher.final(), cipher.getAuthTag()]);
 }
 
+/** Decrypts `salt ‖ ciphertext ‖ tag` with the key of that salt; null if it does not authenticate. */
 export function decryptPayload(
   key: Buffer,
   h: MediaHeader,
   body: Uint8Array,
   quality: QualityReport | null,
 ): Buffer | null {
-  if (body.length < TAG_SIZE) {
+  if (body.length < KEY_SALT_SIZE + TAG_SIZE) {
     return null;
   }
   try {
     const decipher = createDecipheriv('chacha20-poly1305', key, nonceOf(h), {
       authTagLength: TAG_SIZE,
     });
-    decipher.setAAD(aadOf(h, quality), { plaintextLength: body.length - TAG_SIZE });
+    decipher.setAAD(aadOf(h, quality), { plaintextLength: body.length - KEY_SALT_SIZE - TAG_SIZE });
     decipher.setAuthTag(body.subarray(body.length - TAG_SIZE));
     return Buffer.concat([
-      decipher.update(body.subarray(0, body.length - TAG_SIZE)),
+      decipher.update(body.subarray(KEY_SALT_SIZE, body.length - TAG_SIZE)),
       decipher.final(),
     ]);
   } catch {

@@ -112,6 +112,15 @@ const FIELDS = {
       .default(512 << 10),
     'SO_RCVBUF/SO_SNDBUF requested for the media socket (0 = system default). It bounds the queueing delay under overload: a larger buffer turns overload into seconds of latency instead of loss (docs/operator.md).',
   ],
+  ws_media_max_buffered_bytes: [
+    z
+      .number()
+      .int()
+      .min(4096)
+      .max(64 << 20)
+      .default(256 << 10),
+    'WebSocket media (/v2/media): datagrams to a receiver are dropped (and counted) while this many bytes are still unsent to it, like loss on a UDP path; bounds memory per connection.',
+  ],
   peers: [
     z.array(peerSchema()).max(64).default([]),
     'Federation peers: [[peers]] with label, public_key (64 hex) or fingerprint, and url (ws://host:port/v2/federation) to dial; a peer without url is only accepted.',

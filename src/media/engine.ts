@@ -30,6 +30,7 @@ import {
   type WireErrorCode,
   writeFullFrameUnchecked,
 } from '../wire/index.js';
+import type { DatagramPath } from './datagram-path.js';
 import type { Session } from './session.js';
 
 /** Why a datagram was dropped (label values of wzp_relay_datagrams_dropped_total). */
@@ -183,8 +184,11 @@ export class MediaEngine {
     this.flushQueue?.close();
   }
 
-  /** Entry point for every datagram received on the media socket. */
-  onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+  /**
+   * Entry point for every datagram received on the media socket, or on a
+   * stream path (`path`, whose `rinfo` is the source).
+   */
+  onDatagram(msg: Buffer, rinfo: RemoteInfo, path: DatagramPath | null = null): void {
     const stats = this.stats;
     stats.datagramsIn++;
     stats.bytesIn += msg.length;
@@ -192,11 +196,11 @@ export class MediaEngine {
     if (type === FrameType.Full || type === FrameType.Mini) {
       this.onMedia(msg, rinfo);
     } else if (type === FrameType.Bind) {
-      this.onBind(msg, rinfo);
+      this.onBind(msg, rinfo, path);
     } else if (type === FrameType.Ping) {
-      this.onPing(msg, rinfo);
+      this.onPing(msg, rinfo, path);
     } else if (type === FrameType.Federation) {
-      if (this.federation === null) {
+      if (this.federation === null || path !== null) {
         stats.dropped.unknown_frame_type++;
       } else {
         this.federation.ingress(msg, rinfo);
@@ -208,6 +212,7 @@ export class MediaEngine {
       } else if (
         type !== FrameType.BindAck ||
         this.federation === null ||
+        path !== null ||
         !this.federation.bindAck(msg, rinfo)
       ) {
         stats.dropped.unbound++;
@@ -310,13 +315,21 @@ export class MediaEngine {
         this.pushTrunk(r, tag, frame);
       } else if (frame === msg) {
         prefix ??= singleEntryPrefix(tag, msg.length);
-        this.send([prefix, msg], r.port, r.address);
+        if (r.path === null) {
+          this.send([prefix, msg], r.port, r.address);
+        } else {
+          r.path.send([prefix, msg]);
+        }
         stats.datagramsOut++;
         stats.trunkFrames++;
         stats.trunkEntries++;
       } else {
         // `expanded` already carries its own single-entry trunk prefix.
-        this.send(frame, r.port, r.address);
+        if (r.path === null) {
+          this.send(frame, r.port, r.address);
+        } else {
+          r.path.send(frame);
+        }
         stats.datagramsOut++;
         stats.trunkFrames++;
         stats.trunkEntries++;
@@ -373,7 +386,12 @@ export class MediaEngine {
       prefixByte: FrameType.Trunk,
       onFlush: (frame, entries) => {
         r.batchGeneration++;
-        if (r.address !== null) {
+        if (r.path !== null) {
+          r.path.send(frame);
+          stats.datagramsOut++;
+          stats.trunkFrames++;
+          stats.trunkEntries += entries;
+        } else if (r.address !== null) {
           this.send(frame, r.port, r.address);
           stats.datagramsOut++;
           stats.trunkFrames++;
@@ -385,7 +403,7 @@ export class MediaEngine {
     return b;
   }
 
-  private onBind(msg: Buffer, rinfo: RemoteInfo): void {
+  private onBind(msg: Buffer, rinfo: RemoteInfo, path: DatagramPath | null): void {
     const stats = this.stats;
     if (checkBindDatagram(0, msg.length) !== null) {
       stats.dropped.bad_control++;
@@ -393,7 +411,7 @@ export class MediaEngine {
     }
     const session = this.byToken.get(msg.toString('hex', 1, BIND_DATAGRAM_SIZE));
     if (session === undefined || session.closed) {
-      if (this.federation === null || !this.federation.bind(msg, rinfo)) {
+      if (path !== null || this.federation === null || !this.federation.bind(msg, rinfo)) {
         stats.dropped.bind_unknown_token++;
       }
       return;
@@ -409,6 +427,7 @@ export class MediaEngine {
       }
       session.address = rinfo.address;
       session.port = rinfo.port;
+      session.path = path;
       let inner = this.byPort.get(rinfo.port);
       if (inner === undefined) {
         inner = new Map();
@@ -422,11 +441,17 @@ export class MediaEngine {
       }
       this.onRebind?.(session, from, `${rinfo.address}:${rinfo.port}`);
     }
-    this.send(encodeBind(session.bindToken, FrameType.BindAck), rinfo.port, rinfo.address);
+    const ack = encodeBind(session.bindToken, FrameType.BindAck);
+    if (path === null) {
+      this.send(ack, rinfo.port, rinfo.address);
+    } else {
+      path.attached();
+      path.send(ack);
+    }
     stats.datagramsOut++;
   }
 
-  private onPing(msg: Buffer, rinfo: RemoteInfo): void {
+  private onPing(msg: Buffer, rinfo: RemoteInfo, path: DatagramPath | null): void {
     const stats = this.stats;
     if (checkPingDatagram(0, msg.length) !== null) {
       stats.dropped.bad_control++;
@@ -441,7 +466,11 @@ export class MediaEngine {
     stats.pings++;
     const pong = Buffer.from(msg);
     pong[0] = FrameType.Pong;
-    this.send(pong, rinfo.port, rinfo.address);
+    if (path === null) {
+      this.send(pong, rinfo.port, rinfo.address);
+    } else {
+      path.send(pong);
+    }
     stats.datagramsOut++;
   }
 
@@ -458,6 +487,15 @@ export class MediaEngine {
     }
     session.address = null;
     session.port = 0;
+    session.path = null;
+  }
+
+  /** A stream path closed: the session bound through it (if still) loses its binding. */
+  detachPath(path: DatagramPath): void {
+    const session = this.sessionAt(path.rinfo.address, path.rinfo.port);
+    if (session !== undefined && session.path === path) {
+      this.unmapAddress(session);
+    }
   }
 }
 

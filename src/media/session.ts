@@ -4,6 +4,7 @@
  * Everything here is touched by the event loop only; nothing is locked.
  */
 import { type MediaHeader, MiniContext, type TrunkBatcher } from '../wire/index.js';
+import type { DatagramPath } from './datagram-path.js';
 
 /** Minimal view of a room the hot path needs: the published participant snapshot. */
 export interface RoomSnapshotSource {
@@ -80,6 +81,8 @@ export class Session {
   /** Bound UDP source (null until the first BIND). */
   address: string | null = null;
   port = 0;
+  /** The stream path (WebSocket) the session is bound through; null for UDP. */
+  path: DatagramPath | null = null;
   /** Last time any datagram arrived from this session (ms, performance clock). */
   lastDatagramMs: number;
   /** Decode context of the frames this session sends. */

@@ -203,6 +203,24 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     labels: ['event'],
     help: 'Federation link events (up, down, refused_unknown_peer, refused_wrong_key, refused_bad_challenge, duplicate, signal_rate_limited).',
   },
+  {
+    name: 'wzp_relay_ws_media_connections',
+    type: 'gauge',
+    labels: [],
+    help: 'Open WebSocket media connections (/v2/media).',
+  },
+  {
+    name: 'wzp_relay_ws_media_datagrams_total',
+    type: 'counter',
+    labels: ['direction'],
+    help: 'Datagrams carried by WebSocket media connections (in/out).',
+  },
+  {
+    name: 'wzp_relay_ws_media_dropped_total',
+    type: 'counter',
+    labels: ['reason'],
+    help: 'WebSocket media datagrams dropped: backpressure (receiver over ws_media_max_buffered_bytes), closed, bad_frame (text frame), bind_timeout (connections closed without a BIND).',
+  },
 ];
 
 const HANDSHAKE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -241,6 +259,9 @@ export class RelayMetrics {
   readonly fedDropped: Counter<'reason'>;
   readonly fedActiveRooms: Gauge;
   readonly fedLinkEvents: Counter<'event'>;
+  readonly wsMediaConnections: Gauge;
+  readonly wsMediaDatagrams: Counter<'direction'>;
+  readonly wsMediaDropped: Counter<'reason'>;
   private readonly syncHooks: (() => void)[] = [];
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
@@ -294,6 +315,9 @@ export class RelayMetrics {
     this.fedDropped = counter('wzp_federation_packets_dropped_total', ['reason']);
     this.fedActiveRooms = gauge('wzp_federation_active_rooms');
     this.fedLinkEvents = counter('wzp_federation_link_events_total', ['event']);
+    this.wsMediaConnections = gauge('wzp_relay_ws_media_connections');
+    this.wsMediaDatagrams = counter('wzp_relay_ws_media_datagrams_total', ['direction']);
+    this.wsMediaDropped = counter('wzp_relay_ws_media_dropped_total', ['reason']);
     if (options.defaultMetrics === true) {
       collectDefaultMetrics({ register: registry, prefix: 'wzp_' });
     }

@@ -11,11 +11,13 @@ import type { RelayConfig } from '../config/index.js';
 import { WzpError } from '../errors/index.js';
 import { FEDERATION_PATH, Federation } from '../federation/index.js';
 import { createLogger, type Logger } from '../log/index.js';
+import { DatagramPathStats } from '../media/datagram-path.js';
 import { DROP_REASONS, MediaEngine } from '../media/engine.js';
 import { SessionObserver } from '../media/quality-observer.js';
 import { RoomState } from '../media/room-state.js';
 import { Session } from '../media/session.js';
 import { UdpEndpoint } from '../media/udp-endpoint.js';
+import { MEDIA_WS_PATH, WS_MEDIA_MAX_MESSAGE, WsMediaPath } from '../media/ws-media.js';
 import { CounterBridge, RelayMetrics } from '../metrics/index.js';
 import { directiveReason, TIER_NAMES, Tier, tierName } from '../quality/index.js';
 import { type Room, RoomManager, roomUpdateOf } from '../room/index.js';
@@ -55,6 +57,11 @@ export class Relay implements RelayCore {
   private readonly signalServer: Server;
   private readonly wss: WebSocketServer;
   private readonly http: HttpServer;
+  /** WebSocket media (/v2/media): the UDP binding's datagrams for clients without UDP. */
+  private readonly mediaWss: WebSocketServer;
+  /** Open WebSocket media connections. */
+  readonly mediaPaths = new Set<WsMediaPath>();
+  readonly wsMediaStats = new DatagramPathStats();
   private readonly connections = new Set<SignalPeer>();
   private readonly sessions = new Map<number, { session: Session; conn: SignalPeer }>();
   private readonly observers = new WeakMap<Session, SessionObserver>();
@@ -101,6 +108,11 @@ export class Relay implements RelayCore {
       // Frames up to 4x the signalling limit are read and answered with
       // SIGNAL_TOO_LARGE; anything larger closes the connection (1009).
       maxPayload: this.config.signal_max_frame_bytes * 4,
+    });
+    this.mediaWss = new WebSocketServer({
+      noServer: true,
+      maxPayload: WS_MEDIA_MAX_MESSAGE,
+      perMessageDeflate: false,
     });
     this.signalServer = createServer((_req, res) => {
       res.writeHead(426, { 'content-type': 'text/plain' });
@@ -207,6 +219,9 @@ export class Relay implements RelayCore {
       for (const conn of this.connections) {
         conn.close(1001, 'relay shutting down');
       }
+      for (const path of this.mediaPaths) {
+        path.close();
+      }
     })();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => {
@@ -218,12 +233,16 @@ export class Relay implements RelayCore {
     for (const conn of this.connections) {
       conn.terminate();
     }
+    for (const path of this.mediaPaths) {
+      path.terminate();
+    }
     if (this.sweepTimer !== null) {
       clearTimeout(this.sweepTimer);
     }
     this.engine.close();
     await Promise.all([
       new Promise<void>((resolve) => this.wss.close(() => resolve())),
+      new Promise<void>((resolve) => this.mediaWss.close(() => resolve())),
       new Promise<void>((resolve) => {
         this.signalServer.close(() => resolve());
         this.signalServer.closeAllConnections();
@@ -240,6 +259,10 @@ export class Relay implements RelayCore {
       this.onFederationUpgrade(req, socket, head);
       return;
     }
+    if (path === MEDIA_WS_PATH) {
+      this.onMediaUpgrade(req, socket, head);
+      return;
+    }
     if (path !== SIGNAL_PATH) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -254,6 +277,29 @@ export class Relay implements RelayCore {
       const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
       const conn = new SignalConnection(this, ws, remote);
       this.connections.add(conn);
+    });
+  }
+
+  private onMediaUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.draining) {
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+      return;
+    }
+    this.mediaWss.handleUpgrade(req, socket, head, (ws) => {
+      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+      const path = new WsMediaPath(ws, remote, {
+        maxBufferedBytes: this.config.ws_media_max_buffered_bytes,
+        bindTimeoutMs: this.config.handshake_timeout_ms,
+        stats: this.wsMediaStats,
+        onDatagram: (msg, rinfo, p) => this.engine.onDatagram(msg, rinfo, p),
+        onClose: (p) => {
+          this.mediaPaths.delete(p);
+          this.engine.detachPath(p);
+        },
+      });
+      this.mediaPaths.add(path);
     });
   }
 
@@ -493,6 +539,7 @@ export class Relay implements RelayCore {
             session: s.id,
             tier: observer === undefined ? null : tierName(observer.tier),
             bound: s.address !== null,
+            transport: s.address === null ? null : (s.path?.kind ?? 'udp'),
             packets_in: s.packetsIn,
             bytes_in: s.bytesIn,
             packets_out: s.packetsOut,
@@ -539,6 +586,14 @@ export class Relay implements RelayCore {
     TIER_NAMES.forEach((name, i) => {
       m.qualityTier.labels(name).set(perTier[i] as number);
     });
+    const ws = this.wsMediaStats;
+    m.wsMediaConnections.set(ws.open);
+    setCounter(m.wsMediaDatagrams.labels('in'), ws.datagramsIn);
+    setCounter(m.wsMediaDatagrams.labels('out'), ws.datagramsOut);
+    setCounter(m.wsMediaDropped.labels('backpressure'), ws.droppedBackpressure);
+    setCounter(m.wsMediaDropped.labels('closed'), ws.droppedClosed);
+    setCounter(m.wsMediaDropped.labels('bad_frame'), ws.droppedBadFrame);
+    setCounter(m.wsMediaDropped.labels('bind_timeout'), ws.bindTimeouts);
     this.syncFederationMetrics();
   }
 
