@@ -1,16 +1,36 @@
-// bench/forwarding: maximum forwarding rate and latency of our relay against
-// a raw node:dgram fan-out relay and a C sendto relay, on this machine.
+// bench/forwarding: what our relay costs per forwarded packet, its latency
+// and its maximum rate, against a raw node:dgram fan-out relay and a C sendto
+// relay, measured the same way for every relay.
 //
 //   npm run bench:forwarding [-- --quick] [-- --scenarios 50x3,10x10,1x50]
+//                            [-- --kinds wzp,node-raw] [-- --repeats 5] [-- --ramps 3]
 //
-// Each relay runs pinned to CPU 0, the C load generator (bench/forwarding/
-// loadgen.c) to CPU 1. Load: 100-byte payloads from every participant; the
-// per-sender rate is ramped ×1.5 per step from a low start until more than
-// 1 % of the expected deliveries are lost (twice in a row: a failing step is
-// retried once), then two bisection steps between the last passing and the
-// first failing rate; the relay is let go idle between steps. Then one step
-// at 50 % of the highest passing rate measures latency, CPU and memory.
-import { spawn } from 'node:child_process';
+// Fairness rules (issue 10): every relay under test is a child process pinned
+// to CPU 0; the C load generator (bench/forwarding/loadgen.c), this harness and
+// the control-plane driver share CPU 1. No instrument touches one relay and not
+// the others during a measured step: the only probes inside a step are two
+// /proc reads (CPU ticks, RSS) before and after it, for every relay alike.
+// Whatever reads a relay's own endpoints (its configuration, heap) does so only
+// between steps, with the relay idle.
+//
+// Per scenario (all of its relays run side by side, idle when not measured):
+//   1. warm-up: one step per relay, discarded (JIT, first-use allocations);
+//   2. max-rate ramps, alternating relays (A B C A B C …), RAMPS times: the
+//      per-sender rate grows ×1.5 per step until more than 1 % of deliveries
+//      are lost twice in a row, then two bisection steps;
+//   3. fixed load: 50 % of the lowest median maximum of the scenario's relays,
+//      the same offered load for every relay, REPEATS alternating steps each:
+//      CPU µs per delivered packet (utime + stime from /proc, all threads) and
+//      one-way latency p50/p99/p99.9;
+//   4. 1x50 only, control-plane load: the fixed-load steps again, with
+//      /metrics scraped every second and 20 joins + 20 leaves per second in
+//      other rooms (bench/forwarding/control-load.mjs) for every relay that
+//      has those endpoints; raw relays have no control plane and run plain.
+//
+// Relay variants are just environment (WZP_MEDIA_WORKERS, WZP_UDP_IO, …); a
+// variant the relay does not support (no such option in `wzp relay --help`,
+// or the relay refuses to start with it) is skipped with the reason.
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,35 +38,47 @@ import { WzpClient } from '../dist/client/index.js';
 import {
   compileC,
   cpuPct,
+  cpuUs,
   freePort,
   hasTaskset,
+  inspectHeap,
+  inspectorUrl,
   OUT,
   pin,
+  pinSelf,
   procSample,
   ROOT,
   runLoadgen,
+  spread,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
+const opt = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const QUICK = args.includes('--quick');
-const only = args.includes('--scenarios') ? args[args.indexOf('--scenarios') + 1].split(',') : null;
-const STEP_S = QUICK ? 1 : 2;
-const GROWTH = QUICK ? 2 : 1.5;
+const only = opt('--scenarios')?.split(',') ?? null;
+const onlyKinds = opt('--kinds')?.split(',') ?? null;
+const REPEATS = Number(opt('--repeats') ?? (QUICK ? 2 : 5));
+const RAMPS = Number(opt('--ramps') ?? (QUICK ? 1 : 3));
+const RAMP_S = QUICK ? 1 : 2;
+const FIXED_S = QUICK ? 2 : 3;
+const WARMUP_S = QUICK ? 1 : 3;
+const WARMUP_OUT_PPS = 8_000;
+const GROWTH = 1.5;
+const REFINE_STEPS = QUICK ? 1 : 2;
 const PAYLOAD = 100;
-const START_OUT_PPS = 8000;
+const START_OUT_PPS = 16_000;
 const MAX_STEPS = 14;
-const REFINE_STEPS = QUICK ? 0 : 2;
+const MIN_STEPS_DOWN = 6;
+const FIXED_FRACTION = 0.5;
 // Socket buffer of every relay under test (our default udp_buffer_bytes): the
 // same for all, since a larger buffer trades loss for queueing delay.
 const BUFFER_BYTES = 512 << 10;
 // Extra node flags for our relay (e.g. BENCH_RELAY_NODE_FLAGS=--trace-gc to see collections).
 const RELAY_NODE_FLAGS = (process.env.BENCH_RELAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-
-const SCENARIOS = [
-  { name: '50x3', rooms: 50, size: 3 },
-  { name: '10x10', rooms: 10, size: 10 },
-  { name: '1x50', rooms: 1, size: 50 },
-].filter((s) => only === null || only.includes(s.name));
+const WZP_BIN = join(ROOT, 'dist', 'cli', 'wzp.js');
+// Both Node relays run with an inspector (idle, no session attached during a
+// step) so that the heap can be read after a forced collection between steps.
+const INSPECT = '--inspect=127.0.0.1:0';
 
 const LOADGEN = compileC('loadgen', 'loadgen.c');
 if (LOADGEN === null) {
@@ -54,7 +86,76 @@ if (LOADGEN === null) {
   process.exit(2);
 }
 const C_RELAY = compileC('fwd-relay', 'relay.c');
+const pinned = pinSelf(1);
+const log = (line) => process.stderr.write(`${line}\n`);
 
+// ── relay variants ────────────────────────────────────────────────────────────
+const relayHelp = execFileSync(process.execPath, [WZP_BIN, 'relay', '--help'], {
+  encoding: 'utf8',
+});
+const FEATURES = {
+  workers: relayHelp.includes('--media-workers'),
+  udpIo: relayHelp.includes('--udp-io'),
+};
+// The relay under test has one core (CPU 0), so its media runs in one worker
+// unless a variant says otherwise.
+const oneWorker = FEATURES.workers ? { WZP_MEDIA_WORKERS: '1' } : {};
+const VARIANTS = {
+  wzp: {
+    family: 'wzp',
+    env: { ...oneWorker },
+    about: FEATURES.workers ? 'our relay, defaults, media_workers = 1' : 'our relay, defaults',
+  },
+  'wzp-w2': {
+    family: 'wzp',
+    requires: 'workers',
+    env: { WZP_MEDIA_WORKERS: '2' },
+    about: 'media_workers = 2 (both on CPU 0)',
+  },
+  'wzp-dgram': {
+    family: 'wzp',
+    requires: 'udpIo',
+    env: { ...oneWorker, WZP_UDP_IO: 'dgram' },
+    about: 'udp_io = "dgram"',
+  },
+  'wzp-native': {
+    family: 'wzp',
+    requires: 'udpIo',
+    env: { ...oneWorker, WZP_UDP_IO: 'native' },
+    about: 'udp_io = "native" (sendmmsg add-on)',
+  },
+  'wzp-trunking': {
+    family: 'wzp',
+    env: { ...oneWorker, WZP_TRUNKING: 'true' },
+    about: 'trunking = true',
+  },
+  'node-raw': { family: 'raw', about: 'node:dgram fan-out, no protocol' },
+  'c-raw': { family: 'raw', about: 'C recvfrom/sendto fan-out, no protocol' },
+};
+const REQUIRES_WHY = {
+  workers: 'this relay has no media_workers setting yet',
+  udpIo: 'this relay has no udp_io setting yet',
+};
+// With the udp_io setting, the large-room scenarios compare both I/O paths.
+const ioPair = FEATURES.udpIo ? ['wzp-native', 'wzp-dgram'] : ['wzp'];
+const SCENARIOS = [
+  { name: '50x3', rooms: 50, size: 3, kinds: ['wzp', 'wzp-w2', 'node-raw', 'c-raw'] },
+  { name: '10x10', rooms: 10, size: 10, kinds: [...ioPair, 'node-raw', 'c-raw'] },
+  {
+    name: '1x50',
+    rooms: 1,
+    size: 50,
+    kinds: [...ioPair, 'node-raw', 'c-raw'],
+    controlPlane: true,
+  },
+]
+  .filter((s) => only === null || only.includes(s.name))
+  .map((s) => ({
+    ...s,
+    kinds: onlyKinds === null ? s.kinds : onlyKinds.filter((k) => VARIANTS[k] !== undefined),
+  }));
+
+// ── starting relays ───────────────────────────────────────────────────────────
 function waitLine(proc) {
   return new Promise((resolve, reject) => {
     let buf = '';
@@ -69,9 +170,10 @@ function waitLine(proc) {
   });
 }
 
-/** Starts a relay under test and joins the scenario's participants; returns lines for the load generator. */
+/** Starts a relay variant and joins the scenario's participants; lines are the load generator's input. */
 async function startTarget(kind, sc) {
-  if (kind === 'wzp' || kind === 'wzp-trunking') {
+  const v = VARIANTS[kind];
+  if (v.family === 'wzp') {
     const [udp, sig, http] = [await freePort(), await freePort(), await freePort()];
     const env = {
       ...process.env,
@@ -87,65 +189,109 @@ async function startTarget(kind, sc) {
       WZP_SESSION_TIMEOUT_MS: '600000',
       WZP_SIGNAL_RATE_PER_SEC: '10000',
       WZP_DATA_DIR: mkdtempSync(join(tmpdir(), 'wzp-bench-')),
-      WZP_TRUNKING: kind === 'wzp-trunking' ? 'true' : 'false',
+      WZP_TRUNKING: 'false',
       WZP_UDP_BUFFER_BYTES: String(BUFFER_BYTES),
+      ...v.env,
     };
-    const [cmd, argv] = pin(0, process.execPath, [
-      ...RELAY_NODE_FLAGS,
-      join(ROOT, 'dist', 'cli', 'wzp.js'),
-      'relay',
-    ]);
+    const [cmd, argv] = pin(0, process.execPath, [INSPECT, ...RELAY_NODE_FLAGS, WZP_BIN, 'relay']);
     const proc = spawn(cmd, argv, {
       env,
-      stdio: ['ignore', RELAY_NODE_FLAGS.length > 0 ? 'inherit' : 'ignore', 'inherit'],
+      stdio: ['ignore', RELAY_NODE_FLAGS.length > 0 ? 'inherit' : 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    proc.stderr.on('data', (d) => {
+      stderr = (stderr + d).slice(-4000);
+      if (RELAY_NODE_FLAGS.length > 0) {
+        process.stderr.write(d);
+      }
+    });
+    let exited = null;
+    proc.once('exit', (code, signal) => {
+      exited = signal ?? code;
     });
     const httpUrl = `http://127.0.0.1:${http}`;
     for (let i = 0; ; i++) {
+      if (exited !== null) {
+        throw new Error(
+          `relay exited (${exited}) at start: ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+        );
+      }
       try {
         if ((await fetch(`${httpUrl}/readyz`)).ok) {
           break;
         }
       } catch {}
-      if (i > 200) {
-        throw new Error('relay did not start');
+      if (i > 300) {
+        proc.kill('SIGKILL');
+        throw new Error('relay did not become ready in 15 s');
       }
       await new Promise((r) => setTimeout(r, 50));
     }
+    const signalUrl = `ws://127.0.0.1:${sig}/v2/signal`;
     const clients = [];
     const lines = [];
+    const ports = new Set();
     for (let r = 0; r < sc.rooms; r++) {
       for (let m = 0; m < sc.size; m++) {
-        const c = new WzpClient({
-          signalUrl: `ws://127.0.0.1:${sig}/v2/signal`,
-          room: `bench-${r}`,
-        });
+        const c = new WzpClient({ signalUrl, room: `bench-${r}` });
         const answer = await c.handshake();
         clients.push(c);
-        lines.push(`${r} ${Buffer.from(answer.bind_token).toString('hex')}`);
+        // With media workers a room's UDP port is its worker's.
+        const port = answer.udp_port ?? udp;
+        ports.add(port);
+        lines.push(`${r} ${Buffer.from(answer.bind_token).toString('hex')} ${port}`);
       }
     }
+    // Read once, before any measurement: what the relay says it runs.
+    const metrics = await (await fetch(`${httpUrl}/metrics`)).text();
+    const facts = metrics
+      .split('\n')
+      .filter((l) => !l.startsWith('#') && /udp_io|media_worker|io_path/i.test(l))
+      .filter((l) => !/_(bucket|sum|count)\{/.test(l))
+      .slice(0, 12);
     return {
+      kind,
       proc,
       port: udp,
       mode: 'wzp',
       lines,
       httpUrl,
+      signalUrl,
+      udpPorts: [...ports],
+      facts,
+      stderr: () => stderr,
+      inspector: () => inspectorUrl(stderr),
+      alive: () => exited === null,
       async stop() {
         await Promise.all(clients.map((c) => c.close(false).catch(() => {})));
-        proc.kill('SIGTERM');
-        await new Promise((r) => proc.once('exit', r));
+        if (exited === null) {
+          proc.kill('SIGTERM');
+          await new Promise((r) => proc.once('exit', r));
+        }
       },
     };
+  }
+  if (kind === 'c-raw' && C_RELAY === null) {
+    throw new Error('no C compiler for the C relay');
   }
   const [cmd, argv] =
     kind === 'node-raw'
       ? pin(0, process.execPath, [
+          INSPECT,
           join(ROOT, 'bench', 'forwarding', 'raw-relay.mjs'),
           '0',
           String(BUFFER_BYTES),
         ])
       : pin(0, C_RELAY, ['0', String(BUFFER_BYTES)]);
-  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  let exited = null;
+  proc.once('exit', (code, signal) => {
+    exited = signal ?? code;
+  });
   const port = Number(await waitLine(proc));
   const lines = [];
   for (let r = 0; r < sc.rooms; r++) {
@@ -154,24 +300,41 @@ async function startTarget(kind, sc) {
     }
   }
   return {
+    kind,
     proc,
     port,
     mode: 'raw',
     lines,
     httpUrl: null,
+    signalUrl: null,
+    udpPorts: [port],
+    facts: [],
+    stderr: () => stderr,
+    inspector: () => inspectorUrl(stderr),
+    alive: () => exited === null,
     async stop() {
-      proc.kill('SIGKILL');
-      await new Promise((r) => proc.once('exit', r));
+      if (exited === null) {
+        proc.kill('SIGKILL');
+        await new Promise((r) => proc.once('exit', r));
+      }
     },
   };
 }
 
-function loadStep(t, pps, seconds) {
-  return runLoadgen(
-    LOADGEN,
-    [t.mode, String(t.port), String(pps), String(seconds), String(PAYLOAD)],
-    t.lines,
-  );
+// ── steps ─────────────────────────────────────────────────────────────────────
+const outPerSender = (sc) => sc.rooms * sc.size * (sc.size - 1);
+
+/** One load generator run; a run that fails (e.g. no BIND ack from an overloaded relay) counts as 100 % loss. */
+async function loadStep(t, pps, seconds) {
+  try {
+    return await runLoadgen(
+      LOADGEN,
+      [t.mode, String(t.port), String(pps), String(seconds), String(PAYLOAD)],
+      t.lines,
+    );
+  } catch (err) {
+    return { failed: String(err.message), lossPct: 100, outPps: 0, received: 0, seconds };
+  }
 }
 
 /**
@@ -190,184 +353,516 @@ async function waitIdle(t) {
   }
 }
 
-async function heapUsed(t) {
-  if (t.httpUrl === null) {
-    return null;
-  }
-  const text = await (await fetch(`${t.httpUrl}/metrics`)).text();
-  const m = /^wzp_nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
-  return m ? Number(m[1]) : null;
+/** A measured step: /proc before and after, nothing else touches the relay. */
+async function measuredStep(t, pps, seconds) {
+  await waitIdle(t);
+  const before = procSample(t.proc.pid);
+  const r = await loadStep(t, pps, seconds);
+  const after = procSample(t.proc.pid);
+  r.ppsPerSender = pps;
+  r.cpuPct = cpuPct(before, after);
+  const us = cpuUs(before, after);
+  r.cpuUsPerPkt = us !== null && r.received > 0 ? us / r.received : null;
+  r.rssBytes = after?.rssBytes ?? null;
+  return r;
 }
 
-async function measure(kind, sc) {
-  if (kind === 'c-raw' && C_RELAY === null) {
-    return null;
+/** The max-rate ramp from `startPps` per sender; returns the highest passing step. */
+async function ramp(t, sc, startPps) {
+  let pps = startPps;
+  let best = null;
+  let failed = null;
+  let forwarded = 0;
+  const steps = [];
+  const step = async (rate) => {
+    let r = await measuredStep(t, rate, RAMP_S);
+    forwarded += r.received;
+    if (r.lossPct > 1) {
+      // One retry: a single noisy step must not end the ramp; a real limit fails twice.
+      r = await measuredStep(t, rate, RAMP_S);
+      forwarded += r.received;
+    }
+    steps.push({ ppsPerSender: rate, outPps: Math.round(r.outPps), lossPct: r.lossPct });
+    log(
+      `  ramp  ${t.kind.padEnd(12)} ${sc.name.padEnd(6)} ${Math.round(rate * outPerSender(sc))
+        .toString()
+        .padStart(
+          7,
+        )} offered → ${Math.round(r.outPps).toString().padStart(7)} out/s, loss ${r.lossPct.toFixed(2)} %, cpu ${r.cpuPct?.toFixed(0)} %${r.failed ? ` (${r.failed})` : ''}`,
+    );
+    return r;
+  };
+  for (let i = 0; i < MAX_STEPS; i++) {
+    const r = await step(pps);
+    if (r.lossPct > 1) {
+      failed = pps;
+      break;
+    }
+    best = r;
+    pps *= GROWTH;
   }
-  const t = await startTarget(kind, sc);
-  try {
-    const n = sc.rooms * sc.size;
-    let pps = START_OUT_PPS / (n * (sc.size - 1));
-    let best = null;
-    const steps = [];
-    /** One step at `rate`, retried once when it loses more than 1 %. */
-    const step = async (rate) => {
-      let before = procSample(t.proc.pid);
-      let r = await loadStep(t, rate, STEP_S);
-      let after = procSample(t.proc.pid);
-      if (r.lossPct > 1) {
-        // One retry: a single noisy step (a scheduler hiccup on a 2-core box)
-        // must not end the ramp; a real limit fails twice.
-        await waitIdle(t);
-        before = procSample(t.proc.pid);
-        r = await loadStep(t, rate, STEP_S);
-        after = procSample(t.proc.pid);
-      }
-      r.ppsPerSender = rate;
-      r.cpuPct = cpuPct(before, after);
-      steps.push(r);
-      process.stderr.write(
-        `  ${kind.padEnd(13)} ${sc.name.padEnd(6)} ${rate.toFixed(1).padStart(8)} pps/sender → ${Math.round(r.outPps).toString().padStart(7)} out/s, loss ${r.lossPct.toFixed(2)} %, cpu ${r.cpuPct?.toFixed(0)} %\n`,
-      );
-      await waitIdle(t);
-      return r;
-    };
-    let failed = null;
-    for (let i = 0; i < MAX_STEPS; i++) {
-      const r = await step(pps);
-      if (r.lossPct > 1) {
-        failed = pps;
-        break;
-      }
+  // The start was already too much (a slow relay or a busy machine): go down
+  // until a step passes.
+  for (let i = 0; i < MIN_STEPS_DOWN && best === null && failed !== null; i++) {
+    const r = await step(failed / GROWTH);
+    if (r.lossPct > 1) {
+      failed /= GROWTH;
+    } else {
       best = r;
-      pps *= GROWTH;
     }
-    // Refine between the last passing and the first failing rate (geometric
-    // bisection): two more steps bring the resolution from ×1.5 to ×1.11.
-    for (let i = 0; i < REFINE_STEPS && best !== null && failed !== null; i++) {
-      const mid = Math.sqrt(best.ppsPerSender * failed);
-      const r = await step(mid);
-      if (r.lossPct > 1) {
-        failed = mid;
-      } else {
-        best = r;
-      }
-    }
-    if (best === null) {
-      return { kind, scenario: sc.name, maxOutPps: 0, steps };
-    }
-    // Latency, CPU and memory at 50 % of the highest passing rate.
-    // Heap: sampled every 200 ms; growth = (lowest sample of the last third)
-    // − (lowest of the first third), i.e. what survives garbage collection.
-    const heapSamples = [];
-    let sampling = t.httpUrl !== null;
-    const sampler = (async () => {
-      while (sampling) {
-        const h = await heapUsed(t);
-        if (h !== null) {
-          heapSamples.push(h);
-        }
-        await new Promise((res) => setTimeout(res, 200));
-      }
-    })();
-    const before = procSample(t.proc.pid);
-    const half = await loadStep(t, best.ppsPerSender / 2, QUICK ? 2 : 6);
-    const after = procSample(t.proc.pid);
-    sampling = false;
-    await sampler;
-    if (t.httpUrl !== null) {
-      // Kept for diagnosis: the relay's own view of the latency step.
-      const text = await (await fetch(`${t.httpUrl}/metrics`)).text();
-      writeFileSync(join(OUT, `metrics-${kind}-${sc.name}.txt`), text);
-    }
-    const third = Math.floor(heapSamples.length / 3);
-    const heap0 = third > 0 ? Math.min(...heapSamples.slice(0, third)) : null;
-    const heap1 = third > 0 ? Math.min(...heapSamples.slice(-third)) : null;
-    return {
-      kind,
-      scenario: sc.name,
-      maxOutPps: Math.round(best.outPps),
-      cpuAtMaxPct: best.cpuPct,
-      half: {
-        outPps: Math.round(half.outPps),
-        lossPct: half.lossPct,
-        p50Us: half.p50_us,
-        p95Us: half.p95_us,
-        p99Us: half.p99_us,
-        p999Us: half.p999_us,
-        cpuPct: cpuPct(before, after),
-        rssBytes: after?.rssBytes ?? null,
-        heapDeltaBytes: heap0 === null || heap1 === null ? null : heap1 - heap0,
-        forwarded: half.received,
-      },
-      steps: steps.map((s) => ({
-        ppsPerSender: s.ppsPerSender,
-        outPps: Math.round(s.outPps),
-        lossPct: s.lossPct,
-      })),
-    };
-  } finally {
-    await t.stop();
   }
+  // Geometric bisection between the last passing and the first failing rate.
+  for (let i = 0; i < REFINE_STEPS && best !== null && failed !== null; i++) {
+    const mid = Math.sqrt(best.ppsPerSender * failed);
+    const r = await step(mid);
+    if (r.lossPct > 1) {
+      failed = mid;
+    } else {
+      best = r;
+    }
+  }
+  return {
+    maxOutPps: best === null ? 0 : Math.round(best.outPps),
+    cpuAtMaxPct: best?.cpuPct ?? null,
+    steps,
+    forwarded,
+  };
 }
 
-const ALL_KINDS = ['wzp', 'wzp-trunking', 'node-raw', 'c-raw'];
-const KINDS = args.includes('--kinds') ? args[args.indexOf('--kinds') + 1].split(',') : ALL_KINDS;
-const results = [];
+/** Starts the control-plane driver against a relay; resolves once it is running. */
+function startControlLoad(t) {
+  return new Promise((resolve, reject) => {
+    // Inherits this process's CPU (the load generator's core).
+    const p = spawn(
+      process.execPath,
+      [join(ROOT, 'bench', 'forwarding', 'control-load.mjs'), t.signalUrl, t.httpUrl, '20', '1000'],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    let ready = false;
+    const done = new Promise((res) => {
+      p.once('exit', () => {
+        const last = out.trim().split('\n').pop();
+        try {
+          res(JSON.parse(last));
+        } catch {
+          res(null);
+        }
+      });
+    });
+    p.stdout.on('data', (d) => {
+      out += d;
+      if (!ready && out.includes('ready\n')) {
+        ready = true;
+        resolve({
+          proc: p,
+          async stop() {
+            p.stdin.end();
+            return done;
+          },
+        });
+      }
+    });
+    p.once('exit', (code) => {
+      if (!ready) {
+        reject(new Error(`control-load exited with ${code}`));
+      }
+    });
+  });
+}
+
+/**
+ * Between steps, the relay idle: RSS from /proc for every relay; for the Node
+ * relays (ours and node-raw alike, both started with --inspect) the heap used
+ * after a forced full collection on every thread, through the inspector.
+ */
+async function memorySample(t) {
+  await waitIdle(t);
+  const url = t.inspector();
+  const heap = url === null ? null : await inspectHeap(url);
+  await waitIdle(t);
+  const s = procSample(t.proc.pid);
+  return {
+    rssBytes: s?.rssBytes ?? null,
+    heapBytes: heap?.totalBytes ?? null,
+    heapThreads: heap === null ? null : 1 + heap.workerBytes.length,
+  };
+}
+
+// ── the run ───────────────────────────────────────────────────────────────────
+const skipped = [];
+const scenarioResults = [];
 const t0 = performance.now();
+log(
+  `bench:forwarding: relay options ${JSON.stringify(FEATURES)}; ${QUICK ? 'quick' : 'full'} run, ${RAMPS} ramps, ${REPEATS} fixed-load repeats`,
+);
+
 for (const sc of SCENARIOS) {
-  for (const kind of KINDS) {
-    const r = await measure(kind, sc);
-    if (r !== null) {
-      results.push(r);
+  const targets = [];
+  for (const kind of sc.kinds) {
+    const v = VARIANTS[kind];
+    if (v.requires !== undefined && !FEATURES[v.requires]) {
+      skipped.push({ scenario: sc.name, kind, reason: REQUIRES_WHY[v.requires] });
+      log(`  skip  ${kind} in ${sc.name}: ${REQUIRES_WHY[v.requires]}`);
+      continue;
+    }
+    try {
+      targets.push(await startTarget(kind, sc));
+    } catch (err) {
+      skipped.push({ scenario: sc.name, kind, reason: err.message });
+      log(`  skip  ${kind} in ${sc.name}: ${err.message}`);
+    }
+  }
+  if (targets.length === 0) {
+    continue;
+  }
+  const perSender = outPerSender(sc);
+  const rec = new Map(
+    targets.map((t) => [
+      t.kind,
+      {
+        kind: t.kind,
+        about: VARIANTS[t.kind].about,
+        facts: t.facts,
+        udpPorts: t.udpPorts.length,
+        ramps: [],
+        fixed: [],
+        control: [],
+        controlDriver: [],
+        forwarded: 0,
+      },
+    ]),
+  );
+  try {
+    // 1. Warm-up, discarded.
+    for (const t of targets) {
+      const w = await measuredStep(t, WARMUP_OUT_PPS / perSender, WARMUP_S);
+      log(
+        `  warm  ${t.kind.padEnd(12)} ${sc.name.padEnd(6)} p99 ${w.p99_us} µs, loss ${w.lossPct.toFixed(2)} % (discarded)`,
+      );
+    }
+    const mem0 = new Map();
+    for (const t of targets) {
+      mem0.set(t.kind, await memorySample(t));
+    }
+    // 2. Max-rate ramps, alternating.
+    for (let rep = 0; rep < RAMPS; rep++) {
+      for (const t of targets) {
+        const r = rec.get(t.kind);
+        const first = r.ramps[0]?.maxOutPps ?? 0;
+        const startOut = Math.max(START_OUT_PPS, first / GROWTH ** 2);
+        const res = await ramp(t, sc, startOut / perSender);
+        r.ramps.push(res);
+        r.forwarded += res.forwarded;
+      }
+    }
+    for (const r of rec.values()) {
+      r.max = spread(r.ramps.map((x) => x.maxOutPps));
+    }
+    // 3. Fixed load: the same for every relay, below each one's limit.
+    const lowest = Math.min(...[...rec.values()].map((r) => r.max.median ?? 0));
+    const fixedOut = Math.max(1000, Math.round(FIXED_FRACTION * lowest));
+    const fixedPps = fixedOut / perSender;
+    log(`  fixed load ${sc.name}: ${fixedOut} out/s offered to every relay`);
+    const phases = [{ key: 'fixed', control: false }];
+    if (sc.controlPlane) {
+      phases.push({ key: 'control', control: true });
+    }
+    const mem1 = new Map();
+    for (const phase of phases) {
+      if (phase.control) {
+        // Memory is compared over the ramps and the plain fixed-load steps;
+        // the control-plane phase adds sessions of its own.
+        for (const t of targets) {
+          mem1.set(t.kind, await memorySample(t));
+        }
+      }
+      for (let rep = 0; rep < REPEATS; rep++) {
+        for (const t of targets) {
+          if (phase.control && t.kind === 'c-raw') {
+            continue;
+          }
+          const r = rec.get(t.kind);
+          let driver = null;
+          if (phase.control && t.httpUrl !== null) {
+            await waitIdle(t);
+            driver = await startControlLoad(t);
+          }
+          const s = await measuredStep(t, fixedPps, FIXED_S);
+          if (driver !== null) {
+            r.controlDriver.push(await driver.stop());
+          }
+          if (!phase.control) {
+            r.forwarded += s.received;
+          }
+          r[phase.key].push({
+            outPps: Math.round(s.outPps),
+            lossPct: s.lossPct,
+            p50Us: s.p50_us,
+            p99Us: s.p99_us,
+            p999Us: s.p999_us,
+            cpuPct: s.cpuPct,
+            cpuUsPerPkt: s.cpuUsPerPkt,
+            failed: s.failed,
+          });
+          log(
+            `  ${phase.control ? 'ctrl ' : 'fixed'} ${t.kind.padEnd(12)} ${sc.name.padEnd(6)} #${rep + 1} ${Math.round(s.outPps)} out/s, loss ${s.lossPct.toFixed(2)} %, ${s.cpuUsPerPkt?.toFixed(2)} µs/pkt, p50 ${s.p50_us} p99 ${s.p99_us} p99.9 ${s.p999_us} µs${driver ? ` (control: ${JSON.stringify(r.controlDriver.at(-1))})` : ''}`,
+          );
+        }
+      }
+    }
+    for (const t of targets) {
+      const r = rec.get(t.kind);
+      const m0 = mem0.get(t.kind);
+      const m1 = mem1.get(t.kind) ?? (await memorySample(t));
+      const per = (a, b) => (a === null || b === null ? null : (b - a) / Math.max(1, r.forwarded));
+      r.memory = {
+        rssStartBytes: m0.rssBytes,
+        rssEndBytes: m1.rssBytes,
+        rssDeltaPerPkt: per(m0.rssBytes, m1.rssBytes),
+        heapStartBytes: m0.heapBytes,
+        heapEndBytes: m1.heapBytes,
+        heapDeltaPerPkt: per(m0.heapBytes, m1.heapBytes),
+        heapThreads: m1.heapThreads,
+      };
+      for (const key of ['fixed', 'control']) {
+        const xs = r[key];
+        r[`${key}Summary`] =
+          xs.length === 0
+            ? null
+            : {
+                outPps: spread(xs.map((x) => x.outPps)),
+                lossPct: spread(xs.map((x) => x.lossPct)),
+                cpuUsPerPkt: spread(xs.map((x) => x.cpuUsPerPkt)),
+                p50Us: spread(xs.map((x) => x.p50Us)),
+                p99Us: spread(xs.map((x) => x.p99Us)),
+                p999Us: spread(xs.map((x) => x.p999Us)),
+              };
+      }
+      if (!t.alive()) {
+        r.died = t.stderr().trim().split('\n').slice(-3).join(' | ');
+      }
+    }
+    scenarioResults.push({
+      scenario: sc.name,
+      rooms: sc.rooms,
+      size: sc.size,
+      fixedOutPps: fixedOut,
+      relays: [...rec.values()],
+    });
+  } finally {
+    for (const t of targets) {
+      await t.stop();
     }
   }
 }
 const elapsedS = (performance.now() - t0) / 1000;
 
-const get = (kind, sc) => results.find((r) => r.kind === kind && r.scenario === sc);
-const fmt = (v, d = 0) => (v === null || v === undefined ? '—' : Number(v).toFixed(d));
-const rows = [];
-for (const sc of SCENARIOS) {
-  const node = get('node-raw', sc.name);
-  const c = get('c-raw', sc.name);
-  for (const kind of KINDS) {
-    const r = get(kind, sc.name);
-    if (r === undefined) {
-      continue;
+// ── report ────────────────────────────────────────────────────────────────────
+const fmt = (v, d = 0) =>
+  v === null || v === undefined || !Number.isFinite(v)
+    ? '—'
+    : Number(v).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+const sp = (s, d = 0) =>
+  s === null || s === undefined || s.median === null
+    ? '—'
+    : s.n > 1
+      ? `${fmt(s.median, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})`
+      : fmt(s.median, d);
+/** Ratio of medians, with the spread of the per-repeat ratios (adjacent steps of the alternation). */
+function ratio(a, b, pick) {
+  if (!a || !b) {
+    return null;
+  }
+  const n = Math.min(a.length, b.length);
+  const pairs = [];
+  for (let i = 0; i < n; i++) {
+    const x = pick(a[i]);
+    const y = pick(b[i]);
+    if (x !== null && y !== null && y > 0) {
+      pairs.push(x / y);
     }
-    const h = r.half ?? {};
-    rows.push(
-      `| ${sc.name} | ${kind} | ${fmt(r.maxOutPps)} | ${fmt(r.cpuAtMaxPct)} | ${fmt(h.cpuPct)} | ${h.rssBytes ? fmt(h.rssBytes / 2 ** 20, 1) : '—'} | ${fmt(h.p50Us)} | ${fmt(h.p99Us)} | ${fmt(h.p999Us)} | ${node ? fmt(r.maxOutPps / node.maxOutPps, 2) : '—'} | ${c ? fmt(r.maxOutPps / c.maxOutPps, 2) : '—'} | ${h.heapDeltaBytes === null || h.heapDeltaBytes === undefined ? '—' : fmt(h.heapDeltaBytes / Math.max(1, h.forwarded), 2)} |`,
+  }
+  const ma = spread(a.map(pick)).median;
+  const mb = spread(b.map(pick)).median;
+  return {
+    value: ma !== null && mb !== null && mb > 0 ? ma / mb : null,
+    pairs: spread(pairs),
+  };
+}
+const rt = (r) =>
+  r === null || r.value === null
+    ? '—'
+    : r.pairs.n > 1
+      ? `${fmt(r.value, 2)} (${fmt(r.pairs.min, 2)}–${fmt(r.pairs.max, 2)})`
+      : fmt(r.value, 2);
+
+const fixedRows = [];
+const rateRows = [];
+const memRows = [];
+for (const s of scenarioResults) {
+  const node = s.relays.find((r) => r.kind === 'node-raw');
+  const c = s.relays.find((r) => r.kind === 'c-raw');
+  for (const phase of ['fixed', 'control']) {
+    for (const r of s.relays) {
+      const sum = r[`${phase}Summary`];
+      if (sum === null) {
+        continue;
+      }
+      const base = node?.[phase];
+      const label =
+        phase === 'control'
+          ? `${s.scenario} + control plane`
+          : `${s.scenario} @ ${fmt(s.fixedOutPps)}/s`;
+      const relay =
+        phase !== 'control'
+          ? r.kind
+          : r.kind.startsWith('wzp')
+            ? `${r.kind} (scrape + churn)`
+            : `${r.kind} (no control plane)`;
+      fixedRows.push(
+        `| ${label} | ${relay} | ${sp(sum.cpuUsPerPkt, 2)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.cpuUsPerPkt))} | ${sp(sum.p50Us)} | ${sp(sum.p99Us)} | ${sp(sum.p999Us)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.p99Us))} | ${fmt(sum.lossPct.max, 2)} |`,
+      );
+    }
+  }
+  for (const r of s.relays) {
+    const rampsOf = (x) => x?.ramps.map((y) => ({ v: y.maxOutPps }));
+    rateRows.push(
+      `| ${s.scenario} | ${r.kind} | ${sp(r.max)} | ${node ? rt(ratio(rampsOf(r), rampsOf(node), (x) => x.v)) : '—'} | ${c ? rt(ratio(rampsOf(r), rampsOf(c), (x) => x.v)) : '—'} | ${fmt(spread(r.ramps.map((x) => x.cpuAtMaxPct)).median)} |`,
+    );
+    const m = r.memory;
+    const mib = (b) => (b === null ? '—' : fmt(b / 2 ** 20, 1));
+    memRows.push(
+      `| ${s.scenario} | ${r.kind} | ${mib(m.rssStartBytes)} → ${mib(m.rssEndBytes)} | ${m.heapStartBytes === null ? '—' : `${mib(m.heapStartBytes)} → ${mib(m.heapEndBytes)} (${m.heapThreads} thread${m.heapThreads === 1 ? '' : 's'})`} | ${fmt(m.heapDeltaPerPkt, 3)} | ${fmt(r.forwarded)} |`,
     );
   }
 }
-const table = [
-  '| scenario | relay | max out pps (≤ 1 % loss) | CPU at max % | CPU at 50 % | RSS MiB | p50 µs | p99 µs | p99.9 µs | ÷ node-raw | ÷ C | heap Δ B/pkt |',
-  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-  ...rows,
+const tables = [
+  '**Fixed load** (the same offered load for every relay of a scenario: 50 % of the lowest median maximum; median of the repeats, range in brackets; ratios are of medians, the bracket is the range of the per-repeat ratios):',
+  '',
+  '| scenario | relay | CPU µs / packet | ÷ node-raw | p50 µs | p99 µs | p99.9 µs | p99 ÷ node-raw | loss % (max) |',
+  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...fixedRows,
+  '',
+  `**Maximum rate** (highest step with ≤ 1 % loss, ${RAMPS} ramps per relay, median and range; packets delivered to receivers per second):`,
+  '',
+  '| scenario | relay | max out pps | ÷ node-raw | ÷ C | CPU at max % |',
+  '| --- | --- | ---: | ---: | ---: | ---: |',
+  ...rateRows,
+  '',
+  '**Memory** (read with the relay idle, after the warm-up and after the last step: RSS from /proc for every relay; for both Node relays the heap used on every thread after a forced full collection, through the inspector; Δ heap divided by the packets forwarded in between):',
+  '',
+  '| scenario | relay | RSS MiB | heap used MiB, all threads | heap Δ B/pkt | packets |',
+  '| --- | --- | ---: | ---: | ---: | ---: |',
+  ...memRows,
 ].join('\n');
 
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${hasTaskset ? 'relay pinned to CPU 0, load generator to CPU 1' : 'no CPU pinning (taskset missing)'}`;
-const stamp = new Date().toISOString().slice(0, 10);
-console.log(
-  `\n${table}\n\n${machine}; ${QUICK ? 'quick run' : 'full run'} in ${elapsedS.toFixed(0)} s`,
-);
+// Targets (issue 10 and, when both I/O paths ran, issue 15).
+const targetRows = [];
+const find = (sc, kind) =>
+  scenarioResults.find((s) => s.scenario === sc)?.relays.find((r) => r.kind === kind);
+const verdict = (v, limit) => (v === null ? '—' : v <= limit ? 'met' : '**missed**');
+for (const s of scenarioResults) {
+  const node = s.relays.find((r) => r.kind === 'node-raw');
+  for (const r of s.relays.filter((x) => x.kind.startsWith('wzp'))) {
+    for (const phase of ['fixed', 'control']) {
+      if (r[phase].length === 0 || !node || node[phase].length === 0) {
+        continue;
+      }
+      const where = phase === 'control' ? `${s.scenario} + control plane` : s.scenario;
+      const p = ratio(r[phase], node[phase], (x) => x.p99Us);
+      const cpu = ratio(r[phase], node[phase], (x) => x.cpuUsPerPkt);
+      targetRows.push(
+        `| #10 p99 ≤ 1.5 × node-raw | ${where} | ${r.kind} | ${rt(p)} | ${verdict(p?.value ?? null, 1.5)} |`,
+      );
+      targetRows.push(
+        `| #10 CPU/pkt ≤ 1.15 × node-raw | ${where} | ${r.kind} | ${rt(cpu)} | ${verdict(cpu?.value ?? null, 1.15)} |`,
+      );
+    }
+  }
+}
+const w1 = find('50x3', 'wzp');
+const w2 = find('50x3', 'wzp-w2');
+if (w1 && w2) {
+  const x = ratio(w2.fixed, w1.fixed, (y) => y.cpuUsPerPkt);
+  targetRows.push(
+    `| #10 2 workers ≤ 1.10 × 1 worker CPU/pkt | 50x3 | wzp-w2 ÷ wzp | ${rt(x)} | ${verdict(x?.value ?? null, 1.1)} |`,
+  );
+}
+for (const sc of ['1x50', '10x10']) {
+  const nat = find(sc, 'wzp-native');
+  const dg = find(sc, 'wzp-dgram');
+  const c = find(sc, 'c-raw');
+  if (nat && c) {
+    const x = ratio(nat.fixed, c.fixed, (y) => y.cpuUsPerPkt);
+    targetRows.push(
+      `| #15 native CPU/pkt ≤ 1.15 × C | ${sc} | wzp-native ÷ c-raw | ${rt(x)} | ${verdict(x?.value ?? null, 1.15)} |`,
+    );
+  }
+  if (nat && dg) {
+    if (sc === '1x50') {
+      const x = ratio(nat.fixed, dg.fixed, (y) => y.cpuUsPerPkt);
+      targetRows.push(
+        `| #15 native CPU/pkt ≤ 0.8 × dgram | ${sc} | wzp-native ÷ wzp-dgram | ${rt(x)} | ${verdict(x?.value ?? null, 0.8)} |`,
+      );
+    }
+    const p = ratio(nat.fixed, dg.fixed, (y) => y.p99Us);
+    targetRows.push(
+      `| #15 native p99 ≤ dgram p99 | ${sc} | wzp-native ÷ wzp-dgram | ${rt(p)} | ${verdict(p?.value ?? null, 1)} |`,
+    );
+  }
+}
+const targetTable = [
+  '| target | scenario | relay | measured ratio (per-repeat range) | verdict |',
+  '| --- | --- | --- | ---: | --- |',
+  ...targetRows,
+].join('\n');
+
+const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${hasTaskset ? 'relays pinned to CPU 0, load generator and harness to CPU 1' : 'no CPU pinning (taskset missing)'}${pinned ? '' : ' (harness not pinned)'}`;
+const stamp = new Date().toISOString();
+const variantsLine = scenarioResults
+  .flatMap((s) =>
+    s.relays.map(
+      (r) =>
+        `${s.scenario}/${r.kind}: ${r.about}${r.udpPorts > 1 ? `, ${r.udpPorts} UDP ports` : ''}${r.facts.length > 0 ? ` [${r.facts.join('; ')}]` : ''}${r.died ? ` — DIED: ${r.died}` : ''}`,
+    ),
+  )
+  .map((l) => `- ${l}`)
+  .join('\n');
+const skippedLine = skipped.map((s) => `- skipped ${s.scenario}/${s.kind}: ${s.reason}`).join('\n');
+const summary = `${tables}\n\n**Targets** (computed from the tables above):\n\n${targetTable}\n\nRelays:\n\n${variantsLine}${skippedLine ? `\n${skippedLine}` : ''}\n\n_${machine}; ${QUICK ? 'quick run' : 'full run'} in ${elapsedS.toFixed(0)} s; load average at the end ${load1}._`;
+console.log(`\n${summary}`);
 writeFileSync(
   join(OUT, 'forwarding.json'),
   JSON.stringify(
-    { date: stamp, machine, quick: QUICK, stepSeconds: STEP_S, growth: GROWTH, results },
+    {
+      date: stamp,
+      machine,
+      quick: QUICK,
+      repeats: REPEATS,
+      ramps: RAMPS,
+      rampStepSeconds: RAMP_S,
+      fixedStepSeconds: FIXED_S,
+      features: FEATURES,
+      skipped,
+      loadavgAtEnd: load1,
+      elapsedS,
+      scenarios: scenarioResults,
+    },
     null,
     2,
   ),
 );
+writeFileSync(join(OUT, 'forwarding.md'), `${summary}\n`);
 
-// ── docs/benchmarks.md section and SVG chart ─────────────────────────────────
-if (!QUICK && only === null && KINDS === ALL_KINDS) {
+// ── docs/benchmarks.md section and SVG chart (full runs of every scenario only) ──
+if (!QUICK && only === null && onlyKinds === null) {
   const docPath = join(ROOT, 'docs', 'benchmarks.md');
   const doc = readFileSync(docPath, 'utf8');
   const begin = '<!-- forwarding:begin -->';
   const end = '<!-- forwarding:end -->';
-  const section = `${begin}\n_Measured ${stamp} by \`npm run bench:forwarding\` (${elapsedS.toFixed(0)} s): ${machine}._\n\n${table}\n\n![max forwarding rate and p99 latency per scenario](benchmarks-forwarding.svg)\n${end}`;
+  const section = `${begin}\n_Measured ${stamp.slice(0, 16).replace('T', ' ')} UTC by \`npm run bench:forwarding\` (${elapsedS.toFixed(0)} s)._\n\n${summary}\n\n![CPU per packet and p99 latency at fixed load](benchmarks-forwarding.svg)\n${end}`;
   const next = doc.includes(begin)
     ? doc.slice(0, doc.indexOf(begin)) + section + doc.slice(doc.indexOf(end) + end.length)
     : `${doc.trimEnd()}\n\n## Forwarding\n\n${section}\n`;
@@ -378,41 +873,56 @@ if (!QUICK && only === null && KINDS === ALL_KINDS) {
 
 function svg() {
   const W = 760;
-  const H = 360;
+  const H = 380;
   const colors = {
     wzp: '#1f77b4',
+    'wzp-w2': '#9467bd',
+    'wzp-native': '#2ca02c',
+    'wzp-dgram': '#aec7e8',
     'wzp-trunking': '#17becf',
     'node-raw': '#ff7f0e',
     'c-raw': '#7f7f7f',
   };
+  const kinds = [...new Set(scenarioResults.flatMap((s) => s.relays.map((r) => r.kind)))];
   const panel = (x0, title, value, unit) => {
-    const max = Math.max(1, ...results.map(value).filter((v) => Number.isFinite(v)));
+    const all = scenarioResults.flatMap((s) => s.relays.map(value)).filter(Number.isFinite);
+    const max = Math.max(1e-9, ...all);
     const gw = 330;
     const gh = 240;
-    const groupW = gw / SCENARIOS.length;
-    const barW = (groupW - 20) / KINDS.length;
+    const groupW = gw / Math.max(1, scenarioResults.length);
+    const barW = (groupW - 20) / Math.max(1, kinds.length);
     let s = `<text x="${x0 + gw / 2}" y="24" text-anchor="middle" font-size="14" font-weight="bold">${title}</text>`;
     s += `<line x1="${x0}" y1="${40 + gh}" x2="${x0 + gw}" y2="${40 + gh}" stroke="#333"/>`;
-    s += `<text x="${x0}" y="36" font-size="10" fill="#555">max ${Math.round(max).toLocaleString('en')} ${unit}</text>`;
-    SCENARIOS.forEach((sc, gi) => {
-      KINDS.forEach((kind, ki) => {
-        const r = get(kind, sc.name);
+    s += `<text x="${x0}" y="36" font-size="10" fill="#555">max ${fmt(max, max < 10 ? 2 : 0)} ${unit}</text>`;
+    scenarioResults.forEach((sc, gi) => {
+      kinds.forEach((kind, ki) => {
+        const r = sc.relays.find((x) => x.kind === kind);
         const v = r ? value(r) : null;
         if (v === null || !Number.isFinite(v)) {
           return;
         }
         const h = (v / max) * gh;
         const x = x0 + gi * groupW + 10 + ki * barW;
-        s += `<rect x="${x.toFixed(1)}" y="${(40 + gh - h).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${colors[kind]}"><title>${kind} ${sc.name}: ${Math.round(v)} ${unit}</title></rect>`;
+        s += `<rect x="${x.toFixed(1)}" y="${(40 + gh - h).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${colors[kind] ?? '#333'}"><title>${kind} ${sc.scenario}: ${fmt(v, 2)} ${unit}</title></rect>`;
       });
-      s += `<text x="${x0 + gi * groupW + groupW / 2}" y="${40 + gh + 16}" text-anchor="middle" font-size="12">${sc.name}</text>`;
+      s += `<text x="${x0 + gi * groupW + groupW / 2}" y="${40 + gh + 16}" text-anchor="middle" font-size="12">${sc.scenario}</text>`;
     });
     return s;
   };
-  let body = panel(30, 'max packets/s out (≤ 1 % loss)', (r) => r.maxOutPps, 'pps');
-  body += panel(410, 'p99 latency at 50 % of max', (r) => r.half?.p99Us ?? null, 'µs');
-  KINDS.forEach((k, i) => {
-    body += `<rect x="${30 + i * 180}" y="${H - 28}" width="12" height="12" fill="${colors[k]}"/><text x="${48 + i * 180}" y="${H - 18}" font-size="12">${k}</text>`;
+  let body = panel(
+    30,
+    'CPU µs per packet at fixed load',
+    (r) => r.fixedSummary?.cpuUsPerPkt.median ?? null,
+    'µs',
+  );
+  body += panel(
+    410,
+    'p99 latency at fixed load',
+    (r) => r.fixedSummary?.p99Us.median ?? null,
+    'µs',
+  );
+  kinds.forEach((k, i) => {
+    body += `<rect x="${30 + i * 120}" y="${H - 28}" width="12" height="12" fill="${colors[k] ?? '#333'}"/><text x="${48 + i * 120}" y="${H - 18}" font-size="12">${k}</text>`;
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n${body}\n</svg>\n`;
 }

@@ -89,3 +89,117 @@ export function runLoadgen(loadgen, argv, lines) {
     p.stdin.end(`${lines.join('\n')}\n`);
   });
 }
+
+/**
+ * Moves this process (every thread) to `cpu`, so the harness and whatever it
+ * spawns without `pin` (WebSocket clients, the control-plane driver) share
+ * the load generator's core and never the relay's. False when not possible.
+ */
+export function pinSelf(cpu) {
+  if (!hasTaskset) {
+    return false;
+  }
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)], {
+      stdio: 'pipe',
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** CPU time of a process (all its threads, exited ones included) in µs, from /proc. */
+export const cpuUs = (a, b) => (a && b ? (b.ticks - a.ticks) * 10_000 : null);
+
+/** Median, min and max of the finite numbers in `xs` (nulls when there are none). */
+export function spread(xs) {
+  const s = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) {
+    return { median: null, min: null, max: null, n: 0 };
+  }
+  const mid = s.length >> 1;
+  const median = s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return { median, min: s[0], max: s[s.length - 1], n: s.length };
+}
+
+/** The inspector URL a process started with `--inspect=127.0.0.1:0` prints on stderr, or null. */
+export const inspectorUrl = (stderrText) =>
+  /Debugger listening on (ws:\/\/\S+)/.exec(stderrText)?.[1] ?? null;
+
+/**
+ * Heap used after a forced full collection, on the main thread and on every
+ * worker thread of a Node process, through its inspector (Chrome DevTools
+ * Protocol over WebSocket). Connects, collects, reads and disconnects: call it
+ * only between measured steps. Resolves { mainBytes, workerBytes: [], totalBytes } or null.
+ */
+export async function inspectHeap(url, timeoutMs = 10_000) {
+  const { WebSocket } = await import('ws');
+  const ws = new WebSocket(url);
+  let nextId = 1;
+  const pending = new Map();
+  const workerPending = new Map();
+  const workers = [];
+  ws.on('message', (data) => {
+    const msg = JSON.parse(String(data));
+    if (msg.id !== undefined) {
+      pending.get(msg.id)?.(msg);
+      pending.delete(msg.id);
+    } else if (msg.method === 'NodeWorker.attachedToWorker') {
+      workers.push(msg.params.sessionId);
+    } else if (msg.method === 'NodeWorker.receivedMessageFromWorker') {
+      const inner = JSON.parse(msg.params.message);
+      const key = `${msg.params.sessionId}:${inner.id}`;
+      workerPending.get(key)?.(inner);
+      workerPending.delete(key);
+    }
+  });
+  const call = (method, params = {}) =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      pending.set(id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  const callWorker = (sessionId, method) =>
+    new Promise((resolve) => {
+      const id = nextId++;
+      workerPending.set(`${sessionId}:${id}`, resolve);
+      call('NodeWorker.sendMessageToWorker', {
+        sessionId,
+        message: JSON.stringify({ id, method, params: {} }),
+      });
+    });
+  const work = (async () => {
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    await call('HeapProfiler.collectGarbage');
+    const main = await call('Runtime.getHeapUsage');
+    await call('NodeWorker.enable', { waitForDebuggerOnStart: false });
+    await new Promise((r) => setTimeout(r, 200));
+    const workerBytes = [];
+    for (const sessionId of workers) {
+      await callWorker(sessionId, 'HeapProfiler.collectGarbage');
+      const u = await callWorker(sessionId, 'Runtime.getHeapUsage');
+      workerBytes.push(u.result?.usedSize ?? null);
+    }
+    await call('NodeWorker.disable');
+    const mainBytes = main.result?.usedSize ?? null;
+    return {
+      mainBytes,
+      workerBytes,
+      totalBytes: [mainBytes, ...workerBytes].reduce((a, b) => a + (b ?? 0), 0),
+    };
+  })();
+  try {
+    return await Promise.race([
+      work,
+      new Promise((resolve) => setTimeout(() => resolve(null), timeoutMs)),
+    ]);
+  } catch {
+    return null;
+  } finally {
+    ws.terminate();
+  }
+}
