@@ -39,6 +39,7 @@ import {
   compileC,
   cpuPct,
   cpuUs,
+  ctxSwitches,
   freePort,
   hasTaskset,
   inspectHeap,
@@ -174,11 +175,13 @@ function waitLine(proc) {
 async function startTarget(kind, sc) {
   const v = VARIANTS[kind];
   if (v.family === 'wzp') {
-    const [udp, sig, http] = [await freePort(), await freePort(), await freePort()];
+    const [sig, http] = [await freePort(), await freePort()];
     const env = {
       ...process.env,
       WZP_UDP_HOST: '127.0.0.1',
-      WZP_UDP_PORT: String(udp),
+      // 0: the relay (or each media worker) takes a free port; participants
+      // bind to the port their CallAnswer names.
+      WZP_UDP_PORT: '0',
       WZP_SIGNAL_HOST: '127.0.0.1',
       WZP_SIGNAL_PORT: String(sig),
       WZP_HTTP_HOST: '127.0.0.1',
@@ -237,7 +240,7 @@ async function startTarget(kind, sc) {
         const answer = await c.handshake();
         clients.push(c);
         // With media workers a room's UDP port is its worker's.
-        const port = answer.udp_port ?? udp;
+        const port = answer.udp_port;
         ports.add(port);
         lines.push(`${r} ${Buffer.from(answer.bind_token).toString('hex')} ${port}`);
       }
@@ -246,13 +249,12 @@ async function startTarget(kind, sc) {
     const metrics = await (await fetch(`${httpUrl}/metrics`)).text();
     const facts = metrics
       .split('\n')
-      .filter((l) => !l.startsWith('#') && /udp_io|media_worker|io_path/i.test(l))
-      .filter((l) => !/_(bucket|sum|count)\{/.test(l))
-      .slice(0, 12);
+      .filter((l) => /^wzp_relay_udp_io\{.* 1$|^wzp_media_worker_(up|sessions)\{/.test(l))
+      .slice(0, 8);
     return {
       kind,
       proc,
-      port: udp,
+      port: [...ports][0],
       mode: 'wzp',
       lines,
       httpUrl,
@@ -356,9 +358,12 @@ async function waitIdle(t) {
 /** A measured step: /proc before and after, nothing else touches the relay. */
 async function measuredStep(t, pps, seconds) {
   await waitIdle(t);
+  const cs0 = ctxSwitches(t.proc.pid);
   const before = procSample(t.proc.pid);
   const r = await loadStep(t, pps, seconds);
   const after = procSample(t.proc.pid);
+  const cs1 = ctxSwitches(t.proc.pid);
+  r.ctxSwitches = cs0 && cs1 ? { vol: cs1.vol - cs0.vol, invol: cs1.invol - cs0.invol } : null;
   r.ppsPerSender = pps;
   r.cpuPct = cpuPct(before, after);
   const us = cpuUs(before, after);
@@ -603,6 +608,7 @@ for (const sc of SCENARIOS) {
             p999Us: s.p999_us,
             cpuPct: s.cpuPct,
             cpuUsPerPkt: s.cpuUsPerPkt,
+            ctxSwitches: s.ctxSwitches,
             failed: s.failed,
           });
           log(

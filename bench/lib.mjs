@@ -1,7 +1,7 @@
 // Helpers shared by the benchmarks that drive relays with the C load
 // generator (bench/forwarding.mjs, bench/federation.mjs).
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -201,5 +201,21 @@ export async function inspectHeap(url, timeoutMs = 10_000) {
     return null;
   } finally {
     ws.terminate();
+  }
+}
+
+/** Context switches (voluntary, involuntary) summed over the threads of a process, from /proc. */
+export function ctxSwitches(pid) {
+  try {
+    let vol = 0;
+    let invol = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const st = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      vol += Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
+      invol += Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0);
+    }
+    return { vol, invol };
+  } catch {
+    return null;
   }
 }
