@@ -22,6 +22,7 @@ import {
   FederationBatcher,
   FederationReader,
   FrameType,
+  fullFrameMediaType,
   fullFrameSeq,
   fullFrameSize,
   fullFrameStreamId,
@@ -292,6 +293,7 @@ export class FederationMedia {
       }
       const f = v.frameOffset;
       const verdict = (sender.remote as RemoteParticipant).replay.check(
+        fullFrameMediaType(msg, f),
         fullFrameStreamId(msg, f),
         fullFrameSeq(msg, f),
       );

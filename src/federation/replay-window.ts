@@ -1,6 +1,6 @@
 /**
  * Duplicate detection for federation media: one sliding window of
- * sequence numbers per (origin relay, sender, stream), as in an SRTP replay
+ * sequence numbers per (origin relay, sender, media type, stream id), as in an SRTP replay
  * list. `accept(seq)` is true the first time a sequence number is seen
  * and false for a repeat or for one older than the window. u32 sequence
  * numbers wrap; distances are taken modulo 2^32. No allocation per call.
@@ -83,15 +83,21 @@ export class ReplayWindow {
   }
 }
 
-/** Replay windows of one remote sender, one per stream id (created on first use). */
+/**
+ * Replay windows of one remote sender, one per stream (created on first
+ * use). A stream is (media_type, stream_id): audio and video both use
+ * stream id 0 and number their packets independently, so one window for
+ * both would drop most of one of them as duplicates or too old.
+ */
 export class StreamReplay {
-  private readonly windows: (ReplayWindow | undefined)[] = new Array(256);
+  private readonly windows: (ReplayWindow | undefined)[] = new Array(1024);
 
-  check(streamId: number, seq: number): ReplayVerdict {
-    let w = this.windows[streamId];
+  check(mediaType: number, streamId: number, seq: number): ReplayVerdict {
+    const key = ((mediaType & 3) << 8) | (streamId & 0xff);
+    let w = this.windows[key];
     if (w === undefined) {
       w = new ReplayWindow();
-      this.windows[streamId] = w;
+      this.windows[key] = w;
     }
     return w.check(seq);
   }

@@ -1,6 +1,7 @@
 /**
  * Per-session quality observation on the hot path: stream statistics per
- * stream id, the tier controller fed by QualityReports and, once per
+ * stream (media_type, stream_id: audio and video on the same id are two
+ * streams, see stream-key.ts), the tier controller fed by QualityReports and, once per
  * second, by the loss the relay measured itself, and stream ownership for
  * PLI routing. No allocation per packet once a stream's stats exist.
  */
@@ -15,13 +16,21 @@ import {
 import { FLAG_REPAIR, type MediaHeader, MediaType } from '../wire/index.js';
 import type { RoomState } from './room-state.js';
 import type { PacketObserver, Session } from './session.js';
+import { keyMediaType, keyStreamId, mediaTypeName, STREAM_KEYS, streamKey } from './stream-key.js';
 
 /** How often relay-measured loss is evaluated. */
 export const LOSS_EVAL_INTERVAL_MS = 1000;
 
+/** One stream of a sender in `/v2/rooms`. */
+export interface StreamSnapshot {
+  media_type: 'audio' | 'video' | 'data' | 'control';
+  stream_id: number;
+  stats: StreamStatsSnapshot;
+}
+
 export class SessionObserver implements PacketObserver {
   readonly controller = new TierController();
-  private readonly streams: (StreamStats | undefined)[] = new Array(256);
+  private readonly streams: (StreamStats | undefined)[] = new Array(STREAM_KEYS);
   private lastEval: number;
   private session: Session | null = null;
 
@@ -48,10 +57,11 @@ export class SessionObserver implements PacketObserver {
     lossByte: number,
     rttByte: number,
   ): boolean {
-    let stats = this.streams[h.streamId];
+    const key = streamKey(h.mediaType, h.streamId);
+    let stats = this.streams[key];
     if (stats === undefined) {
       stats = new StreamStats();
-      this.streams[h.streamId] = stats;
+      this.streams[key] = stats;
     }
     stats.update(h.seq, h.timestamp, bytes, nowMs);
     if (h.mediaType === MediaType.Video && (h.flags & FLAG_REPAIR) === 0 && this.session !== null) {
@@ -87,11 +97,15 @@ export class SessionObserver implements PacketObserver {
   }
 
   /** Stream statistics for the admin API. */
-  snapshot(nowMs: number): { stream_id: number; stats: StreamStatsSnapshot }[] {
-    const out: { stream_id: number; stats: StreamStatsSnapshot }[] = [];
-    this.streams.forEach((s, id) => {
+  snapshot(nowMs: number): StreamSnapshot[] {
+    const out: StreamSnapshot[] = [];
+    this.streams.forEach((s, key) => {
       if (s !== undefined) {
-        out.push({ stream_id: id, stats: s.snapshot(nowMs) });
+        out.push({
+          media_type: mediaTypeName(keyMediaType(key)),
+          stream_id: keyStreamId(key),
+          stats: s.snapshot(nowMs),
+        });
       }
     });
     return out;
