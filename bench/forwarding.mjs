@@ -31,7 +31,7 @@
 // variant the relay does not support (no such option in `wzp relay --help`,
 // or the relay refuses to start with it) is skipped with the reason.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WzpClient } from '../dist/client/index.js';
@@ -51,6 +51,7 @@ import {
   ROOT,
   runLoadgen,
   spread,
+  startProfile,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -76,6 +77,12 @@ const FIXED_FRACTION = 0.5;
 const BUFFER_BYTES = 512 << 10;
 // Extra node flags for our relay (e.g. BENCH_RELAY_NODE_FLAGS=--trace-gc to see collections).
 const RELAY_NODE_FLAGS = (process.env.BENCH_RELAY_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+// The same for the node-raw baseline (e.g. --cpu-prof to compare profiles; bench/profile-summary.mjs).
+// Diagnostic: BENCH_PROFILE_DIR=dir profiles every thread of each Node relay
+// during its first fixed-load step (through the inspector; that step is then
+// not comparable and the run says so) and writes dir/<scenario>-<relay>-<thread>.cpuprofile.
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ?? null;
+const RAW_NODE_FLAGS = (process.env.BENCH_RAW_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const WZP_BIN = join(ROOT, 'dist', 'cli', 'wzp.js');
 // Both Node relays run with an inspector (idle, no session attached during a
 // step) so that the heap can be read after a forced collection between steps.
@@ -280,6 +287,7 @@ async function startTarget(kind, sc) {
     kind === 'node-raw'
       ? pin(0, process.execPath, [
           INSPECT,
+          ...RAW_NODE_FLAGS,
           join(ROOT, 'bench', 'forwarding', 'raw-relay.mjs'),
           '0',
           String(BUFFER_BYTES),
@@ -593,7 +601,20 @@ for (const sc of SCENARIOS) {
             await waitIdle(t);
             driver = await startControlLoad(t);
           }
+          const profiling =
+            PROFILE_DIR !== null && !phase.control && rep === 0 && t.inspector() !== null
+              ? await startProfile(t.inspector())
+              : null;
           const s = await measuredStep(t, fixedPps, FIXED_S);
+          if (profiling !== null) {
+            mkdirSync(PROFILE_DIR, { recursive: true });
+            for (const { thread, profile } of await profiling()) {
+              writeFileSync(
+                join(PROFILE_DIR, `${sc.name}-${t.kind}-${thread}.cpuprofile`),
+                JSON.stringify(profile),
+              );
+            }
+          }
           if (driver !== null) {
             r.controlDriver.push(await driver.stop());
           }
@@ -837,7 +858,11 @@ const variantsLine = scenarioResults
   .map((l) => `- ${l}`)
   .join('\n');
 const skippedLine = skipped.map((s) => `- skipped ${s.scenario}/${s.kind}: ${s.reason}`).join('\n');
-const summary = `${tables}\n\n**Targets** (computed from the tables above):\n\n${targetTable}\n\nRelays:\n\n${variantsLine}${skippedLine ? `\n${skippedLine}` : ''}\n\n_${machine}; ${QUICK ? 'quick run' : 'full run'} in ${elapsedS.toFixed(0)} s; load average at the end ${load1}._`;
+const profiled =
+  PROFILE_DIR === null
+    ? ''
+    : `\n\n**Profiled run** (BENCH_PROFILE_DIR): the first fixed-load step of every Node relay ran under the CPU profiler; not comparable.`;
+const summary = `${tables}${profiled}\n\n**Targets** (computed from the tables above):\n\n${targetTable}\n\nRelays:\n\n${variantsLine}${skippedLine ? `\n${skippedLine}` : ''}\n\n_${machine}; ${QUICK ? 'quick run' : 'full run'} in ${elapsedS.toFixed(0)} s; load average at the end ${load1}._`;
 console.log(`\n${summary}`);
 writeFileSync(
   join(OUT, 'forwarding.json'),

@@ -128,12 +128,11 @@ export const inspectorUrl = (stderrText) =>
   /Debugger listening on (ws:\/\/\S+)/.exec(stderrText)?.[1] ?? null;
 
 /**
- * Heap used after a forced full collection, on the main thread and on every
- * worker thread of a Node process, through its inspector (Chrome DevTools
- * Protocol over WebSocket). Connects, collects, reads and disconnects: call it
- * only between measured steps. Resolves { mainBytes, workerBytes: [], totalBytes } or null.
+ * A Chrome DevTools Protocol session on a Node process's inspector, reaching
+ * its main thread (`call`) and its worker threads (`callWorker`, after
+ * `attachWorkers`). For use between measured steps, or in diagnostic runs.
  */
-export async function inspectHeap(url, timeoutMs = 10_000) {
+export async function openInspector(url) {
   const { WebSocket } = await import('ws');
   const ws = new WebSocket(url);
   let nextId = 1;
@@ -154,37 +153,56 @@ export async function inspectHeap(url, timeoutMs = 10_000) {
       workerPending.delete(key);
     }
   });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
   const call = (method, params = {}) =>
     new Promise((resolve) => {
       const id = nextId++;
       pending.set(id, resolve);
       ws.send(JSON.stringify({ id, method, params }));
     });
-  const callWorker = (sessionId, method) =>
-    new Promise((resolve) => {
-      const id = nextId++;
-      workerPending.set(`${sessionId}:${id}`, resolve);
-      call('NodeWorker.sendMessageToWorker', {
-        sessionId,
-        message: JSON.stringify({ id, method, params: {} }),
-      });
-    });
+  return {
+    workers,
+    call,
+    callWorker: (sessionId, method, params = {}) =>
+      new Promise((resolve) => {
+        const id = nextId++;
+        workerPending.set(`${sessionId}:${id}`, resolve);
+        call('NodeWorker.sendMessageToWorker', {
+          sessionId,
+          message: JSON.stringify({ id, method, params }),
+        });
+      }),
+    async attachWorkers() {
+      await call('NodeWorker.enable', { waitForDebuggerOnStart: false });
+      await new Promise((r) => setTimeout(r, 200));
+      return workers;
+    },
+    close: () => ws.terminate(),
+  };
+}
+
+/**
+ * Heap used after a forced full collection, on the main thread and on every
+ * worker thread of a Node process, through its inspector. Connects, collects,
+ * reads and disconnects: call it only between measured steps. Resolves
+ * { mainBytes, workerBytes: [], totalBytes } or null.
+ */
+export async function inspectHeap(url, timeoutMs = 10_000) {
+  let session = null;
   const work = (async () => {
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    await call('HeapProfiler.collectGarbage');
-    const main = await call('Runtime.getHeapUsage');
-    await call('NodeWorker.enable', { waitForDebuggerOnStart: false });
-    await new Promise((r) => setTimeout(r, 200));
+    session = await openInspector(url);
+    await session.call('HeapProfiler.collectGarbage');
+    const main = await session.call('Runtime.getHeapUsage');
     const workerBytes = [];
-    for (const sessionId of workers) {
-      await callWorker(sessionId, 'HeapProfiler.collectGarbage');
-      const u = await callWorker(sessionId, 'Runtime.getHeapUsage');
+    for (const w of await session.attachWorkers()) {
+      await session.callWorker(w, 'HeapProfiler.collectGarbage');
+      const u = await session.callWorker(w, 'Runtime.getHeapUsage');
       workerBytes.push(u.result?.usedSize ?? null);
     }
-    await call('NodeWorker.disable');
+    await session.call('NodeWorker.disable');
     const mainBytes = main.result?.usedSize ?? null;
     return {
       mainBytes,
@@ -200,8 +218,36 @@ export async function inspectHeap(url, timeoutMs = 10_000) {
   } catch {
     return null;
   } finally {
-    ws.terminate();
+    session?.close();
   }
+}
+
+/**
+ * Diagnostic only: starts the CPU profiler on every thread of a Node process;
+ * resolves a function that stops it and resolves [{ thread, profile }].
+ */
+export async function startProfile(url) {
+  const s = await openInspector(url);
+  await s.call('Profiler.enable');
+  await s.call('Profiler.setSamplingInterval', { interval: 200 });
+  await s.call('Profiler.start');
+  const workers = await s.attachWorkers();
+  for (const w of workers) {
+    await s.callWorker(w, 'Profiler.enable');
+    await s.callWorker(w, 'Profiler.setSamplingInterval', { interval: 200 });
+    await s.callWorker(w, 'Profiler.start');
+  }
+  return async () => {
+    const out = [{ thread: 'main', profile: (await s.call('Profiler.stop')).result?.profile }];
+    for (const [i, w] of workers.entries()) {
+      out.push({
+        thread: `worker${i}`,
+        profile: (await s.callWorker(w, 'Profiler.stop')).result?.profile,
+      });
+    }
+    s.close();
+    return out;
+  };
 }
 
 /** Context switches (voluntary, involuntary) summed over the threads of a process, from /proc. */
