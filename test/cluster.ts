@@ -126,7 +126,7 @@ export class Cluster {
   }
 
   /** Starts (or restarts) a relay and waits until it is ready. */
-  async start(name: string): Promise<ClusterRelay> {
+  async start(name: string, readyMs = 10_000): Promise<ClusterRelay> {
     const r = this.get(name);
     rmSync(r.dir, { recursive: true, force: true });
     const { mkdirSync } = await import('node:fs');
@@ -143,7 +143,7 @@ export class Cluster {
     r.output = [];
     proc.stdout?.on('data', (d: Buffer) => r.output.push(...String(d).split('\n').filter(Boolean)));
     proc.stderr?.on('data', (d: Buffer) => r.output.push(...String(d).split('\n').filter(Boolean)));
-    const end = Date.now() + 10_000;
+    const end = Date.now() + readyMs;
     for (;;) {
       if (proc.exitCode !== null) {
         throw new Error(`relay ${name} exited with ${proc.exitCode}: ${r.output.join('\n')}`);

@@ -55,6 +55,8 @@ export interface ClientOptions {
   udpHost?: string;
   /** Room secret for payload encryption (ChaCha20-Poly1305); off when absent. */
   roomKey?: Uint8Array;
+  /** Redirects (fleet) followed before giving up with FLEET_REDIRECT_LOOP (default 3). */
+  maxRedirects?: number;
   /** Handshake timeout in ms (default 5000). */
   timeoutMs?: number;
   /** Local UDP address to bind (default 127.0.0.1 when the relay is local, else 0.0.0.0). */
@@ -94,6 +96,8 @@ export interface ClientEvents {
   hangup: [BodyOf<'Hangup'>];
   signal: [SignalMessage];
   relayError: [BodyOf<'Error'>];
+  /** The relay sent a Redirect; the client follows it to this URL. */
+  redirect: [string];
   decodeError: [string];
   close: [];
 }
@@ -123,10 +127,12 @@ export class WzpClient extends EventEmitter<ClientEvents> {
   private readonly recvKeys = new Map<string, Buffer>();
   private outBuf = Buffer.allocUnsafe(2048);
   private closed = false;
+  private currentUrl: string;
 
   constructor(options: ClientOptions) {
     super();
     this.options = options;
+    this.currentUrl = options.signalUrl;
     this.identity = options.identity ?? Identity.generate();
     this.sendKey =
       options.roomKey === undefined
@@ -162,9 +168,44 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     return this.options.mediaTransport ?? 'udp';
   }
 
-  /** Performs only the signalling handshake (tests use this for failure cases). */
+  /** The signalling URL of the relay that answered (after any Redirect). */
+  get relayUrl(): string {
+    return this.currentUrl;
+  }
+
+  /**
+   * Performs only the signalling handshake (tests use this for failure
+   * cases). A `Redirect` before `CallAnswer` (a fleet, docs/fleet.md) is
+   * followed: the handshake starts over at the given URL, at most
+   * `maxRedirects` times.
+   */
   async handshake(): Promise<BodyOf<'CallAnswer'>> {
-    const url = new URL(this.options.signalUrl);
+    const max = this.options.maxRedirects ?? 3;
+    for (let hops = 0; ; hops++) {
+      const result = await this.handshakeAt(this.currentUrl);
+      if (result.kind === 'answer') {
+        return result.answer;
+      }
+      const ws = this.ws;
+      this.ws = null;
+      ws?.removeAllListeners();
+      ws?.on('error', () => {});
+      ws?.terminate();
+      if (hops >= max) {
+        throw new WzpError(
+          'FLEET_REDIRECT_LOOP',
+          `redirected more than ${max} times (last to ${result.url})`,
+        );
+      }
+      this.emit('redirect', result.url);
+      this.currentUrl = result.url;
+    }
+  }
+
+  private async handshakeAt(
+    signalUrl: string,
+  ): Promise<{ kind: 'answer'; answer: BodyOf<'CallAnswer'> } | { kind: 'redirect'; url: string }> {
+    const url = new URL(signalUrl);
     this.udpHost = this.options.udpHost ?? url.hostname.replace(/^\[|\]$/g, '');
     const ws = new WebSocket(url, { maxPayload: 4 << 20 });
     this.ws = ws;
@@ -175,6 +216,7 @@ export class WzpClient extends EventEmitter<ClientEvents> {
         reject(new WzpError('TRANSPORT_CLOSED', `cannot connect: ${err.message}`)),
       );
     });
+    let redirectTo: string | null = null;
     const answered = new Promise<BodyOf<'CallAnswer'>>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new WzpError('TRANSPORT_TIMEOUT', 'no CallAnswer in time')),
@@ -192,7 +234,12 @@ export class WzpClient extends EventEmitter<ClientEvents> {
           this.emit('decodeError', (err as Error).message);
           return;
         }
-        if (this.answer === null) {
+        if (this.answer === null && redirectTo === null) {
+          if (msg.type === 'Redirect') {
+            redirectTo = msg.body.url;
+            finish(() => resolve(null as unknown as BodyOf<'CallAnswer'>));
+            return;
+          }
           if (msg.type === 'CallAnswer') {
             if (
               !verifyCallAnswer(msg.body.identity_pub, msg.body.ephemeral_pub, msg.body.signature)
@@ -227,7 +274,7 @@ export class WzpClient extends EventEmitter<ClientEvents> {
         finish(() =>
           reject(new WzpError('TRANSPORT_CLOSED', 'signalling closed before CallAnswer')),
         );
-        if (!this.closed) {
+        if (!this.closed && redirectTo === null) {
           this.emit('close');
         }
       });
@@ -253,7 +300,8 @@ export class WzpClient extends EventEmitter<ClientEvents> {
       },
     };
     this.sendSignal(offer);
-    return answered;
+    const answer = await answered;
+    return redirectTo === null ? { kind: 'answer', answer } : { kind: 'redirect', url: redirectTo };
   }
 
   /** Opens the UDP socket and binds it to the session (retrying BIND until acknowledged). */

@@ -161,6 +161,51 @@ const FIELDS = {
     z.number().min(1).max(100_000).default(200),
     'Signalling messages per second accepted on one federation link (burst 2x).',
   ],
+  directory_url: [
+    z
+      .string()
+      .regex(/^(memory:|rediss?:\/\/[^\s]+)$/, 'must be redis://…, rediss://… or memory:')
+      .optional(),
+    'Room directory of a fleet (docs/fleet.md): redis://[:password@]host:port[/db]. Unset: this relay is a fleet of one (in-memory directory).',
+  ],
+  fleet_mode: [
+    z.enum(['redirect', 'bridge']).default('redirect'),
+    "A client that reached a relay other than its room's home is redirected there (Redirect before CallAnswer) or bridged (the room is federated between the two relays on demand).",
+  ],
+  fleet_on_directory_down: [
+    z.enum(['refuse', 'local']).default('refuse'),
+    'While the directory is unreachable, a new room is refused (FLEET_DIRECTORY_UNAVAILABLE) or served locally and reconciled when it returns. Rooms already here keep running either way.',
+  ],
+  fleet_key: [
+    z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (an Ed25519 seed)')
+      .optional(),
+    'Operator fleet key (Ed25519 seed, secret, the same on every relay): registry entries and room claims are signed with it and trusted iff it verifies. Without it only [[peers]] keys are trusted.',
+  ],
+  fleet_refresh_ms: [
+    z.number().int().min(50).max(60_000).default(2000),
+    'Interval of registry refresh, directory poll and room-claim refresh.',
+  ],
+  fleet_ttl_ms: [
+    z.number().int().min(200).max(600_000).default(6000),
+    'TTL of registry entries and room claims: a relay silent this long is dead and its rooms re-home on the next join.',
+  ],
+  fleet_link_idle_ms: [
+    z.number().int().min(100).max(3_600_000).default(30_000),
+    'A federation link opened from the directory closes after carrying no bridged room this long.',
+  ],
+  advertised_host: [
+    z.string().min(1).max(253).optional(),
+    'Host name or address other relays and redirected clients use to reach this relay (default: signal_host, or 127.0.0.1 when it is a wildcard).',
+  ],
+  advertised_signal_url: [
+    z
+      .string()
+      .regex(/^wss?:\/\/[^\s]+$/, 'must be a ws:// or wss:// URL')
+      .optional(),
+    'Public signalling URL of this relay, when it differs from ws://advertised_host:signal_port/v2/signal (a TLS proxy). Its /v2/federation twin is the federation URL.',
+  ],
 } as const satisfies Record<string, readonly [z.ZodType, string]>;
 
 /** One `[[peers]]` entry. */

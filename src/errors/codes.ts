@@ -69,6 +69,15 @@ export const ERROR_CODES = {
   FEDERATION_NOT_CONFIGURED: 'A federation link was attempted but this relay has no peers.',
   FEDERATION_SELF_LINK: 'A relay tried to link to itself (its own key is in the peer list).',
   FEDERATION_LINK_DOWN: 'The federation link closed or missed its heartbeat deadline.',
+
+  // ── fleet (src/fleet) ────────────────────────────────────────────────────
+  FLEET_DIRECTORY_UNAVAILABLE:
+    'The room directory (Redis) cannot be reached, so a new room cannot be placed now.',
+  FLEET_ROOM_MOVED:
+    'The room moved to another relay (a newer epoch); this copy closed. Rejoin through any relay.',
+  FLEET_REDIRECT_LOOP: 'A client was redirected more often than it allows (a misconfigured fleet).',
+  FLEET_UNTRUSTED_RECORD:
+    'A directory record is malformed, stale, or not signed by a trusted key; it was ignored.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

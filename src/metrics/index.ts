@@ -135,7 +135,7 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     name: 'wzp_relay_sessions_ended_total',
     type: 'counter',
     labels: ['reason'],
-    help: 'Ended sessions by reason (hangup, ws_close, timeout, shutdown, error).',
+    help: 'Ended sessions by reason (hangup, ws_close, timeout, shutdown, error, moved: the room moved to another relay).',
   },
   {
     name: 'wzp_relay_quality_tier',
@@ -221,9 +221,82 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     labels: ['reason'],
     help: 'WebSocket media datagrams dropped: backpressure (receiver over ws_media_max_buffered_bytes), closed, bad_frame (text frame), bind_timeout (connections closed without a BIND).',
   },
+  {
+    name: 'wzp_fleet_directory_up',
+    type: 'gauge',
+    labels: [],
+    help: 'Fleet directory (Redis) reachable: 1, else 0 (docs/fleet.md).',
+  },
+  {
+    name: 'wzp_fleet_directory_latency_seconds',
+    type: 'histogram',
+    labels: ['op'],
+    help: 'Latency of fleet directory operations (register, poll, get_claim, epoch, claim, cas, release).',
+  },
+  {
+    name: 'wzp_fleet_directory_errors_total',
+    type: 'counter',
+    labels: ['op'],
+    help: 'Failed fleet directory operations, by operation.',
+  },
+  {
+    name: 'wzp_fleet_relays',
+    type: 'gauge',
+    labels: [],
+    help: 'Live, verified relays in the fleet directory as this relay sees it (itself included).',
+  },
+  {
+    name: 'wzp_fleet_rooms_homed',
+    type: 'gauge',
+    labels: [],
+    help: 'Rooms whose home is this relay (it holds and refreshes their claim).',
+  },
+  {
+    name: 'wzp_fleet_rooms_bridged',
+    type: 'gauge',
+    labels: [],
+    help: 'Rooms served here bridged to their home on another relay.',
+  },
+  {
+    name: 'wzp_fleet_redirects_total',
+    type: 'counter',
+    labels: [],
+    help: "Clients sent a Redirect to their room's home.",
+  },
+  {
+    name: 'wzp_fleet_bridges_total',
+    type: 'counter',
+    labels: [],
+    help: 'Joins served here by bridging the room to its home.',
+  },
+  {
+    name: 'wzp_fleet_rehomes_total',
+    type: 'counter',
+    labels: [],
+    help: 'Rooms this relay re-homed because their home was dead (epoch + 1).',
+  },
+  {
+    name: 'wzp_fleet_fenced_total',
+    type: 'counter',
+    labels: [],
+    help: 'Stale room copies closed here because the room moved (a newer epoch).',
+  },
+  {
+    name: 'wzp_fleet_placements_refused_total',
+    type: 'counter',
+    labels: [],
+    help: 'New rooms refused because the directory was unreachable (fleet_on_directory_down = "refuse").',
+  },
+  {
+    name: 'wzp_fleet_records_rejected_total',
+    type: 'counter',
+    labels: ['why'],
+    help: 'Directory records ignored: malformed, untrusted, bad_signature, stale, mismatch.',
+  },
 ];
 
 const HANDSHAKE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+const DIRECTORY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1];
 export const FANOUT_BUCKETS = [0, 1, 2, 3, 5, 10, 20, 50, 100];
 
 export class RelayMetrics {
@@ -262,6 +335,18 @@ export class RelayMetrics {
   readonly wsMediaConnections: Gauge;
   readonly wsMediaDatagrams: Counter<'direction'>;
   readonly wsMediaDropped: Counter<'reason'>;
+  readonly fleetUp: Gauge;
+  readonly fleetLatency: Histogram<'op'>;
+  readonly fleetErrors: Counter<'op'>;
+  readonly fleetRelays: Gauge;
+  readonly fleetHomed: Gauge;
+  readonly fleetBridged: Gauge;
+  readonly fleetRedirects: Counter;
+  readonly fleetBridges: Counter;
+  readonly fleetRehomes: Counter;
+  readonly fleetFenced: Counter;
+  readonly fleetRefused: Counter;
+  readonly fleetRejected: Counter<'why'>;
   private readonly syncHooks: (() => void)[] = [];
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
@@ -318,6 +403,24 @@ export class RelayMetrics {
     this.wsMediaConnections = gauge('wzp_relay_ws_media_connections');
     this.wsMediaDatagrams = counter('wzp_relay_ws_media_datagrams_total', ['direction']);
     this.wsMediaDropped = counter('wzp_relay_ws_media_dropped_total', ['reason']);
+    this.fleetUp = gauge('wzp_fleet_directory_up');
+    this.fleetLatency = new Histogram<'op'>({
+      name: 'wzp_fleet_directory_latency_seconds',
+      help: help('wzp_fleet_directory_latency_seconds'),
+      labelNames: ['op'],
+      buckets: DIRECTORY_BUCKETS,
+      registers,
+    });
+    this.fleetErrors = counter('wzp_fleet_directory_errors_total', ['op']);
+    this.fleetRelays = gauge('wzp_fleet_relays');
+    this.fleetHomed = gauge('wzp_fleet_rooms_homed');
+    this.fleetBridged = gauge('wzp_fleet_rooms_bridged');
+    this.fleetRedirects = counter('wzp_fleet_redirects_total');
+    this.fleetBridges = counter('wzp_fleet_bridges_total');
+    this.fleetRehomes = counter('wzp_fleet_rehomes_total');
+    this.fleetFenced = counter('wzp_fleet_fenced_total');
+    this.fleetRefused = counter('wzp_fleet_placements_refused_total');
+    this.fleetRejected = counter('wzp_fleet_records_rejected_total', ['why']);
     if (options.defaultMetrics === true) {
       collectDefaultMetrics({ register: registry, prefix: 'wzp_' });
     }

@@ -10,6 +10,7 @@ import { WebSocketServer } from 'ws';
 import type { RelayConfig } from '../config/index.js';
 import { WzpError } from '../errors/index.js';
 import { FEDERATION_PATH, Federation } from '../federation/index.js';
+import type { Fleet, RelayEntry } from '../fleet/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { DatagramPathStats } from '../media/datagram-path.js';
 import { DROP_REASONS, MediaEngine } from '../media/engine.js';
@@ -23,7 +24,19 @@ import { directiveReason, TIER_NAMES, Tier, tierName } from '../quality/index.js
 import { type Room, RoomManager, roomUpdateOf } from '../room/index.js';
 import { encodeSignal, type Identity, PROFILES_BY_TIER } from '../signal/index.js';
 import { SignalConnection } from '../signalling/connection.js';
-import type { EndReason, JoinRequest, RelayCore, SignalPeer } from '../signalling/relay-core.js';
+import type {
+  EndReason,
+  JoinRequest,
+  RelayCore,
+  Route,
+  SignalPeer,
+} from '../signalling/relay-core.js';
+import {
+  type AdvertisedUrls,
+  advertisedUrls,
+  createFleet,
+  FleetMetricsSync,
+} from './fleet-glue.js';
 import { HttpServer } from './http-server.js';
 import { loadOrCreateIdentity } from './identity-store.js';
 
@@ -53,6 +66,10 @@ export class Relay implements RelayCore {
   readonly identity: Identity;
   /** Null when no peers and no global rooms are configured. */
   readonly federation: Federation | null;
+  /** The fleet directory (in-memory when `directory_url` is unset). */
+  readonly fleet: Fleet;
+  private readonly fleetMetrics: FleetMetricsSync;
+  private urls: AdvertisedUrls | null = null;
   private readonly udp: UdpEndpoint;
   private readonly signalServer: Server;
   private readonly wss: WebSocketServer;
@@ -133,11 +150,40 @@ export class Relay implements RelayCore {
           })
         : null;
     this.engine.federation = this.federation;
+    this.fleet = createFleet({
+      config: this.config,
+      identity: this.identity,
+      log: this.log,
+      metrics: this.metrics,
+      hooks: {
+        self: () => ({
+          label: this.config.relay_label ?? this.identity.fingerprint.slice(0, 9),
+          signalUrl: this.urls?.signalUrl ?? 'ws://0.0.0.0:0/v2/signal',
+          mediaUrl: this.urls?.mediaUrl ?? 'udp://0.0.0.0:0',
+          federationUrl: this.urls?.federationUrl ?? 'ws://0.0.0.0:0/v2/federation',
+          httpUrl: this.urls?.httpUrl ?? null,
+          sessions: this.sessions.size,
+          maxSessions: this.config.max_sessions,
+          draining: this.draining,
+        }),
+        participants: (room) => this.rooms.get(room)?.snapshot.length ?? 0,
+        localParticipants: (room) =>
+          this.rooms.get(room)?.snapshot.filter((p) => !p.remote).length ?? 0,
+        fenced: (room, owner) => this.closeMovedRoom(room, owner),
+        bridge: (room, home) => this.bridgeRoom(room, home),
+        unbridge: (room) => this.unbridgeRoom(room),
+        homed: (room) => this.homeRoom(room),
+      },
+    }).fleet;
+    this.fleetMetrics = new FleetMetricsSync(this.fleet, this.metrics, this.bridge);
     this.http = new HttpServer({
       metrics: () => this.metrics.scrape(),
       ready: () => !this.draining && this.addresses !== null,
       rooms: () => this.roomsJson(),
-      extra: { '/v2/peers': async () => this.peersJson() },
+      extra: {
+        '/v2/peers': async () => this.peersJson(),
+        '/v2/fleet': async () => this.fleet.json(),
+      },
     });
     this.metrics.fanoutSource = () => this.engine.stats.fanout;
     this.metrics.onScrape(() => this.syncMetrics());
@@ -176,6 +222,8 @@ export class Relay implements RelayCore {
     });
     const httpPort = await this.http.listen(this.config.http_host, this.config.http_port);
     this.addresses = { udpPort, signalPort, httpPort };
+    this.urls = advertisedUrls(this.config, this.addresses, this.advertisedUdpPort);
+    await this.fleet.start();
     this.federation?.start();
     this.log.info(
       {
@@ -206,6 +254,8 @@ export class Relay implements RelayCore {
     this.draining = true;
     this.rooms.setDraining(true);
     this.log.info({ sessions: this.sessions.size }, 'draining');
+    // Release this relay's rooms so that new joins are placed elsewhere.
+    const fleetStopped = this.fleet.stop();
     // Peers drop this relay's participants as soon as the links close.
     this.federation?.stop();
     const graceful = (async () => {
@@ -249,6 +299,7 @@ export class Relay implements RelayCore {
       }),
       this.http.close(),
       this.udp.close(),
+      fleetStopped,
     ]);
     this.log.info('relay stopped');
   }
@@ -352,7 +403,56 @@ export class Relay implements RelayCore {
     return this.federation.peersJson();
   }
 
+  // ── fleet ────────────────────────────────────────────────────────────────
+
+  /** The room moved to another relay (newer epoch): hang up its local participants. */
+  private closeMovedRoom(name: string, owner: RelayEntry | null): void {
+    const room = this.rooms.get(name);
+    this.unbridgeRoom(name);
+    if (room === undefined) {
+      return;
+    }
+    const where = owner === null ? 'another relay' : `relay ${owner.label}`;
+    for (const p of room.snapshot) {
+      const entry = p.remote ? undefined : this.sessions.get(p.sink.id);
+      if (entry === undefined) {
+        continue;
+      }
+      entry.conn.send({
+        type: 'Hangup',
+        body: {
+          version: 1,
+          reason: {
+            PolicyViolation: {
+              code: 'FLEET_ROOM_MOVED',
+              reason: `room ${name} moved to ${where}; rejoin through any relay`,
+            },
+          },
+        },
+      });
+      void this.endSession(entry.session, 'moved').then(() =>
+        entry.conn.close(1000, 'FLEET_ROOM_MOVED'),
+      );
+    }
+  }
+
+  /** Serve `room` here bridged to its home (federation link on demand). */
+  private bridgeRoom(room: string, home: RelayEntry): void {
+    this.log.info({ room, home: home.label }, 'bridging room to its home');
+  }
+
+  private unbridgeRoom(_room: string): void {}
+
+  private homeRoom(_room: string): void {}
+
   // ── RelayCore ─────────────────────────────────────────────────────────────
+
+  async route(room: string): Promise<Route> {
+    const p = await this.fleet.place(room);
+    return p.kind === 'redirect'
+      ? { kind: 'redirect', url: p.home.signalUrl, label: p.home.label }
+      : { kind: 'here' };
+  }
 
   async join(conn: SignalPeer, request: JoinRequest): Promise<Session> {
     const now = performance.now();
@@ -595,6 +695,7 @@ export class Relay implements RelayCore {
     setCounter(m.wsMediaDropped.labels('bad_frame'), ws.droppedBadFrame);
     setCounter(m.wsMediaDropped.labels('bind_timeout'), ws.bindTimeouts);
     this.syncFederationMetrics();
+    this.fleetMetrics.sync();
   }
 
   private syncFederationMetrics(): void {

@@ -105,6 +105,19 @@ export const VARIANTS = {
   Pong: z.object({ version, timestamp_ms: u64 }),
   Hangup: z.object({ version, reason: hangupReasonSchema, call_id: text(256).optional() }),
   Error: z.object({ version, code: text(64), message: text(4096) }),
+  /**
+   * Fleet (docs/fleet.md): the room lives on another relay; connect there.
+   * Sent instead of CallAnswer; the relay then closes the connection.
+   */
+  Redirect: z.object({
+    version,
+    url: z
+      .string()
+      .max(2048)
+      .regex(/^wss?:\/\/[^\s]+$/),
+    room: text(1024).optional(),
+    relay_label: nullableText(64),
+  }),
   GlobalRoomActive: z.object({
     version,
     room: text(1024),

@@ -213,6 +213,18 @@ export class SignalConnection implements SignalPeer {
     const bindToken = randomBytes(16);
     const fp = fingerprint(offer.identity_pub);
     this.state = 'joining';
+    const route = await this.core.route(offer.room);
+    if (route.kind === 'redirect') {
+      // Fleet: the room lives on another relay (protocol/BINDING.md §3.2).
+      this.send({
+        type: 'Redirect',
+        body: { version: 1, url: route.url, room: offer.room, relay_label: route.label },
+      });
+      this.state = 'closed';
+      clearTimeout(this.handshakeTimer);
+      this.close(1000, 'redirect');
+      return;
+    }
     const session = await this.core.join(this, {
       room: offer.room,
       fingerprint: fp,

@@ -9,7 +9,10 @@ import type { Session } from '../media/session.js';
 import type { RelayMetrics } from '../metrics/index.js';
 import type { Identity, OutgoingSignal } from '../signal/index.js';
 
-export type EndReason = 'hangup' | 'ws_close' | 'timeout' | 'shutdown' | 'error';
+export type EndReason = 'hangup' | 'ws_close' | 'timeout' | 'shutdown' | 'error' | 'moved';
+
+/** Where a room lives (fleet placement): here, or on another relay the client is redirected to. */
+export type Route = { kind: 'here' } | { kind: 'redirect'; url: string; label: string };
 
 export interface JoinRequest {
   room: string;
@@ -35,6 +38,8 @@ export interface RelayCore {
   readonly metrics: RelayMetrics;
   readonly identity: Identity;
   readonly advertisedUdpPort: number;
+  /** Places the room (fleet directory) before the join: served here, or redirect. */
+  route(room: string): Promise<Route>;
   /** Joins a room (critical section) and registers the session with the media engine. */
   join(conn: SignalPeer, request: JoinRequest): Promise<Session>;
   /** Ends a session: unregisters it, leaves the room, tells the others. Idempotent. */
