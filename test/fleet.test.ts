@@ -330,6 +330,7 @@ describe.skipIf(REDIS_BIN === null)('fleet of relay processes (redirect mode)', 
     ]);
     await roomSize([n1, n2], 2);
     const elapsed = Date.now() - t0;
+    console.info(`[fleet] clients met again ${elapsed} ms after SIGKILL of the home`);
     // TTL plus one poll, plus the time to connect and the machine's noise.
     expect(elapsed).toBeLessThan(TTL_MS + REFRESH_MS + 2500);
     expect(n1.client.relayUrl).toBe(n2.client.relayUrl);
