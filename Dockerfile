@@ -3,8 +3,15 @@
 
 # ── build: install everything, compile TypeScript to dist/ ───────────────────
 FROM node:24-bookworm-slim AS build
+# python3, make and g++ build the optional sendmmsg add-on (native/) during npm ci,
+# offline against the image's own Node headers; without them the relay runs on dgram.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 make g++ \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
+COPY scripts/build-native.mjs ./scripts/
+COPY native/binding.gyp native/wzp_udp.c ./native/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -18,6 +25,7 @@ WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/native ./native
 COPY protocol ./protocol
 RUN mkdir -p /var/lib/wzp && chown node:node /var/lib/wzp
 USER node

@@ -4,13 +4,27 @@ import { defineConfig } from 'vitest/config';
 // `.ci/run` turns into the closing "N passed, N failed" line.
 const ci = process.env.CI === 'true';
 
+// The relay and conformance tests run twice: on the default send path
+// (`udp_io = "auto"`: the native sendmmsg add-on when it built) and forced
+// onto node:dgram (project `udp-dgram`).
+const BOTH_PATHS = ['test/relay.test.ts', 'test/conformance.test.ts', 'test/udp-io.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 20_000,
     hookTimeout: 20_000,
     pool: 'forks',
     reporters: ci ? ['default', 'json'] : ['default'],
     ...(ci ? { outputFile: { json: '.vitest-result.json' } } : {}),
+    projects: [
+      {
+        extends: true,
+        test: { name: 'default', include: ['src/**/*.test.ts', 'test/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: { name: 'udp-dgram', include: BOTH_PATHS, env: { WZP_TEST_UDP_IO: 'dgram' } },
+      },
+    ],
   },
 });

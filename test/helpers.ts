@@ -9,6 +9,9 @@ import { createLogger } from '../src/log/index.js';
 import { Relay } from '../src/server/relay.js';
 import { Identity } from '../src/signal/index.js';
 
+/** The media send path the relay tests run on (WZP_TEST_UDP_IO, default auto). */
+export const TEST_UDP_IO = (process.env.WZP_TEST_UDP_IO ?? 'auto') as 'auto' | 'dgram' | 'native';
+
 export interface TestRelay {
   relay: Relay;
   url: string;
@@ -32,6 +35,9 @@ export async function startRelay(
       http_host: '127.0.0.1',
       http_port: 0,
       log_level: 'debug',
+      // The media send path under test: the vitest project `udp-dgram` sets dgram
+      // (vitest.config.ts); otherwise native when the add-on is built.
+      udp_io: TEST_UDP_IO,
       ...overrides,
     },
   });

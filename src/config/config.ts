@@ -121,6 +121,10 @@ const FIELDS = {
       .default(256 << 10),
     'WebSocket media (/v2/media): datagrams to a receiver are dropped (and counted) while this many bytes are still unsent to it, like loss on a UDP path; bounds memory per connection.',
   ],
+  udp_io: [
+    z.enum(['auto', 'dgram', 'native']).default('auto'),
+    'Media send path: "native" = the sendmmsg add-on (one system call per fan-out; start fails if it is not built), "dgram" = node:dgram, "auto" = native when the add-on loaded, else dgram.',
+  ],
   peers: [
     z.array(peerSchema()).max(64).default([]),
     'Federation peers: [[peers]] with label, public_key (64 hex) or fingerprint, and url (ws://host:port/v2/federation) to dial; a peer without url is only accepted.',
@@ -255,7 +259,12 @@ export function envName(key: string): string {
 }
 
 /** Env variables that are not config keys but are allowed. */
-const ENV_ALLOWED = new Set(['WZP_CONFIG']);
+const ENV_ALLOWED = new Set([
+  'WZP_CONFIG',
+  // The native add-on: skip its build at install / do not load it (docs/operator.md).
+  'WZP_SKIP_NATIVE',
+  'WZP_NATIVE_DISABLE',
+]);
 
 export const DEFAULT_CONFIG: Readonly<RelayConfig> = Object.freeze(configSchema.parse({}));
 

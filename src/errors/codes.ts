@@ -59,6 +59,8 @@ export const ERROR_CODES = {
   TRANSPORT_BIND_FAILED: 'A listening socket could not be bound.',
   TRANSPORT_CLOSED: 'The operation needs a socket or connection that is already closed.',
   TRANSPORT_TIMEOUT: 'A network operation did not complete in time.',
+  UDP_IO_NATIVE_UNAVAILABLE:
+    'udp_io = "native" was asked for but the native sendmmsg add-on is not built or does not load.',
 
   // ── federation (src/federation) ──────────────────────────────────────────
   FEDERATION_UNKNOWN_PEER: 'A relay presented a key that is not in the peer list.',

@@ -12,6 +12,7 @@ const GROUPS: readonly [prefix: string, title: string][] = [
   ['RELAY_', 'Rooms and sessions'],
   ['CONFIG_', 'Configuration'],
   ['TRANSPORT_', 'Transport'],
+  ['UDP_IO_', 'Transport'],
   ['FEDERATION_', 'Federation'],
 ];
 

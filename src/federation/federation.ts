@@ -39,7 +39,7 @@ import {
 } from './handshake.js';
 import { Link } from './link.js';
 import { LinkTable, type PeerCounters } from './link-table.js';
-import { FederationMedia, type FederationStats } from './media.js';
+import { FederationMedia, type FederationMediaOptions, type FederationStats } from './media.js';
 import { type Peer, PeerDirectory, relayId } from './peers.js';
 
 /** WebSocket path of federation links on the signalling port. */
@@ -56,6 +56,8 @@ export interface FederationOptions {
   engine: MediaEngine;
   /** Sends one UDP datagram from the media socket. */
   sendUdp: (data: Buffer | readonly Buffer[], port: number, address: string) => void;
+  /** `prefix ‖ buf` to many destinations at once (one sendmmsg when native); default: sendUdp each. */
+  sendUdpMany?: FederationMediaOptions['sendUdpMany'];
   /** Our media UDP port (told to peers). */
   udpPort: () => number;
   /** The remote participants of a room changed: send RoomUpdate to its local participants. */
@@ -120,6 +122,7 @@ export class Federation implements FederationPlane {
       selfOrigin: this.selfOrigin,
       delivery: options.engine,
       sendUdp: options.sendUdp,
+      ...(options.sendUdpMany === undefined ? {} : { sendUdpMany: options.sendUdpMany }),
       onUdpReady: () => this.rooms.refreshAll(),
       now,
     });

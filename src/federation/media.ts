@@ -11,6 +11,7 @@ import type { RemoteInfo } from 'node:dgram';
 import type { RelayConfig } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { Session } from '../media/session.js';
+import type { UdpDestination } from '../media/udp-io.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
 import {
   BIND_DATAGRAM_SIZE,
@@ -77,6 +78,13 @@ export interface FederationMediaOptions {
   delivery: LocalDelivery;
   /** Sends one UDP datagram from the media socket. */
   sendUdp: (data: Buffer | readonly Buffer[], port: number, address: string) => void;
+  /** `prefix ‖ buf` to many destinations at once (one sendmmsg when native); default: sendUdp each. */
+  sendUdpMany?: (
+    prefix: Buffer | null,
+    buf: Buffer,
+    destinations: readonly UdpDestination[],
+    count: number,
+  ) => void;
   /** A link's UDP path just came up: the rooms' interested links change. */
   onUdpReady: (link: Link) => void;
   now: () => number;
@@ -93,6 +101,9 @@ export class FederationMedia {
   private readonly selfLo: number;
   private readonly delivery: LocalDelivery;
   private readonly sendUdp: FederationMediaOptions['sendUdp'];
+  private readonly sendUdpMany: NonNullable<FederationMediaOptions['sendUdpMany']>;
+  /** The links' media addresses of one entry (reused; grown to the largest link count). */
+  private readonly linkDests: { port: number; address: string | null }[] = [];
   private readonly onUdpReady: (link: Link) => void;
   private readonly now: () => number;
   private readonly reader = new FederationReader();
@@ -109,6 +120,16 @@ export class FederationMedia {
     this.selfLo = o.selfOrigin.readUInt32BE(4);
     this.delivery = o.delivery;
     this.sendUdp = o.sendUdp;
+    this.sendUdpMany =
+      o.sendUdpMany ??
+      ((prefix, buf, destinations, count) => {
+        for (let i = 0; i < count; i++) {
+          const d = destinations[i] as UdpDestination;
+          if (d.address !== null) {
+            this.sendUdp(prefix === null ? buf : [prefix, buf], d.port, d.address);
+          }
+        }
+      });
     this.onUdpReady = o.onUdpReady;
     this.now = o.now;
     this.flushQueue = o.config.trunking ? new DeadlineQueue(o.config.trunk_flush_ms, o.now) : null;
@@ -198,6 +219,8 @@ export class FederationMedia {
     frame: Buffer,
   ): void {
     let prefix: Buffer | null = null;
+    const dests = this.linkDests;
+    let n = 0;
     for (let i = 0; i < links.length; i++) {
       const link = links[i] as Link;
       if (link === except || link.mediaAddress === null) {
@@ -224,7 +247,16 @@ export class FederationMedia {
           frame.length,
         );
       }
-      this.sendUdp([prefix, frame], link.mediaPort, link.mediaAddress);
+      const d = dests[n] ?? { port: 0, address: null };
+      dests[n++] = d;
+      d.port = link.mediaPort;
+      d.address = link.mediaAddress;
+    }
+    if (n > 0) {
+      this.sendUdpMany(prefix, frame, dests, n);
+      for (let i = 0; i < n; i++) {
+        (dests[i] as { address: string | null }).address = null;
+      }
     }
   }
 

@@ -32,6 +32,7 @@ import {
 } from '../wire/index.js';
 import type { DatagramPath } from './datagram-path.js';
 import type { Session } from './session.js';
+import type { UdpDestination } from './udp-io.js';
 
 /** Why a datagram was dropped (label values of wzp_relay_datagrams_dropped_total). */
 export type DropReason =
@@ -106,6 +107,16 @@ export interface FederationPlane {
 export interface MediaEngineOptions {
   /** Sends one datagram (scatter/gather pieces) to a UDP destination. */
   send: (data: Buffer | readonly Buffer[], port: number, address: string) => void;
+  /**
+   * Sends `prefix ‖ buf` to `destinations[0 .. count)` (src/media/udp-io.ts:
+   * one sendmmsg on the native path). Default: `send` to each.
+   */
+  sendMany?: (
+    prefix: Buffer | null,
+    buf: Buffer,
+    destinations: readonly UdpDestination[],
+    count: number,
+  ) => void;
   trunking: TrunkingOptions;
   /** Monotonic milliseconds. */
   now?: () => number;
@@ -118,6 +129,11 @@ export interface MediaEngineOptions {
 export class MediaEngine {
   readonly stats = new EngineStats();
   private readonly send: MediaEngineOptions['send'];
+  private readonly sendMany: NonNullable<MediaEngineOptions['sendMany']>;
+  /** The UDP receivers of one input packet (grown to the largest fan-out, reused). */
+  private readonly batch: Session[] = [];
+  /** Those of them that get the MINI frame expanded to FULL. */
+  private readonly batchExpanded: Session[] = [];
   private readonly trunking: TrunkingOptions;
   private readonly now: () => number;
   private readonly onTierChange: ((session: Session) => void) | undefined;
@@ -132,6 +148,16 @@ export class MediaEngine {
 
   constructor(options: MediaEngineOptions) {
     this.send = options.send;
+    this.sendMany =
+      options.sendMany ??
+      ((prefix, buf, destinations, count) => {
+        for (let i = 0; i < count; i++) {
+          const d = destinations[i] as UdpDestination;
+          if (d.address !== null) {
+            this.send(prefix === null ? buf : [prefix, buf], d.port, d.address);
+          }
+        }
+      });
     this.trunking = options.trunking;
     this.now = options.now ?? (() => performance.now());
     this.onTierChange = options.onTierChange;
@@ -296,6 +322,11 @@ export class MediaEngine {
     let expanded: Buffer | null = null;
     let sent = 0;
     let bytes = 0;
+    // Non-trunking: the receivers are collected, then each group leaves in one sendMany.
+    const batch = this.batch;
+    const batchExpanded = this.batchExpanded;
+    let nBatch = 0;
+    let nExpanded = 0;
     for (let i = 0; i < snapshot.length; i++) {
       const r = (snapshot[i] as { readonly sink: Session }).sink;
       if (r === sender || r.address === null || r.closed || !r.canSubscribe) {
@@ -314,10 +345,10 @@ export class MediaEngine {
       if (trunking) {
         this.pushTrunk(r, tag, frame);
       } else if (frame === msg) {
-        prefix ??= singleEntryPrefix(tag, msg.length);
         if (r.path === null) {
-          this.send([prefix, msg], r.port, r.address);
+          batch[nBatch++] = r;
         } else {
+          prefix ??= singleEntryPrefix(tag, msg.length);
           r.path.send([prefix, msg]);
         }
         stats.datagramsOut++;
@@ -326,7 +357,7 @@ export class MediaEngine {
       } else {
         // `expanded` already carries its own single-entry trunk prefix.
         if (r.path === null) {
-          this.send(frame, r.port, r.address);
+          batchExpanded[nExpanded++] = r;
         } else {
           r.path.send(frame);
         }
@@ -339,6 +370,15 @@ export class MediaEngine {
       bytes += n;
       r.packetsOut++;
       r.bytesOut += n;
+    }
+    if (nBatch > 0) {
+      prefix ??= singleEntryPrefix(tag, msg.length);
+      this.sendMany(prefix, msg, batch, nBatch);
+      clearBatch(batch, nBatch);
+    }
+    if (nExpanded > 0) {
+      this.sendMany(null, expanded as Buffer, batchExpanded, nExpanded);
+      clearBatch(batchExpanded, nExpanded);
     }
     stats.packetsForwarded += sent;
     stats.bytesForwarded += bytes;
@@ -498,6 +538,15 @@ export class MediaEngine {
     }
   }
 }
+
+/** Drops the batch's references (so ended sessions are not kept alive); the array keeps its size. */
+function clearBatch(batch: Session[], n: number): void {
+  for (let i = 0; i < n; i++) {
+    batch[i] = NO_SESSION;
+  }
+}
+
+const NO_SESSION = null as unknown as Session;
 
 /** `0x02 | count=1 | tag | len` before a single trunk entry. */
 const SINGLE_PREFIX = 1 + 2 + TRUNK_ENTRY_OVERHEAD;

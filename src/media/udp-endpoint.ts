@@ -4,6 +4,14 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { WzpError } from '../errors/index.js';
+import {
+  createUdpIo,
+  type UdpDestination,
+  type UdpIo,
+  type UdpIoMode,
+  type UdpIoPath,
+  UdpIoStats,
+} from './udp-io.js';
 
 export interface UdpEndpointOptions {
   host: string;
@@ -14,16 +22,23 @@ export interface UdpEndpointOptions {
   onDatagram: (msg: Buffer, rinfo: RemoteInfo) => void;
   /** Called when the socket reports an error (for example a failed send). */
   onError?: (err: Error) => void;
+  /** Send path (src/media/udp-io.ts); default `auto`. */
+  udpIo?: UdpIoMode;
 }
 
 export class UdpEndpoint {
   private readonly socket: Socket;
   private readonly options: UdpEndpointOptions;
+  private readonly type: 'udp4' | 'udp6';
   private open = false;
+  private io: UdpIo | null = null;
+  /** Why the send path was chosen (set by start). */
+  ioReason = '';
 
   constructor(options: UdpEndpointOptions) {
     this.options = options;
     const type = options.host.includes(':') ? 'udp6' : 'udp4';
+    this.type = type;
     this.socket = createSocket({ type, reuseAddr: false });
     this.socket.on('message', options.onDatagram);
     this.socket.on('error', (err) => options.onError?.(err));
@@ -44,6 +59,15 @@ export class UdpEndpoint {
       this.socket.once('error', onError);
       this.socket.bind(this.options.port, this.options.host, () => {
         this.socket.off('error', onError);
+        try {
+          const chosen = createUdpIo(this.options.udpIo ?? 'auto', this.socket, this.type);
+          this.io = chosen.io;
+          this.ioReason = chosen.reason;
+        } catch (err) {
+          this.socket.close();
+          reject(err);
+          return;
+        }
         this.open = true;
         const size = this.options.bufferBytes;
         if (size !== undefined && size > 0) {
@@ -69,10 +93,31 @@ export class UdpEndpoint {
    * pieces are not concatenated in JS). Never throws.
    */
   send(data: Buffer | readonly Buffer[], port: number, address: string): void {
-    if (!this.open) {
-      return;
+    if (this.open) {
+      (this.io as UdpIo).send(data, port, address);
     }
-    this.socket.send(data as Buffer, port, address);
+  }
+
+  /** `prefix ‖ buf` to `destinations[0 .. count)`: one system call on the native path. Never throws. */
+  sendMany(
+    prefix: Buffer | null,
+    buf: Buffer,
+    destinations: readonly UdpDestination[],
+    count: number,
+  ): void {
+    if (this.open) {
+      (this.io as UdpIo).sendMany(prefix, buf, destinations, count);
+    }
+  }
+
+  /** The send path in use (null before start). */
+  get ioPath(): UdpIoPath | null {
+    return this.io?.path ?? null;
+  }
+
+  /** Send outcomes of the current path (empty before start). */
+  get ioStats(): UdpIoStats {
+    return this.io?.stats ?? EMPTY_STATS;
   }
 
   /** Datagrams and bytes queued in user space because the kernel would block (0 when closed). */
@@ -92,3 +137,5 @@ export class UdpEndpoint {
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 }
+
+const EMPTY_STATS = new UdpIoStats();

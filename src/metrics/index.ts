@@ -72,6 +72,24 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'Bytes waiting in the media socket send queue.',
   },
   {
+    name: 'wzp_relay_udp_io',
+    type: 'gauge',
+    labels: ['path'],
+    help: 'Send path of the media socket: 1 for the one in use (native = sendmmsg add-on, dgram = node:dgram), 0 for the other.',
+  },
+  {
+    name: 'wzp_relay_udp_send_errors_total',
+    type: 'counter',
+    labels: ['code'],
+    help: 'Datagrams (one per destination) the media socket could not send, by errno code (EINVAL, EACCES, ENETUNREACH, ...) or oversize (larger than a UDP payload, not sent).',
+  },
+  {
+    name: 'wzp_relay_udp_send_queued_total',
+    type: 'counter',
+    labels: [],
+    help: 'Native path: datagrams the kernel refused for now (EAGAIN) and that were handed to the send queue.',
+  },
+  {
     name: 'wzp_relay_datagrams_dropped_total',
     type: 'counter',
     labels: ['reason'],
@@ -309,6 +327,9 @@ export class RelayMetrics {
   readonly datagramsSent: Counter;
   readonly sendQueueDatagrams: Gauge;
   readonly sendQueueBytes: Gauge;
+  readonly udpIo: Gauge<'path'>;
+  readonly udpSendErrors: Counter<'code'>;
+  readonly udpSendQueued: Counter;
   readonly dropped: Counter<'reason'>;
   readonly malformed: Counter<'code'>;
   /** Fan-out histogram read from the engine's plain counts at scrape time. */
@@ -366,6 +387,9 @@ export class RelayMetrics {
     this.datagramsSent = counter('wzp_relay_datagrams_sent_total');
     this.sendQueueDatagrams = gauge('wzp_relay_udp_send_queue_datagrams');
     this.sendQueueBytes = gauge('wzp_relay_udp_send_queue_bytes');
+    this.udpIo = gauge('wzp_relay_udp_io', ['path']);
+    this.udpSendErrors = counter('wzp_relay_udp_send_errors_total', ['code']);
+    this.udpSendQueued = counter('wzp_relay_udp_send_queued_total');
     this.dropped = counter('wzp_relay_datagrams_dropped_total', ['reason']);
     this.malformed = counter('wzp_relay_malformed_datagrams_total', ['code']);
     registry.registerMetric(

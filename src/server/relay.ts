@@ -18,6 +18,7 @@ import { SessionObserver } from '../media/quality-observer.js';
 import { RoomState } from '../media/room-state.js';
 import { Session } from '../media/session.js';
 import { UdpEndpoint } from '../media/udp-endpoint.js';
+import { UDP_IO_PATHS } from '../media/udp-io.js';
 import { MEDIA_WS_PATH, WS_MEDIA_MAX_MESSAGE, WsMediaPath } from '../media/ws-media.js';
 import { CounterBridge, RelayMetrics } from '../metrics/index.js';
 import { directiveReason, TIER_NAMES, Tier, tierName } from '../quality/index.js';
@@ -100,6 +101,8 @@ export class Relay implements RelayCore {
     });
     this.engine = new MediaEngine({
       send: (data, port, address) => this.udp.send(data, port, address),
+      sendMany: (prefix, buf, destinations, count) =>
+        this.udp.sendMany(prefix, buf, destinations, count),
       trunking: {
         enabled: this.config.trunking,
         maxEntries: this.config.trunk_max_entries,
@@ -117,6 +120,7 @@ export class Relay implements RelayCore {
       host: this.config.udp_host,
       port: this.config.udp_port,
       bufferBytes: this.config.udp_buffer_bytes,
+      udpIo: this.config.udp_io,
       onDatagram: (msg, rinfo) => this.engine.onDatagram(msg, rinfo),
       onError: (err) => this.log.warn({ err: err.message }, 'udp socket error'),
     });
@@ -145,6 +149,8 @@ export class Relay implements RelayCore {
             rooms: this.rooms,
             engine: this.engine,
             sendUdp: (data, port, address) => this.udp.send(data, port, address),
+            sendUdpMany: (prefix, buf, destinations, count) =>
+              this.udp.sendMany(prefix, buf, destinations, count),
             udpPort: () => this.advertisedUdpPort,
             onRoomChanged: (name) => this.onFederatedRoomChanged(name),
           })
@@ -234,6 +240,8 @@ export class Relay implements RelayCore {
         public_key: this.identity.publicKey.toString('hex'),
         trunking: this.config.trunking,
         auth: this.config.auth_secret !== undefined,
+        udp_io: this.udp.ioPath,
+        udp_io_reason: this.udp.ioReason,
       },
       'relay started',
     );
@@ -666,6 +674,15 @@ export class Relay implements RelayCore {
     const queue = this.udp.sendQueue();
     m.sendQueueDatagrams.set(queue.datagrams);
     m.sendQueueBytes.set(queue.bytes);
+    const path = this.udp.ioPath;
+    for (const p of UDP_IO_PATHS) {
+      m.udpIo.labels(p).set(p === path ? 1 : 0);
+    }
+    const io = this.udp.ioStats;
+    for (const [code, n] of io.errors) {
+      setCounter(m.udpSendErrors.labels(code), n);
+    }
+    setCounter(m.udpSendQueued, io.queued);
     setCounter(m.trunkFrames, st.trunkFrames);
     setCounter(m.trunkEntries, st.trunkEntries);
     setCounter(m.binds.labels('bind'), st.binds);

@@ -19,6 +19,7 @@ interface RelayFlags {
   httpHost?: string;
   httpPort?: string;
   trunking?: boolean;
+  udpIo?: string;
   maxSessions?: string;
   maxParticipants?: string;
   sessionTimeoutMs?: string;
@@ -67,6 +68,7 @@ export function flagsToOverrides(f: RelayFlags): Partial<RelayConfigInput> {
     http_host: f.httpHost,
     http_port: num(f.httpPort),
     trunking: f.trunking,
+    udp_io: f.udpIo,
     max_sessions: num(f.maxSessions),
     max_participants_per_room: num(f.maxParticipants),
     session_timeout_ms: num(f.sessionTimeoutMs),
@@ -94,6 +96,7 @@ export function registerRelay(program: Command, io: CliIo, setExit: (code: numbe
     .option('--http-host <addr>', 'metrics/health bind address')
     .option('--http-port <port>', 'metrics/health port')
     .option('--trunking', 'batch forwarded frames per receiver')
+    .option('--udp-io <path>', 'media send path: auto|dgram|native (native = sendmmsg add-on)')
     .option('--max-sessions <n>', 'most sessions across all rooms')
     .option('--max-participants <n>', 'most participants per room')
     .option('--session-timeout-ms <ms>', 'end a session after this long without datagrams')
