@@ -288,6 +288,37 @@ fed_vec('F5-hop-16', 'hop_limit 16, the largest', [(16, RH_G, ZERO_ORIGIN, 1, AU
 fed_vec('F6-video-keyframe', 'H264Baseline video keyframe with frame-end on stream 2', [(8, RH_P, ORIGIN_A, 7, dict(flags=0x30, media_type=1, codec=9, stream=2, seq=42, ts=840), b'\x00\x01\x02\x03', None)])
 write('federation-frame.json', fed_vectors)
 
+# ── bind datagrams (return-path validation, protocol/BINDING.md §4.1) ─────────
+BIND_TOKEN = bytes(range(0xA0, 0xB0))
+BIND_CHAL = bytes(range(0x30, 0x40))
+
+
+def bind_dgram(token, size=48):
+    """BIND: 0x10 ‖ token (16) ‖ zero padding, 33..1200 bytes in all."""
+    return b'\x10' + token + bytes(size - 17)
+
+
+def bind_vec(name, description, b, f):
+    return {'name': name, 'kind': 'bind', 'description': description, 'hex': h(b), 'fields': f}
+
+
+bind_vectors = [
+    bind_vec('bind-48', 'BIND at the recommended 48 bytes', bind_dgram(BIND_TOKEN),
+             {'frame_type': 'BIND', 'token': BIND_TOKEN.hex(), 'size': 48}),
+    bind_vec('bind-33-minimum', 'shortest BIND: as long as the BIND_CHALLENGE it provokes', bind_dgram(BIND_TOKEN, 33),
+             {'frame_type': 'BIND', 'token': BIND_TOKEN.hex(), 'size': 33}),
+    bind_vec('bind-1200-maximum', 'longest BIND accepted', bind_dgram(BIND_TOKEN, 1200),
+             {'frame_type': 'BIND', 'token': BIND_TOKEN.hex(), 'size': 1200}),
+    bind_vec('bind-challenge', 'relay → client: token ‖ challenge (33 bytes)', b'\x14' + BIND_TOKEN + BIND_CHAL,
+             {'frame_type': 'BIND_CHALLENGE', 'token': BIND_TOKEN.hex(), 'challenge': BIND_CHAL.hex()}),
+    bind_vec('bind-confirm', 'client → relay: the challenge echoed (33 bytes)', b'\x15' + BIND_TOKEN + BIND_CHAL,
+             {'frame_type': 'BIND_CONFIRM', 'token': BIND_TOKEN.hex(), 'challenge': BIND_CHAL.hex()}),
+    bind_vec('bind-ack', 'relay → client after a valid confirm: token (17 bytes)', b'\x11' + BIND_TOKEN,
+             {'frame_type': 'BIND_ACK', 'token': BIND_TOKEN.hex()}),
+]
+assert all(len(bytes.fromhex(v['hex'])) >= 33 for v in bind_vectors if v['fields']['frame_type'] == 'BIND')
+write('bind.json', bind_vectors)
+
 # ── invalid inputs ─────────────────────────────────────────────────────────
 inv = []
 
@@ -361,5 +392,13 @@ bad('fed-empty-frame', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 
 bad('fed-inner-bad-version', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 1, full(hdr(version=1)))]), 'WIRE_BAD_VERSION', 'inner header version 1')
 bad('fed-inner-unknown-codec', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 1, full(hdr(codec=10)))]), 'WIRE_UNKNOWN_CODEC', 'inner codec 10')
 bad('fed-inner-missing-qr', 'federation_frame', fed([fed_entry(8, RH_G, ZERO_ORIGIN, 1, full(hdr(flags=0x40, codec=2), b'ab'))]), 'WIRE_MISSING_QUALITY_REPORT', 'inner Q flag with 2 trailing bytes')
+bad('bind-17-legacy', 'bind', b'\x10' + BIND_TOKEN, 'WIRE_TRUNCATED', 'the unpadded 17-byte BIND: shorter than the challenge it would provoke')
+bad('bind-32', 'bind', bind_dgram(BIND_TOKEN, 33)[:32], 'WIRE_TRUNCATED', 'one byte under the 33-byte minimum')
+bad('bind-1201', 'bind', bind_dgram(BIND_TOKEN, 1201), 'WIRE_TOO_LARGE', 'one byte over the 1200-byte maximum')
+bad('bind-nonzero-padding', 'bind', bind_dgram(BIND_TOKEN)[:47] + b'\x01', 'WIRE_BAD_PADDING', 'the last padding byte is 0x01')
+bad('bind-challenge-32', 'bind', (b'\x14' + BIND_TOKEN + BIND_CHAL)[:32], 'WIRE_TRUNCATED', 'a challenge is 33 bytes')
+bad('bind-confirm-34', 'bind', b'\x15' + BIND_TOKEN + BIND_CHAL + b'\x00', 'WIRE_TRAILING_BYTES', 'a confirm is 33 bytes')
+bad('bind-ack-18', 'bind', b'\x11' + BIND_TOKEN + b'\x00', 'WIRE_TRAILING_BYTES', 'a BIND_ACK is 17 bytes')
+bad('bind-unknown-type', 'bind', b'\x16' + BIND_TOKEN + BIND_CHAL, 'WIRE_UNKNOWN_FRAME_TYPE', '0x16 is not a bind datagram')
 write('invalid.json', inv)
 print(f'wrote {len(inv)} invalid vectors')

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { Identity } from '../src/signal/index.js';
-import { createHeader, encodeBind, encodePing, FrameType } from '../src/wire/index.js';
+import { confirmOf, createHeader, encodeBind, encodePing, FrameType } from '../src/wire/index.js';
 import { collect, sleep, startRelay, type TestRelay, until } from './helpers.js';
 
 let current: TestRelay | null = null;
@@ -111,15 +111,20 @@ describe('WebSocket media path', () => {
     expect(session?.path).toBeNull();
     const { ws, got } = await rawMedia(r);
     ws.send(encodeBind(a.answer?.bind_token as Uint8Array));
-    await until(() => got.length === 1, 'BIND_ACK');
-    expect(got[0]?.[0]).toBe(FrameType.BindAck);
+    // Return-path validation (BINDING §4.5) runs on the WebSocket path too.
+    await until(() => got.length === 1, 'BIND_CHALLENGE');
+    expect(got[0]?.[0]).toBe(FrameType.BindChallenge);
+    expect(session?.path).toBeNull();
+    ws.send(confirmOf(got[0] as Buffer));
+    await until(() => got.length === 2, 'BIND_ACK');
+    expect(got[1]?.[0]).toBe(FrameType.BindAck);
     expect(session?.path?.kind).toBe('websocket');
     expect(r.relay.engine.stats.rebinds).toBe(1);
     // Media to the session now arrives on the WebSocket, not on its old UDP socket.
     const gotA = collect(a);
     b.sendMedia(audio(1), Buffer.from('hello'));
-    await until(() => got.length === 2, 'trunk on the WebSocket');
-    expect(got[1]?.[0]).toBe(FrameType.Trunk);
+    await until(() => got.length === 3, 'trunk on the WebSocket');
+    expect(got[2]?.[0]).toBe(FrameType.Trunk);
     expect(gotA).toHaveLength(0);
     ws.close();
     await until(() => session?.address === null, 'unbound after close');
@@ -139,7 +144,9 @@ describe('WebSocket media path', () => {
     // A raw WebSocket takes over the slow session and stops reading.
     const { ws, got } = await rawMedia(r);
     ws.send(encodeBind(slow.answer?.bind_token as Uint8Array));
-    await until(() => got.length === 1, 'BIND_ACK');
+    await until(() => got.length === 1, 'BIND_CHALLENGE');
+    ws.send(confirmOf(got[0] as Buffer));
+    await until(() => got.length === 2, 'BIND_ACK');
     ws.pause();
     const gotFast = collect(fast);
     const payload = Buffer.alloc(1100, 1);
@@ -162,7 +169,8 @@ describe('WebSocket media path', () => {
     const stats = r.relay.wsMediaStats;
     expect(stats.droppedBackpressure).toBeGreaterThan(received() / 4);
     await sleep(200);
-    expect(stats.datagramsOut + stats.droppedBackpressure).toBe(received() + 1);
+    // + BIND_CHALLENGE and BIND_ACK.
+    expect(stats.datagramsOut + stats.droppedBackpressure).toBe(received() + 2);
     // Bounded: at most the bound plus one datagram (and its frame header) is queued.
     expect(maxBuffered).toBeLessThanOrEqual(max + 1200);
     expect(path?.dropped).toBe(stats.droppedBackpressure);

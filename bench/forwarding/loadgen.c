@@ -116,9 +116,11 @@ int main(int argc, char **argv) {
     for (int attempt = 0; attempt < 200 && !acked; attempt++) {
       int len;
       if (wzp) {
+        /* BIND: 0x10 | token | zero padding to 48 bytes (protocol/BINDING.md 4.5). */
+        memset(dg, 0, 48);
         dg[0] = 0x10;
         memcpy(dg + 1, tokens[i], 16);
-        len = 17;
+        len = 48;
       } else {
         /* register: 0xFF room u16, member slot u16 (a slot re-registered moves) */
         dg[0] = 0xFF; dg[1] = rooms[i] >> 8; dg[2] = rooms[i]; dg[3] = i >> 8; dg[4] = i;
@@ -128,7 +130,13 @@ int main(int argc, char **argv) {
       uint64_t until = now_ns() + 5000000ull;
       while (now_ns() < until && !acked) {
         ssize_t r = recv(fds[i], dg, sizeof dg, 0);
-        if (r > 0 && (dg[0] == 0x11 || dg[0] == 0xFE)) acked = 1;
+        if (r == 33 && dg[0] == 0x14 && memcmp(dg + 1, tokens[i], 16) == 0) {
+          /* BIND_CHALLENGE: echo it as BIND_CONFIRM (0x15) from this socket. */
+          dg[0] = 0x15;
+          send(fds[i], dg, 33, 0);
+        } else if (r > 0 && (dg[0] == 0x11 || dg[0] == 0xFE)) {
+          acked = 1;
+        }
       }
     }
     if (!acked) {

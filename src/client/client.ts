@@ -23,7 +23,11 @@ import {
   verifyCallAnswer,
 } from '../signal/index.js';
 import {
+  BIND_ACK_SIZE,
+  BIND_CHALLENGE_DATAGRAM_SIZE,
+  bindTokenEquals,
   type CompactView,
+  confirmOf,
   createCompactView,
   encodeBind,
   encodePing,
@@ -370,12 +374,23 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     this.udp = socket;
   }
 
+  /**
+   * Return-path validation (protocol/BINDING.md §4.5): sends BIND every
+   * 250 ms (up to 10 times) on the current media path; answers a
+   * BIND_CHALLENGE carrying our token with its BIND_CONFIRM on the same
+   * path; done at BIND_ACK. A challenge for another token is never confirmed.
+   */
   private sendBind(token: Uint8Array): Promise<void> {
     const datagram = encodeBind(token);
     return new Promise((resolve, reject) => {
       let attempts = 0;
       this.bindWaiter = (msg: Buffer): void => {
-        if (msg.subarray(1).equals(datagram.subarray(1))) {
+        if (!bindTokenEquals(msg, 0, msg.length, token)) {
+          return;
+        }
+        if (msg[0] === FrameType.BindChallenge && msg.length === BIND_CHALLENGE_DATAGRAM_SIZE) {
+          this.sendDatagram(confirmOf(msg));
+        } else if (msg[0] === FrameType.BindAck && msg.length === BIND_ACK_SIZE) {
           clearInterval(timer);
           this.bindWaiter = null;
           resolve();
@@ -525,7 +540,7 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     const type = msg[0];
     if (type === FrameType.Trunk) {
       this.onTrunk(msg);
-    } else if (type === FrameType.BindAck) {
+    } else if (type === FrameType.BindAck || type === FrameType.BindChallenge) {
       this.bindWaiter?.(msg);
     } else if (type === FrameType.Pong && msg.length === 9) {
       const done = this.pendingPings.get(msg.readBigUInt64BE(1));

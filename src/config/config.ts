@@ -78,6 +78,57 @@ const FIELDS = {
     'Window in which repeated PictureLossIndications for one stream are dropped.',
   ],
   shutdown_timeout_ms: [positiveMs.default(5000), 'Upper bound of a graceful shutdown.'],
+  // ── hostile media: return-path validation and media policing (docs/operator.md) ──
+  bind_challenge_ttl_ms: [
+    z.number().int().min(100).max(600_000).default(5000),
+    'A BIND_CHALLENGE must be confirmed within this time (return-path validation).',
+  ],
+  bind_challenge_rate: [
+    z.number().min(0.1).max(10_000).default(10),
+    'BIND_CHALLENGEs per second one session can provoke (burst 2x); bounds reflection at a spoofed source.',
+  ],
+  bind_unknown_rate_per_source: [
+    z.number().min(0.1).max(1_000_000).default(20),
+    'BINDs/CONFIRMs with unknown tokens per second per source IP (burst 2x); a source over it has all bind datagrams dropped until it refills.',
+  ],
+  media_policing: [
+    z.enum(['off', 'observe', 'drop', 'hangup']).default('hangup'),
+    'Media policing (tiers A-E): off; observe (count only); drop (drop over-limit packets); hangup (drop, warn, then hang up a sustained violator with PolicyViolation).',
+  ],
+  policing_burst_ms: [
+    z.number().int().min(50).max(60_000).default(1000),
+    'Depth of the tier A/B token buckets, in milliseconds of their rate.',
+  ],
+  policing_video_headroom: [
+    z.number().min(1).max(10).default(1.5),
+    'Video tier A rate = announced video_bitrate_kbps x this (FEC, keyframes).',
+  ],
+  policing_video_default_kbps: [
+    z.number().int().min(0).max(1_000_000).default(2500),
+    'Video bitrate assumed when no offered profile announces video_bitrate_kbps (0 = no video allowed).',
+  ],
+  policing_audio_cap_kbps: [
+    z.number().int().min(1).max(1_000_000).default(256),
+    'Tier E: absolute audio cap per session, whatever the profile (burst policing_burst_ms).',
+  ],
+  policing_video_cap_kbps: [
+    z.number().int().min(1).max(10_000_000).default(8000),
+    'Tier E: absolute video cap per session, whatever the announcement.',
+  ],
+  policing_strikes: [
+    z.number().int().min(1).max(3600).default(5),
+    'Violating seconds (net of clean ones) before a sustained violator is hung up (media_policing = hangup).',
+  ],
+  policing_cooldown_ms: [
+    z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600 * 1000)
+      .default(60_000),
+    'After a PolicyViolation hangup, the same identity may not rejoin for this long.',
+  ],
+
   log_level: [
     z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     'pino log level.',

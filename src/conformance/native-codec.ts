@@ -5,8 +5,10 @@
 import { isWzpError } from '../errors/index.js';
 import { fingerprint } from '../signal/index.js';
 import {
+  type BindJson,
   compactToJson,
   createHeader,
+  decodeBindDatagram,
   decodeCompactFrame,
   decodeFederationDatagram,
   decodeFederationFrame,
@@ -14,6 +16,7 @@ import {
   decodeMiniHeader,
   decodeQualityReport,
   decodeTrunk,
+  encodeBindDatagram,
   encodeFederationDatagram,
   encodeFederationFrame,
   encodeHeader,
@@ -90,6 +93,8 @@ export const nativeCodec: VectorCodec = {
         }
         case 'federation_frame':
           return federationFrameToJson(decodeFederationFrame(bytes));
+        case 'bind':
+          return decodeBindDatagram(bytes);
         default:
           throw new WireError('WIRE_UNKNOWN_FRAME_TYPE', `unknown vector kind ${kind}`);
       }
@@ -117,6 +122,8 @@ export const nativeCodec: VectorCodec = {
           ).toString('hex');
         case 'federation_frame':
           return encodeFederationFrame(federationFrameFromJson(f)).toString('hex');
+        case 'bind':
+          return encodeBindDatagram(f as unknown as BindJson).toString('hex');
         default:
           throw new WireError('WIRE_UNKNOWN_FRAME_TYPE', `cannot encode kind ${kind}`);
       }

@@ -4,14 +4,17 @@
  * signalling URL and UDP port, with the reference client.
  */
 import { randomBytes } from 'node:crypto';
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { encode } from '@msgpack/msgpack';
 import { type ClientOptions, type ReceivedMedia, WzpClient } from '../client/index.js';
 import { isWzpError } from '../errors/index.js';
 import { Identity, type SignalMessage } from '../signal/index.js';
 import {
+  BIND_MIN_SIZE,
+  confirmOf,
   createHeader,
   encodeBind,
+  FrameType,
   type MediaHeader,
   MediaType,
   qualityFromPathStats,
@@ -52,6 +55,7 @@ export class Failed extends Error {}
 /** Helpers handed to each scenario; everything opened is closed afterwards. */
 export class ScenarioTools {
   private readonly opened: WzpClient[] = [];
+  private readonly sockets: Socket[] = [];
   private readonly room = `conf-${randomBytes(4).toString('hex')}`;
 
   constructor(private readonly ctx: ScenarioContext) {}
@@ -104,12 +108,47 @@ export class ScenarioTools {
     }
   }
 
+  /** A client that completed the signalling handshake only (no UDP bind). */
+  async handshakeOnly(options: Partial<ClientOptions> = {}, room = this.room): Promise<WzpClient> {
+    const c = new WzpClient({
+      signalUrl: this.ctx.signalUrl,
+      room,
+      ...(this.ctx.token !== undefined ? { token: this.ctx.token } : {}),
+      ...options,
+    });
+    this.opened.push(c);
+    await c.handshake();
+    return c;
+  }
+
+  /** A plain UDP socket on 127.0.0.1, closed afterwards. */
+  async rawSocket(): Promise<Socket> {
+    const s = createSocket('udp4');
+    s.on('error', () => {});
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    this.sockets.push(s);
+    return s;
+  }
+
+  /** Everything a socket receives from now on. */
+  inbox(s: Socket): Buffer[] {
+    const got: Buffer[] = [];
+    s.on('message', (m) => got.push(m));
+    return got;
+  }
+
   async closeAll(): Promise<void> {
     await Promise.all(this.opened.map((c) => c.close(false).catch(() => {})));
+    await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The relay's media address as a client of it sees it. */
+function udpTarget(ctx: ScenarioContext, c: WzpClient): { host: string; port: number } {
+  return { host: new URL(ctx.signalUrl).hostname, port: c.answer?.udp_port ?? 0 };
+}
 
 const audio = (seq: number): MediaHeader =>
   createHeader({ seq, timestamp: seq * 20, fecRatio: 20 });
@@ -381,6 +420,115 @@ export const SCENARIOS: Scenario[] = [
       await t.until(
         () => gotB.length === 1 && gotA.length === 1,
         'media both ways after rebinding',
+      );
+    },
+  },
+  {
+    id: 'bind-return-path',
+    section: '§4.5',
+    level: 'MUST',
+    requirement:
+      'A BIND alone binds nothing: the relay answers a BIND_CHALLENGE no larger than the BIND, and media reaches the address only after a BIND_CONFIRM from it, acknowledged by BIND_ACK.',
+    async run(ctx, t) {
+      const b = await t.join();
+      const c = await t.handshakeOnly();
+      const token = c.answer?.bind_token as Buffer;
+      const s = await t.rawSocket();
+      const inbox = t.inbox(s);
+      const to = udpTarget(ctx, c);
+      s.send(encodeBind(token, BIND_MIN_SIZE), to.port, to.host);
+      await t.until(() => inbox.some((d) => d[0] === FrameType.BindChallenge), 'BIND_CHALLENGE');
+      const ch = inbox.find((d) => d[0] === FrameType.BindChallenge) as Buffer;
+      t.expect(ch.length <= BIND_MIN_SIZE, `challenge of ${ch.length} B answers a 33 B BIND`);
+      t.expect(ch.subarray(1, 17).equals(token), 'challenge does not carry the token');
+      t.expect(!inbox.some((d) => d[0] === FrameType.BindAck), 'BIND_ACK before any confirm');
+      b.sendMedia(audio(0), Buffer.from('before-confirm'));
+      await sleep(200);
+      t.expect(!inbox.some((d) => d[0] === FrameType.Trunk), 'media before the confirm');
+      s.send(confirmOf(ch), to.port, to.host);
+      await t.until(() => inbox.some((d) => d[0] === FrameType.BindAck), 'BIND_ACK after confirm');
+      b.sendMedia(audio(1), Buffer.from('after-confirm'));
+      await t.until(() => inbox.some((d) => d[0] === FrameType.Trunk), 'media after the confirm');
+    },
+  },
+  {
+    id: 'bind-short-dropped',
+    section: '§4.5',
+    level: 'MUST',
+    requirement:
+      'A BIND shorter than 33 bytes is dropped without any reply, even with a valid token.',
+    async run(ctx, t) {
+      const c = await t.handshakeOnly();
+      const token = c.answer?.bind_token as Buffer;
+      const s = await t.rawSocket();
+      const inbox = t.inbox(s);
+      const to = udpTarget(ctx, c);
+      for (const n of [17, 32]) {
+        const short = Buffer.alloc(n);
+        short[0] = FrameType.Bind;
+        token.copy(short, 1);
+        s.send(short, to.port, to.host);
+      }
+      await sleep(300);
+      t.expect(inbox.length === 0, `${inbox.length} replies to short BINDs`);
+    },
+  },
+  {
+    id: 'bind-takeover-refused',
+    section: '§4.5',
+    level: 'MUST',
+    requirement:
+      'A BIND carrying another session token, sent from an address bound to a session, moves nothing: that address keeps its own media and receives none of the other room.',
+    async run(_ctx, t) {
+      const victim = await t.join({}, t.roomName('-v'));
+      const mate = await t.join({}, t.roomName('-v'));
+      const attacker = await t.join({}, t.roomName('-x'));
+      const talker = await t.join({}, t.roomName('-x'));
+      const gotVictim = t.collect(victim);
+      const gotAttacker = t.collect(attacker);
+      // The attacker's BIND from the victim's own socket (what a spoofed source looks like).
+      for (let i = 0; i < 3; i++) {
+        victim.sendDatagram(encodeBind(attacker.answer?.bind_token as Buffer));
+      }
+      await sleep(100);
+      for (let i = 0; i < 5; i++) {
+        talker.sendMedia(audio(i), Buffer.from(`x-${i}`));
+        mate.sendMedia(audio(i), Buffer.from(`v-${i}`));
+      }
+      await t.until(() => gotVictim.length >= 5, 'the victim keeps its room media');
+      await t.until(() => gotAttacker.length >= 5, 'the attacker keeps its own media');
+      await sleep(100);
+      t.expect(
+        gotVictim.every((m) => m.senderTag === mate.tag),
+        'the victim got media of another room',
+      );
+    },
+  },
+  {
+    id: 'bind-confirm-elsewhere-refused',
+    section: '§4.5',
+    level: 'MUST',
+    requirement:
+      'A challenge confirmed from an address other than the one it was sent to binds nothing and gets no BIND_ACK.',
+    async run(ctx, t) {
+      const b = await t.join();
+      const c = await t.handshakeOnly();
+      const token = c.answer?.bind_token as Buffer;
+      const s1 = await t.rawSocket();
+      const s2 = await t.rawSocket();
+      const in1 = t.inbox(s1);
+      const in2 = t.inbox(s2);
+      const to = udpTarget(ctx, c);
+      s1.send(encodeBind(token), to.port, to.host);
+      await t.until(() => in1.some((d) => d[0] === FrameType.BindChallenge), 'BIND_CHALLENGE');
+      s2.send(confirmOf(in1[0] as Buffer), to.port, to.host);
+      await sleep(200);
+      b.sendMedia(audio(0), Buffer.from('nobody'));
+      await sleep(200);
+      t.expect(in2.length === 0, `${in2.length} datagrams reached the confirming stranger`);
+      t.expect(
+        !in1.some((d) => d[0] !== FrameType.BindChallenge),
+        'the challenged address got more',
       );
     },
   },

@@ -72,6 +72,7 @@ export const ENCODABLE_KINDS = new Set([
   'trunk',
   'federation',
   'federation_frame',
+  'bind',
 ]);
 const DERIVED_KINDS = new Set([
   'room_hash',

@@ -27,6 +27,9 @@ export const ERROR_CODES = {
   WIRE_BAD_COUNT: 'A FEDERATION datagram declares 0 entries or more than 64.',
   WIRE_BAD_HOP_LIMIT: 'A FEDERATION entry has hop_limit 0 or above 16.',
   WIRE_BAD_SENDER_TAG: 'A FEDERATION entry has sender_tag 0 (tags start at 1).',
+  WIRE_BAD_PADDING: 'A BIND datagram has a non-zero byte in its padding after the token.',
+  WIRE_TOO_LARGE:
+    'A datagram exceeds the size its type allows (a BIND over 1200 bytes, a media frame whose forwarded form does not fit one UDP datagram).',
 
   // ── signalling (src/signal) ──────────────────────────────────────────────
   SIGNAL_TOO_LARGE: 'A signalling frame exceeds the 1 MiB limit.',

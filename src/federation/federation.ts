@@ -227,6 +227,14 @@ export class Federation implements FederationPlane {
     return this.media.bind(msg, rinfo);
   }
 
+  bindLink(msg: Buffer): object | null {
+    return this.media.bindLink(msg);
+  }
+
+  bindChallenge(msg: Buffer, rinfo: RemoteInfo): boolean {
+    return this.media.bindChallenge(msg, rinfo);
+  }
+
   bindAck(msg: Buffer, rinfo: RemoteInfo): boolean {
     return this.media.bindAck(msg, rinfo);
   }

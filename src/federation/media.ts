@@ -1,5 +1,6 @@
 /**
- * The federation media plane: UDP BIND/BIND_ACK of links, and FEDERATION
+ * The federation media plane: UDP BIND/BIND_CHALLENGE/BIND_CONFIRM/BIND_ACK of
+ * links (validated like client binds, protocol/BINDING.md §8.4), and FEDERATION
  * (0x03) datagrams out (`egress`, after a local sender's fan-out) and in
  * (`ingress`: validate, rate-limit, dedup by replay window, deliver to the
  * room's local participants, forward on with hop limit − 1).
@@ -14,10 +15,15 @@ import type { Session } from '../media/session.js';
 import type { UdpDestination } from '../media/udp-io.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
 import {
-  BIND_DATAGRAM_SIZE,
+  BIND_ACK_SIZE,
+  BIND_CHALLENGE_DATAGRAM_SIZE,
+  bindTokenEquals,
+  bindTokenHex,
   type CompactView,
+  confirmOf,
   createFederationEntryView,
   encodeBind,
+  encodeBindAck,
   FEDERATION_ENTRY_OVERHEAD,
   FEDERATION_HEADER_SIZE,
   FederationBatcher,
@@ -144,10 +150,20 @@ export class FederationMedia {
     this.sendUdp(encodeBind(link.peerBindToken), link.peerUdpPort, link.remoteAddress);
   }
 
-  /** UDP BIND from a peer relay's media socket. */
+  /** The live link whose local token a BIND / BIND_CONFIRM carries (length already checked). */
+  bindLink(msg: Buffer): Link | null {
+    const link = this.links.byBindToken(bindTokenHex(msg));
+    return link === undefined || link.closed ? null : link;
+  }
+
+  /**
+   * A BIND_CONFIRM of a link's token from `rinfo`, validated by the engine's
+   * bind guard (protocol/BINDING.md §8.4): the peer's media source is bound
+   * here, and acknowledged.
+   */
   bind(msg: Buffer, rinfo: RemoteInfo): boolean {
-    const link = this.links.byBindToken(msg.toString('hex', 1, BIND_DATAGRAM_SIZE));
-    if (link === undefined || link.closed) {
+    const link = this.bindLink(msg);
+    if (link === null) {
       return false;
     }
     if (link.boundAddress !== rinfo.address || link.boundPort !== rinfo.port) {
@@ -158,17 +174,40 @@ export class FederationMedia {
       );
     }
     link.lastHeardMs = this.now();
-    this.sendUdp(encodeBind(link.localBindToken, FrameType.BindAck), rinfo.port, rinfo.address);
+    this.sendUdp(encodeBindAck(link.localBindToken), rinfo.port, rinfo.address);
     return true;
+  }
+
+  /**
+   * A BIND_CHALLENGE for the token we BIND with at a peer, from the address
+   * we sent that BIND to: echo it as BIND_CONFIRM. Challenges from anywhere
+   * else are not ours to answer.
+   */
+  bindChallenge(msg: Buffer, rinfo: RemoteInfo): boolean {
+    if (msg.length !== BIND_CHALLENGE_DATAGRAM_SIZE) {
+      return false;
+    }
+    for (const link of this.links.values()) {
+      if (
+        !link.closed &&
+        rinfo.port === link.peerUdpPort &&
+        rinfo.address === link.remoteAddress &&
+        bindTokenEquals(msg, 0, msg.length, link.peerBindToken)
+      ) {
+        this.sendUdp(confirmOf(msg), rinfo.port, rinfo.address);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** BIND_ACK from a peer: our media may now flow to it. */
   bindAck(msg: Buffer, rinfo: RemoteInfo): boolean {
-    if (msg.length !== BIND_DATAGRAM_SIZE) {
+    if (msg.length !== BIND_ACK_SIZE) {
       return false;
     }
     for (const link of this.links.values()) {
-      if (link.peerBindToken.equals(msg.subarray(1, BIND_DATAGRAM_SIZE))) {
+      if (bindTokenEquals(msg, 0, msg.length, link.peerBindToken)) {
         link.mediaAddress = rinfo.address;
         link.mediaPort = rinfo.port;
         link.lastHeardMs = this.now();

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  confirmOf,
   createHeader,
   decodeCompactFrame,
   decodeTrunk,
@@ -95,6 +96,11 @@ async function relay(trunking: Partial<TrunkingOptions> = {}) {
 async function bind(p: Peer, relayPort: number, s: Session): Promise<void> {
   const before = p.inbox.length;
   p.socket.send(encodeBind(s.bindToken), relayPort, '127.0.0.1');
+  await until(() => p.inbox.length > before, 'BIND_CHALLENGE');
+  const challenge = p.inbox.pop() as Buffer;
+  expect(challenge[0]).toBe(FrameType.BindChallenge);
+  expect(challenge).toHaveLength(33);
+  p.socket.send(confirmOf(challenge), relayPort, '127.0.0.1');
   await until(() => p.inbox.length > before, 'BIND_ACK');
   const ack = p.inbox.pop() as Buffer;
   expect(ack[0]).toBe(FrameType.BindAck);
@@ -202,7 +208,8 @@ describe('MediaEngine over UDP', () => {
     expect(d.unknown_frame_type).toBe(1);
     expect(d.no_baseline).toBe(1);
     expect(d.bind_unknown_token).toBe(1);
-    expect(d.bad_control).toBe(1);
+    expect(d.bind_too_short).toBe(1);
+    expect(d.bad_control).toBe(0);
     expect(Buffer.from(decodeTrunk(b.inbox[0] as Buffer, 1)[0]?.data ?? []).equals(good)).toBe(
       true,
     );

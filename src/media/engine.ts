@@ -16,12 +16,14 @@
 import type { RemoteInfo } from 'node:dgram';
 import { DeadlineQueue } from '../util/deadline-queue.js';
 import {
-  BIND_DATAGRAM_SIZE,
+  BIND_MIN_SIZE,
+  bindTokenHex,
   type CompactView,
-  checkBindDatagram,
+  checkBind,
+  checkBindChallenge,
   checkPingDatagram,
   createCompactView,
-  encodeBind,
+  encodeBindAck,
   FrameType,
   fullFrameSize,
   readCompact,
@@ -30,8 +32,9 @@ import {
   type WireErrorCode,
   writeFullFrameUnchecked,
 } from '../wire/index.js';
+import { BindGuard, type BindGuardOptions } from './bind.js';
 import type { DatagramPath } from './datagram-path.js';
-import type { Session } from './session.js';
+import { Session } from './session.js';
 import type { UdpDestination } from './udp-io.js';
 
 /** Why a datagram was dropped (label values of wzp_relay_datagrams_dropped_total). */
@@ -42,6 +45,10 @@ export type DropReason =
   | 'no_baseline'
   | 'not_permitted'
   | 'bind_unknown_token'
+  | 'bind_too_short'
+  | 'bind_rate_limited'
+  | 'bind_bad_challenge'
+  | 'bind_expired'
   | 'bad_control'
   | 'draining';
 
@@ -52,6 +59,10 @@ export const DROP_REASONS: readonly DropReason[] = [
   'no_baseline',
   'not_permitted',
   'bind_unknown_token',
+  'bind_too_short',
+  'bind_rate_limited',
+  'bind_bad_challenge',
+  'bind_expired',
   'bad_control',
   'draining',
 ];
@@ -68,6 +79,10 @@ export class EngineStats {
   trunkEntries = 0;
   binds = 0;
   rebinds = 0;
+  /** BIND_CHALLENGEs sent (return-path validation). */
+  bindChallenges = 0;
+  /** Valid BIND_CONFIRMs (each answered with BIND_ACK). */
+  bindConfirms = 0;
   pings = 0;
   readonly dropped: Record<DropReason, number> = {
     unbound: 0,
@@ -76,6 +91,10 @@ export class EngineStats {
     no_baseline: 0,
     not_permitted: 0,
     bind_unknown_token: 0,
+    bind_too_short: 0,
+    bind_rate_limited: 0,
+    bind_bad_challenge: 0,
+    bind_expired: 0,
     bad_control: 0,
     draining: 0,
   };
@@ -98,8 +117,15 @@ export interface FederationPlane {
   egress(sender: Session, msg: Buffer, view: CompactView): void;
   /** A FEDERATION (0x03) datagram arrived. */
   ingress(msg: Buffer, rinfo: RemoteInfo): void;
-  /** A BIND whose token is no session's: true when it belonged to a federation link. */
+  /**
+   * The live link whose local bind token a BIND/BIND_CONFIRM carries (it
+   * owns the challenge budget), or null. Links validate like sessions.
+   */
+  bindLink(msg: Buffer): object | null;
+  /** A validated BIND_CONFIRM of a link's token from `rinfo`: bind the link there and acknowledge. */
   bind(msg: Buffer, rinfo: RemoteInfo): boolean;
+  /** A BIND_CHALLENGE arrived (this relay binds at a peer): true when a link confirmed it. */
+  bindChallenge(msg: Buffer, rinfo: RemoteInfo): boolean;
   /** A BIND_ACK from an address that is no session's: true when a link expected it. */
   bindAck(msg: Buffer, rinfo: RemoteInfo): boolean;
 }
@@ -124,7 +150,16 @@ export interface MediaEngineOptions {
   onTierChange?: (session: Session) => void;
   /** A BIND moved a session to a new address (logging). */
   onRebind?: (session: Session, from: string | null, to: string) => void;
+  /** Return-path validation limits (src/media/bind.ts); defaults below. */
+  bind?: Partial<BindGuardOptions>;
 }
+
+/** Defaults of the bind guard (config keys bind_challenge_ttl_ms, bind_*_rate). */
+export const BIND_DEFAULTS: BindGuardOptions = {
+  challengeTtlMs: 5000,
+  challengeRate: 10,
+  unknownRate: 20,
+};
 
 export class MediaEngine {
   readonly stats = new EngineStats();
@@ -143,6 +178,8 @@ export class MediaEngine {
   private readonly view: CompactView = createCompactView();
   private readonly flushQueue: DeadlineQueue | null;
   private readonly remoteView: CompactView = createCompactView();
+  /** Return-path validation of BINDs (challenges, per-source limits). */
+  readonly bindGuard: BindGuard;
   /** Set by the federation when it starts. */
   federation: FederationPlane | null = null;
 
@@ -162,6 +199,7 @@ export class MediaEngine {
     this.now = options.now ?? (() => performance.now());
     this.onTierChange = options.onTierChange;
     this.onRebind = options.onRebind;
+    this.bindGuard = new BindGuard({ ...BIND_DEFAULTS, ...options.bind });
     this.flushQueue = options.trunking.enabled
       ? new DeadlineQueue(options.trunking.flushMs, this.now)
       : null;
@@ -223,6 +261,12 @@ export class MediaEngine {
       this.onMedia(msg, rinfo);
     } else if (type === FrameType.Bind) {
       this.onBind(msg, rinfo, path);
+    } else if (type === FrameType.BindConfirm) {
+      this.onBindConfirm(msg, rinfo, path);
+    } else if (type === FrameType.BindChallenge) {
+      if (path !== null || this.federation?.bindChallenge(msg, rinfo) !== true) {
+        stats.dropped.unbound++;
+      }
     } else if (type === FrameType.Ping) {
       this.onPing(msg, rinfo, path);
     } else if (type === FrameType.Federation) {
@@ -443,45 +487,92 @@ export class MediaEngine {
     return b;
   }
 
+  /**
+   * BIND: answered with a BIND_CHALLENGE to the source, nothing else. The
+   * session's address (and where its media goes) changes only on a valid
+   * BIND_CONFIRM from that source (onBindConfirm). Stream paths (WebSocket)
+   * go through the same exchange.
+   */
   private onBind(msg: Buffer, rinfo: RemoteInfo, path: DatagramPath | null): void {
     const stats = this.stats;
-    if (checkBindDatagram(0, msg.length) !== null) {
+    const bad = checkBind(msg, 0, msg.length);
+    if (bad !== null) {
+      if (msg.length < BIND_MIN_SIZE) {
+        stats.dropped.bind_too_short++;
+      } else {
+        stats.dropped.bad_control++;
+      }
+      return;
+    }
+    const now = this.now();
+    const guard = this.bindGuard;
+    if (guard.blocked(rinfo.address, now)) {
+      stats.dropped.bind_rate_limited++;
+      return;
+    }
+    const owner = this.bindOwner(msg, path);
+    if (owner === null) {
+      if (guard.noteUnknown(rinfo.address, now)) {
+        stats.dropped.bind_unknown_token++;
+      } else {
+        stats.dropped.bind_rate_limited++;
+      }
+      return;
+    }
+    if (!guard.allowChallenge(owner, now)) {
+      stats.dropped.bind_rate_limited++;
+      return;
+    }
+    const challenge = guard.challengeFor(msg, rinfo.address, rinfo.port, now);
+    if (path === null) {
+      this.send(challenge, rinfo.port, rinfo.address);
+    } else {
+      path.send(challenge);
+    }
+    stats.bindChallenges++;
+    stats.datagramsOut++;
+  }
+
+  /** BIND_CONFIRM: a valid echo of our challenge binds (or moves) the session here. */
+  private onBindConfirm(msg: Buffer, rinfo: RemoteInfo, path: DatagramPath | null): void {
+    const stats = this.stats;
+    if (checkBindChallenge(0, msg.length) !== null) {
       stats.dropped.bad_control++;
       return;
     }
-    const session = this.byToken.get(msg.toString('hex', 1, BIND_DATAGRAM_SIZE));
-    if (session === undefined || session.closed) {
-      if (path !== null || this.federation === null || !this.federation.bind(msg, rinfo)) {
+    const now = this.now();
+    const guard = this.bindGuard;
+    if (guard.blocked(rinfo.address, now)) {
+      stats.dropped.bind_rate_limited++;
+      return;
+    }
+    const owner = this.bindOwner(msg, path);
+    if (owner === null) {
+      if (guard.noteUnknown(rinfo.address, now)) {
         stats.dropped.bind_unknown_token++;
+      } else {
+        stats.dropped.bind_rate_limited++;
       }
       return;
     }
-    session.lastDatagramMs = this.now();
-    if (session.address !== rinfo.address || session.port !== rinfo.port) {
-      const from = session.address === null ? null : `${session.address}:${session.port}`;
-      this.unmapAddress(session);
-      // Another session bound to this very address loses it (a client reusing its socket).
-      const previous = this.sessionAt(rinfo.address, rinfo.port);
-      if (previous !== undefined) {
-        this.unmapAddress(previous);
-      }
-      session.address = rinfo.address;
-      session.port = rinfo.port;
-      session.path = path;
-      let inner = this.byPort.get(rinfo.port);
-      if (inner === undefined) {
-        inner = new Map();
-        this.byPort.set(rinfo.port, inner);
-      }
-      inner.set(rinfo.address, session);
-      if (from === null) {
-        stats.binds++;
+    const verdict = guard.verify(msg, rinfo.address, rinfo.port, now);
+    if (verdict !== 'ok') {
+      if (verdict === 'expired') {
+        stats.dropped.bind_expired++;
       } else {
-        stats.rebinds++;
+        stats.dropped.bind_bad_challenge++;
       }
-      this.onRebind?.(session, from, `${rinfo.address}:${rinfo.port}`);
+      return;
     }
-    const ack = encodeBind(session.bindToken, FrameType.BindAck);
+    stats.bindConfirms++;
+    if (!(owner instanceof Session)) {
+      // A federation link: it binds its peer's media source and answers BIND_ACK itself.
+      this.federation?.bind(msg, rinfo);
+      return;
+    }
+    const session = owner;
+    this.bindTo(session, rinfo.address, rinfo.port, path, now);
+    const ack = encodeBindAck(session.bindToken);
     if (path === null) {
       this.send(ack, rinfo.port, rinfo.address);
     } else {
@@ -489,6 +580,56 @@ export class MediaEngine {
       path.send(ack);
     }
     stats.datagramsOut++;
+  }
+
+  /** The live session, else (UDP only) the federation link, whose token `msg` carries. */
+  private bindOwner(msg: Buffer, path: DatagramPath | null): Session | object | null {
+    const session = this.byToken.get(bindTokenHex(msg));
+    if (session !== undefined && !session.closed) {
+      return session;
+    }
+    if (path !== null || this.federation === null) {
+      return null;
+    }
+    return this.federation.bindLink(msg);
+  }
+
+  /** Pins `session` to a validated address (idempotent). */
+  private bindTo(
+    session: Session,
+    address: string,
+    port: number,
+    path: DatagramPath | null,
+    now: number,
+  ): void {
+    const stats = this.stats;
+    session.lastDatagramMs = now;
+    if (session.address === address && session.port === port && session.path === path) {
+      return;
+    }
+    const from = session.address === null ? null : `${session.address}:${session.port}`;
+    this.unmapAddress(session);
+    // A validated address moves to this session: whoever held it can no longer
+    // receive there (it proved nothing; the new holder did).
+    const previous = this.sessionAt(address, port);
+    if (previous !== undefined) {
+      this.unmapAddress(previous);
+    }
+    session.address = address;
+    session.port = port;
+    session.path = path;
+    let inner = this.byPort.get(port);
+    if (inner === undefined) {
+      inner = new Map();
+      this.byPort.set(port, inner);
+    }
+    inner.set(address, session);
+    if (from === null) {
+      stats.binds++;
+    } else {
+      stats.rebinds++;
+    }
+    this.onRebind?.(session, from, `${address}:${port}`);
   }
 
   private onPing(msg: Buffer, rinfo: RemoteInfo, path: DatagramPath | null): void {

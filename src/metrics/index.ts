@@ -93,7 +93,7 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     name: 'wzp_relay_datagrams_dropped_total',
     type: 'counter',
     labels: ['reason'],
-    help: 'Datagrams dropped, by reason (unbound, malformed, no_baseline, unknown_frame_type, not_permitted, bind_unknown_token, bad_control).',
+    help: 'Datagrams dropped, by reason (unbound, malformed, no_baseline, unknown_frame_type, not_permitted, bind_unknown_token, bind_too_short, bind_rate_limited, bind_bad_challenge, bind_expired, bad_control, draining).',
   },
   {
     name: 'wzp_relay_malformed_datagrams_total',
@@ -123,7 +123,7 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     name: 'wzp_relay_binds_total',
     type: 'counter',
     labels: ['kind'],
-    help: 'Accepted BINDs: first bind or rebind (address change).',
+    help: 'Binding events: bind (first validated address), rebind (validated move), challenge (BIND_CHALLENGE sent), confirm (valid BIND_CONFIRM, answered with BIND_ACK).',
   },
   {
     name: 'wzp_relay_handshake_duration_seconds',

@@ -110,6 +110,11 @@ export class Relay implements RelayCore {
         flushMs: this.config.trunk_flush_ms,
       },
       onTierChange: (session) => this.onTierChange(session),
+      bind: {
+        challengeTtlMs: this.config.bind_challenge_ttl_ms,
+        challengeRate: this.config.bind_challenge_rate,
+        unknownRate: this.config.bind_unknown_rate_per_source,
+      },
       onRebind: (session, from, to) =>
         this.log.info(
           { session: session.id, from, to },
@@ -687,6 +692,8 @@ export class Relay implements RelayCore {
     setCounter(m.trunkEntries, st.trunkEntries);
     setCounter(m.binds.labels('bind'), st.binds);
     setCounter(m.binds.labels('rebind'), st.rebinds);
+    setCounter(m.binds.labels('challenge'), st.bindChallenges);
+    setCounter(m.binds.labels('confirm'), st.bindConfirms);
     for (const reason of DROP_REASONS) {
       setCounter(m.dropped.labels(reason), st.dropped[reason]);
     }

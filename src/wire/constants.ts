@@ -55,10 +55,14 @@ export const FrameType = {
   Trunk: 0x02,
   /** Relay ↔ relay federation media. */
   Federation: 0x03,
-  /** Client → relay: bind this source address to a session (16-byte token). */
+  /** Client → relay: bind this source address to a session (token, zero padding). */
   Bind: 0x10,
   /** Relay → client: bind accepted (echoes the token). */
   BindAck: 0x11,
+  /** Relay → client: prove this address receives (token ‖ challenge). */
+  BindChallenge: 0x14,
+  /** Client → relay: the challenge echoed from the same address (token ‖ challenge). */
+  BindConfirm: 0x15,
   /** Either way: keep-alive / RTT probe with a u64. */
   Ping: 0x12,
   /** Answer to Ping with the same u64. */
@@ -83,6 +87,16 @@ export const FEDERATION_MAX_ENTRIES = 64;
 export const FEDERATION_MAX_HOPS = 16;
 /** Origin relay id: SHA-256(relay public key)[0..8]. */
 export const ORIGIN_ID_SIZE = 8;
+
+/** Largest UDP payload over IPv4 (65 535 − 20 IP − 8 UDP). */
+export const UDP_MAX_PAYLOAD = 65_507;
+/**
+ * Largest FULL compact frame the relay can forward in one datagram on every
+ * path: a FEDERATION entry adds 3 + 21 bytes, a single-entry TRUNK 7. Larger
+ * frames (a MINI counts by its expanded FULL size) are rejected at ingress.
+ */
+export const MAX_FORWARDED_FULL_FRAME =
+  UDP_MAX_PAYLOAD - FEDERATION_HEADER_SIZE - FEDERATION_ENTRY_OVERHEAD;
 
 /** Bind token size. */
 export const BIND_TOKEN_SIZE = 16;

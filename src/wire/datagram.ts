@@ -3,30 +3,18 @@
  * starts with a frame-type byte:
  *
  * ```text
- * BIND     | 0x10 | token (16) |      client → relay
- * BIND_ACK | 0x11 | token (16) |      relay → client
+ * BIND...  | 0x10, 0x11, 0x14, 0x15: see bind.ts
  * PING     | 0x12 | u64 (8)    |      either way
  * PONG     | 0x13 | u64 (8)    |      answer with the same u64
  * TRUNK    | 0x02 | TrunkFrame |      relay → client media
  * ```
  * Control datagrams have an exact size; anything else is rejected.
  */
-import { BIND_TOKEN_SIZE, FrameType } from './constants.js';
-import { WireError, type WireResult } from './error.js';
+import { FrameType } from './constants.js';
+import type { WireResult } from './error.js';
 
-/** Size of BIND and BIND_ACK datagrams. */
-export const BIND_DATAGRAM_SIZE = 1 + BIND_TOKEN_SIZE;
 /** Size of PING and PONG datagrams. */
 export const PING_DATAGRAM_SIZE = 9;
-
-/** Checks a BIND/BIND_ACK datagram's length (type byte already matched). */
-export function checkBindDatagram(off: number, end: number): WireResult {
-  const n = end - off;
-  if (n < BIND_DATAGRAM_SIZE) {
-    return 'WIRE_TRUNCATED';
-  }
-  return n > BIND_DATAGRAM_SIZE ? 'WIRE_TRAILING_BYTES' : null;
-}
 
 /** Checks a PING/PONG datagram's length (type byte already matched). */
 export function checkPingDatagram(off: number, end: number): WireResult {
@@ -35,20 +23,6 @@ export function checkPingDatagram(off: number, end: number): WireResult {
     return 'WIRE_TRUNCATED';
   }
   return n > PING_DATAGRAM_SIZE ? 'WIRE_TRAILING_BYTES' : null;
-}
-
-/** Builds a BIND (or BIND_ACK) datagram for a 16-byte token. */
-export function encodeBind(token: Uint8Array, type: number = FrameType.Bind): Buffer {
-  if (token.length !== BIND_TOKEN_SIZE) {
-    throw new WireError(
-      'WIRE_FIELD_RANGE',
-      `bind token must be ${BIND_TOKEN_SIZE} bytes, got ${token.length}`,
-    );
-  }
-  const buf = Buffer.allocUnsafe(BIND_DATAGRAM_SIZE);
-  buf[0] = type;
-  buf.set(token, 1);
-  return buf;
 }
 
 /** Builds a PING (or PONG) datagram carrying a u64 given as a bigint. */

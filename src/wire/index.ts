@@ -7,6 +7,7 @@
  * for tools and tests; `*Into` writes into a caller's buffer; `*Unchecked`
  * writes values the caller guarantees valid.
  */
+export * from './bind.js';
 export * from './codec-table.js';
 export * from './compact.js';
 export * from './constants.js';

@@ -5,7 +5,8 @@
  * Detection (`--kind auto`, the default), by the first byte:
  * - 0x02 → a bare media packet (MediaHeader v2 starts with version 2);
  * - 0x00 / 0x01 → a compact FULL / MINI frame;
- * - 0x10..0x13 → a binding control datagram (BIND, BIND_ACK, PING, PONG).
+ * - 0x10..0x15 → a binding control datagram (BIND, BIND_ACK, PING, PONG, BIND_CHALLENGE,
+ *   BIND_CONFIRM).
  * A relay→client TRUNK datagram also starts with 0x02, so it needs
  * `--kind binding` (frame-type byte, then a trunk of compact frames) or
  * `--kind trunk` (a bare TrunkFrame without the type byte).
@@ -17,6 +18,7 @@ import type { Command } from 'commander';
 import { WzpError } from '../../errors/index.js';
 import {
   compactToJson,
+  decodeBindDatagram,
   decodeCompactFrame,
   decodeFederationDatagram,
   decodeFederationFrame,
@@ -176,12 +178,9 @@ function decodeBinding(
       };
     case FrameType.Bind:
     case FrameType.BindAck:
-      exact(17, type === FrameType.Bind ? 'BIND' : 'BIND_ACK');
-      return {
-        kind: 'binding',
-        frame_type: type === FrameType.Bind ? 'BIND' : 'BIND_ACK',
-        token: bytes.subarray(1).toString('hex'),
-      };
+    case FrameType.BindChallenge:
+    case FrameType.BindConfirm:
+      return { kind: 'binding', ...decodeBindDatagram(bytes) };
     case FrameType.Ping:
     case FrameType.Pong:
       exact(9, type === FrameType.Ping ? 'PING' : 'PONG');
