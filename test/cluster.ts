@@ -24,8 +24,10 @@ export interface ClusterRelay {
   httpUrl: string;
   proc: ChildProcess | null;
   output: string[];
-  /** Extra TOML appended to the generated configuration. */
+  /** Extra TOML appended to the generated configuration (after the [[peers]] tables). */
   extraToml: string;
+  /** Extra top-level TOML keys, placed before any table. */
+  topToml?: string;
 }
 
 export interface ClusterOptions {
@@ -111,6 +113,7 @@ export class Cluster {
       'federation_backoff_initial_ms = 100',
       'federation_backoff_max_ms = 1000',
       'shutdown_timeout_ms = 2000',
+      ...(r.topToml !== undefined ? [r.topToml] : []),
     ];
     for (const n of this.neighbours(r.name)) {
       const p = this.get(n);
@@ -126,7 +129,7 @@ export class Cluster {
   }
 
   /** Starts (or restarts) a relay and waits until it is ready. */
-  async start(name: string, readyMs = 10_000): Promise<ClusterRelay> {
+  async start(name: string, readyMs = 20_000): Promise<ClusterRelay> {
     const r = this.get(name);
     rmSync(r.dir, { recursive: true, force: true });
     const { mkdirSync } = await import('node:fs');

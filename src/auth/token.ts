@@ -2,8 +2,10 @@
  * HS256 JWT access tokens with room and publish/subscribe grants.
  *
  * Claims: standard `sub` (who), `iat`, `exp`, optional `iss`, and
- * `wzp: { room, publish, subscribe }`. `room` is an exact room name or `*`
- * for every room. A token without `exp` is refused: access must expire.
+ * `wzp: { room, publish, subscribe, call? }`. `room` is an exact room name or `*`
+ * for every room; `call: true` grants the direct-call hub (`/v2/hub`) and the
+ * `call-<id>` rooms of the holder's own calls (the relay checks the call
+ * record). A token without `exp` is refused: access must expire.
  */
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { WzpError } from '../errors/index.js';
@@ -13,7 +15,12 @@ export interface Grants {
   room: string;
   publish: boolean;
   subscribe: boolean;
+  /** May register on the direct-call hub, place and take calls, and join their rooms. */
+  call: boolean;
 }
+
+/** Rooms of direct calls are named `call-<call_id>`. */
+export const CALL_ROOM_PREFIX = 'call-';
 
 export interface VerifiedToken {
   subject: string | null;
@@ -27,6 +34,8 @@ export interface MintOptions {
   subject?: string;
   publish?: boolean;
   subscribe?: boolean;
+  /** Grant direct calling (default false). */
+  call?: boolean;
   /** Lifetime in seconds (default 3600). */
   ttlSeconds?: number;
   issuer?: string;
@@ -54,6 +63,7 @@ export async function mintToken(options: MintOptions): Promise<string> {
       room: options.room,
       publish: options.publish ?? true,
       subscribe: options.subscribe ?? true,
+      ...(options.call === true ? { call: true } : {}),
     },
   })
     .setProtectedHeader({ alg: ALG, typ: 'JWT' })
@@ -117,10 +127,15 @@ function parseGrants(v: unknown): Grants {
     room: o.room,
     publish: o.publish !== false,
     subscribe: o.subscribe !== false,
+    call: o.call === true,
   };
 }
 
 /** True if the grants allow joining `room`. */
 export function grantsAllowRoom(grants: Grants, room: string): boolean {
-  return grants.room === '*' || grants.room === room;
+  return (
+    grants.room === '*' ||
+    grants.room === room ||
+    (grants.call && room.startsWith(CALL_ROOM_PREFIX))
+  );
 }

@@ -261,6 +261,42 @@ const FIELDS = {
       .optional(),
     'Public signalling URL of this relay, when it differs from ws://advertised_host:signal_port/v2/signal (a TLS proxy). Its /v2/federation twin is the federation URL.',
   ],
+  presence_visibility: [
+    z.enum(['contacts', 'everyone', 'nobody']).default('contacts'),
+    'Who sees whom on the direct-call hub: mutual contacts only, every registered user, or nobody (call by fingerprint only).',
+  ],
+  hub_register_timeout_ms: [
+    positiveMs.default(10_000),
+    'A hub connection must send RegisterPresence within this time.',
+  ],
+  call_ring_timeout_ms: [
+    positiveMs.default(30_000),
+    'A direct call not answered within this time ends with Hangup Timeout.',
+  ],
+  call_route_timeout_ms: [
+    positiveMs.default(5000),
+    'A call to a callee on another relay that does not ring within this time ends (CALL_NOT_FOUND).',
+  ],
+  call_busy: [
+    z.boolean().default(true),
+    'A callee already in a call answers new offers with Hangup Busy (false: it may take several calls).',
+  ],
+  call_offers_per_minute: [
+    z.number().int().min(1).max(10_000).default(10),
+    'Call offers one identity may place per minute (burst the same).',
+  ],
+  call_max_concurrent: [
+    z.number().int().min(1).max(1000).default(4),
+    'Concurrent calls (ringing or active) one identity may be in.',
+  ],
+  call_max_ringing: [
+    z.number().int().min(1).max(1000).default(3),
+    'Calls that may ring one callee at once.',
+  ],
+  call_max_hops: [
+    z.number().int().min(1).max(16).default(4),
+    'Hop limit of call signals forwarded across federation links.',
+  ],
 } as const satisfies Record<string, readonly [z.ZodType, string]>;
 
 /** One `[[peers]]` entry. */

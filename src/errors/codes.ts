@@ -83,6 +83,22 @@ export const ERROR_CODES = {
   FLEET_REDIRECT_LOOP: 'A client was redirected more often than it allows (a misconfigured fleet).',
   FLEET_UNTRUSTED_RECORD:
     'A directory record is malformed, stale, or not signed by a trusted key; it was ignored.',
+
+  // ── direct calls (src/calls) ─────────────────────────────────────────────
+  HUB_NOT_REGISTERED: 'A hub message other than RegisterPresence arrived before registration.',
+  HUB_ALREADY_REGISTERED: 'A second RegisterPresence on a registered hub connection.',
+  HUB_BAD_REGISTRATION:
+    'The RegisterPresence signature does not verify, or the key differs from the token subject.',
+  HUB_REGISTER_TIMEOUT: 'No RegisterPresence arrived in time after the hub connection opened.',
+  CALL_NOT_FOUND: 'The call id is unknown, or the target is registered on no reachable relay.',
+  CALL_DUPLICATE_ID: 'A DirectCallOffer reuses the id of a call that exists.',
+  CALL_BAD_OFFER:
+    'A DirectCallOffer is not signed by its identity_pub or names another caller fingerprint.',
+  CALL_BAD_ANSWER: 'An accepting DirectCallAnswer lacks keys or its signature does not verify.',
+  CALL_NOT_PARTY: 'A signal or room join for a call by someone who is not one of its two parties.',
+  CALL_OFFER_RATE: 'The caller sent more call offers per minute than allowed.',
+  CALL_TOO_MANY: 'The identity already has the maximum number of concurrent calls.',
+  CALL_TOO_MANY_RINGING: 'The callee already has the maximum number of ringing calls.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

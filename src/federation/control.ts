@@ -5,6 +5,7 @@
  * the next ping or the dead line, whichever comes first.
  */
 import type WebSocket from 'ws';
+import type { CallSignalSink } from '../calls/hub.js';
 import type { RelayConfig } from '../config/index.js';
 import { isWzpError, WzpError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -23,6 +24,8 @@ export interface LinkControlOptions {
   /** Sends the link's UDP BIND again (until the peer acknowledges it). */
   sendBind: (link: Link) => void;
   closeLink: (link: Link, code: number, reason: string) => void;
+  /** Where call signals from links go (the direct-call hub), if any. */
+  calls: () => CallSignalSink | null;
   now: () => number;
 }
 
@@ -80,6 +83,13 @@ export class LinkControl {
       case 'GlobalRoomInactive':
         this.o.rooms.onAnnouncement(link, msg.body.room, null);
         return;
+      case 'CallSignalForward': {
+        const sink = this.o.calls();
+        if (sink !== null) {
+          sink.onForwarded(link.peerId, msg.body);
+        }
+        return;
+      }
       case 'Error':
         this.o.log.warn({ peer: link.label, code: msg.body.code }, msg.body.message);
         return;

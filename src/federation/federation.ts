@@ -17,6 +17,7 @@
 import type { RemoteInfo } from 'node:dgram';
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
+import type { CallLinks, CallSignalSink } from '../calls/hub.js';
 import type { RelayConfig } from '../config/index.js';
 import { isWzpError, WzpError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -24,7 +25,7 @@ import type { FederationPlane, MediaEngine } from '../media/engine.js';
 import type { RoomState } from '../media/room-state.js';
 import type { Session } from '../media/session.js';
 import type { RoomManager } from '../room/index.js';
-import type { Identity, SignalMessage } from '../signal/index.js';
+import type { BodyOf, Identity, SignalMessage } from '../signal/index.js';
 import type { CompactView } from '../wire/index.js';
 import { LinkControl } from './control.js';
 import { Dialer } from './dialer.js';
@@ -65,7 +66,7 @@ export interface FederationOptions {
   now?: () => number;
 }
 
-export class Federation implements FederationPlane {
+export class Federation implements FederationPlane, CallLinks {
   readonly selfId: string;
   readonly selfOrigin: Buffer;
   readonly label: string;
@@ -85,6 +86,8 @@ export class Federation implements FederationPlane {
   private readonly pendingInbound = new Set<Peer>();
   private readonly dialers = new Map<Peer, Dialer>();
   private stopped = false;
+  /** Where call signals arriving on links go (set by the server when the hub runs). */
+  callSink: CallSignalSink | null = null;
 
   constructor(options: FederationOptions) {
     this.config = options.config;
@@ -132,6 +135,7 @@ export class Federation implements FederationPlane {
       rooms: this.rooms,
       sendBind: (link) => this.media.sendBind(link),
       closeLink: (link, code, reason) => this.closeLink(link, code, reason),
+      calls: () => this.callSink,
       now,
     });
     const target = {
@@ -237,6 +241,29 @@ export class Federation implements FederationPlane {
 
   bindAck(msg: Buffer, rinfo: RemoteInfo): boolean {
     return this.media.bindAck(msg, rinfo);
+  }
+
+  // ── call signals (CallLinks) ─────────────────────────────────────────────
+
+  broadcastCallSignal(body: BodyOf<'CallSignalForward'>, except: string | null): number {
+    let n = 0;
+    for (const link of this.links.values()) {
+      if (link.peerId !== except && !link.closed) {
+        link.send({ type: 'CallSignalForward', body });
+        n++;
+      }
+    }
+    return n;
+  }
+
+  sendCallSignal(peerId: string, body: BodyOf<'CallSignalForward'>): boolean {
+    for (const link of this.links.values()) {
+      if (link.peerId === peerId && !link.closed) {
+        link.send({ type: 'CallSignalForward', body });
+        return true;
+      }
+    }
+    return false;
   }
 
   // ── link lifecycle ───────────────────────────────────────────────────────

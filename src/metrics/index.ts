@@ -311,7 +311,39 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     labels: ['why'],
     help: 'Directory records ignored: malformed, untrusted, bad_signature, stale, mismatch.',
   },
+  {
+    name: 'wzp_hub_registered',
+    type: 'gauge',
+    labels: [],
+    help: "Identities registered on this relay's direct-call hub.",
+  },
+  {
+    name: 'wzp_calls_total',
+    type: 'counter',
+    labels: ['outcome'],
+    help: 'Direct calls that ended, by outcome (answered, rejected, cancelled, timeout, busy, unreachable, failed).',
+  },
+  {
+    name: 'wzp_call_ring_seconds',
+    type: 'histogram',
+    labels: [],
+    help: 'Time from a DirectCallOffer to its answer (accept or reject).',
+  },
+  {
+    name: 'wzp_hub_rejections_total',
+    type: 'counter',
+    labels: ['code'],
+    help: 'Hub messages refused with a typed error, by error code (limits, bad signatures, non-parties).',
+  },
+  {
+    name: 'wzp_call_signals_forwarded_total',
+    type: 'counter',
+    labels: ['result'],
+    help: 'Call signals across federation links (sent, delivered, transit, loop, hop_limit, unroutable, duplicate).',
+  },
 ];
+
+const RING_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60];
 
 const HANDSHAKE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const DIRECTORY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1];
@@ -368,6 +400,11 @@ export class RelayMetrics {
   readonly fleetFenced: Counter;
   readonly fleetRefused: Counter;
   readonly fleetRejected: Counter<'why'>;
+  readonly hubRegistered: Gauge;
+  readonly calls: Counter<'outcome'>;
+  readonly callRingSeconds: Histogram;
+  readonly hubRejections: Counter<'code'>;
+  readonly callForwards: Counter<'result'>;
   private readonly syncHooks: (() => void)[] = [];
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
@@ -445,6 +482,16 @@ export class RelayMetrics {
     this.fleetFenced = counter('wzp_fleet_fenced_total');
     this.fleetRefused = counter('wzp_fleet_placements_refused_total');
     this.fleetRejected = counter('wzp_fleet_records_rejected_total', ['why']);
+    this.hubRegistered = gauge('wzp_hub_registered');
+    this.calls = counter('wzp_calls_total', ['outcome']);
+    this.callRingSeconds = new Histogram({
+      name: 'wzp_call_ring_seconds',
+      help: help('wzp_call_ring_seconds'),
+      buckets: RING_BUCKETS,
+      registers,
+    });
+    this.hubRejections = counter('wzp_hub_rejections_total', ['code']);
+    this.callForwards = counter('wzp_call_signals_forwarded_total', ['result']);
     if (options.defaultMetrics === true) {
       collectDefaultMetrics({ register: registry, prefix: 'wzp_' });
     }

@@ -7,6 +7,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { CALL_ROOM_PREFIX, HUB_PATH, Hub } from '../calls/hub.js';
+import { HubConnection } from '../calls/hub-connection.js';
 import type { RelayConfig } from '../config/index.js';
 import { WzpError } from '../errors/index.js';
 import { FEDERATION_PATH, Federation } from '../federation/index.js';
@@ -42,6 +44,8 @@ import { HttpServer } from './http-server.js';
 import { loadOrCreateIdentity } from './identity-store.js';
 
 export const SIGNAL_PATH = '/v2/signal';
+/** Build string reported to hub clients. */
+const RELAY_BUILD = 'wzp-relay/0.1.0';
 
 export interface RelayOptions {
   config: RelayConfig;
@@ -71,6 +75,9 @@ export class Relay implements RelayCore {
   readonly fleet: Fleet;
   private readonly fleetMetrics: FleetMetricsSync;
   private urls: AdvertisedUrls | null = null;
+  /** The direct-call hub (`/v2/hub`). */
+  readonly hub: Hub;
+  private readonly hubConnections = new Set<HubConnection>();
   private readonly udp: UdpEndpoint;
   private readonly signalServer: Server;
   private readonly wss: WebSocketServer;
@@ -187,6 +194,17 @@ export class Relay implements RelayCore {
       },
     }).fleet;
     this.fleetMetrics = new FleetMetricsSync(this.fleet, this.metrics, this.bridge);
+    this.hub = new Hub({
+      config: this.config,
+      log: this.log,
+      metrics: this.metrics,
+      publicUrl: () => this.publicSignalUrl,
+      onCallEnded: (room) => this.onCallEnded(room),
+    });
+    if (this.federation !== null) {
+      this.hub.links = this.federation;
+      this.federation.callSink = this.hub;
+    }
     this.http = new HttpServer({
       metrics: () => this.metrics.scrape(),
       ready: () => !this.draining && this.addresses !== null,
@@ -194,6 +212,7 @@ export class Relay implements RelayCore {
       extra: {
         '/v2/peers': async () => this.peersJson(),
         '/v2/fleet': async () => this.fleet.json(),
+        '/v2/calls': async () => this.hub.json(),
       },
     });
     this.metrics.fanoutSource = () => this.engine.stats.fanout;
@@ -203,6 +222,14 @@ export class Relay implements RelayCore {
   /** The UDP port clients are told to use. */
   get advertisedUdpPort(): number {
     return this.config.advertised_udp_port ?? this.addresses?.udpPort ?? this.config.udp_port;
+  }
+
+  /** This relay's signalling URL as clients reach it (CallSetup.relay_addr). */
+  get publicSignalUrl(): string {
+    return (
+      this.urls?.signalUrl ??
+      `ws://127.0.0.1:${this.addresses?.signalPort ?? this.config.signal_port}${SIGNAL_PATH}`
+    );
   }
 
   /** Bound ports (after start). */
@@ -269,6 +296,11 @@ export class Relay implements RelayCore {
     this.log.info({ sessions: this.sessions.size }, 'draining');
     // Release this relay's rooms so that new joins are placed elsewhere.
     const fleetStopped = this.fleet.stop();
+    // Callers and callees hear it before the links go.
+    this.hub.close();
+    for (const conn of this.hubConnections) {
+      conn.close(1001, 'relay shutting down');
+    }
     // Peers drop this relay's participants as soon as the links close.
     this.federation?.stop();
     const graceful = (async () => {
@@ -299,6 +331,9 @@ export class Relay implements RelayCore {
     for (const path of this.mediaPaths) {
       path.terminate();
     }
+    for (const conn of this.hubConnections) {
+      conn.terminate();
+    }
     if (this.sweepTimer !== null) {
       clearTimeout(this.sweepTimer);
     }
@@ -325,6 +360,10 @@ export class Relay implements RelayCore {
     }
     if (path === MEDIA_WS_PATH) {
       this.onMediaUpgrade(req, socket, head);
+      return;
+    }
+    if (path === HUB_PATH) {
+      this.onHubUpgrade(req, socket, head);
       return;
     }
     if (path !== SIGNAL_PATH) {
@@ -365,6 +404,45 @@ export class Relay implements RelayCore {
       });
       this.mediaPaths.add(path);
     });
+  }
+
+  private onHubUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.draining) {
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+      const conn = new HubConnection(ws, {
+        config: this.config,
+        log: this.log,
+        metrics: this.metrics,
+        hub: this.hub,
+        remote,
+        build: RELAY_BUILD,
+      });
+      this.hubConnections.add(conn);
+      ws.once('close', () => this.hubConnections.delete(conn));
+    });
+  }
+
+  /** A direct call ended: its room's sessions hang up. */
+  private onCallEnded(roomName: string): void {
+    const room = this.rooms.get(roomName);
+    if (room === undefined) {
+      return;
+    }
+    for (const p of room.snapshot) {
+      const entry = this.sessions.get(p.id);
+      if (entry !== undefined) {
+        entry.conn.send({ type: 'Hangup', body: { reason: 'Normal', call_id: roomName.slice(5) } });
+        void this.endSession(entry.session, 'hangup').then(() =>
+          entry.conn.close(1000, 'call ended'),
+        );
+      }
+    }
   }
 
   private onFederationUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -473,6 +551,17 @@ export class Relay implements RelayCore {
       request.room,
       { fingerprint: request.fingerprint, alias: request.alias },
       ({ id, tag, room }) => {
+        if (request.room.startsWith(CALL_ROOM_PREFIX)) {
+          // Inside the room's critical section: exactly the call's two parties, once each.
+          const refusal = this.hub.admit(
+            request.room,
+            request.fingerprint,
+            room.snapshot.map((p) => p.fingerprint),
+          );
+          if (refusal !== null) {
+            throw new WzpError(refusal, `room ${request.room} admits only the call's two parties`);
+          }
+        }
         const observer = new SessionObserver(room.state, now);
         const session = new Session({
           id,

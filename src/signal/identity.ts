@@ -17,6 +17,7 @@ const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 export const OFFER_CONTEXT = Buffer.from('call-offer', 'utf8');
 export const ANSWER_CONTEXT = Buffer.from('call-answer', 'utf8');
+export const REGISTER_CONTEXT = Buffer.from('register-presence', 'utf8');
 
 export class Identity {
   readonly privateKey: KeyObject;
@@ -113,4 +114,13 @@ export function verifyCallAnswer(
   signature: Uint8Array,
 ): boolean {
   return verifyEd25519(identityPub, Buffer.concat([ephemeralPub, ANSWER_CONTEXT]), signature);
+}
+
+/** RegisterPresence signature: Ed25519 over "register-presence" ‖ identity_pub. */
+export function signRegisterPresence(identity: Identity): Buffer {
+  return identity.sign(Buffer.concat([REGISTER_CONTEXT, identity.publicKey]));
+}
+
+export function verifyRegisterPresence(identityPub: Uint8Array, signature: Uint8Array): boolean {
+  return verifyEd25519(identityPub, Buffer.concat([REGISTER_CONTEXT, identityPub]), signature);
 }

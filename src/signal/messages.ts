@@ -23,6 +23,19 @@ const nullableText = (max: number) => text(max).nullable().default(null);
 
 export const codecNameSchema = z.enum(CODEC_NAMES);
 
+/** A binary field of at most `max` bytes. */
+const binMax = (max: number) =>
+  z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= max, {
+    message: `must be at most ${max} bytes of bin`,
+  });
+/** A fingerprint as `fingerprint()` prints it (8 groups of 4 hex digits). */
+const fingerprintText = z.string().regex(/^([0-9a-f]{4}:){7}[0-9a-f]{4}$/, 'must be a fingerprint');
+/** A call id: 1–64 characters of [A-Za-z0-9_-] (it becomes part of the room name). */
+const callId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 of [A-Za-z0-9_-]');
+const addrText = text(256);
+/** A relay id: 16 lowercase hex characters. */
+const relayIdText = z.string().regex(/^[0-9a-f]{16}$/);
+
 export const qualityProfileSchema = z.object({
   codec: codecNameSchema,
   fec_ratio: z.number().min(0).max(10),
@@ -141,6 +154,106 @@ export const VARIANTS = {
   FederationAuth: z.object({ version, signature: bin(64) }),
   FederationReady: z.object({ version, udp_port: u16, bind_token: bin(16) }),
   GlobalRoomInactive: z.object({ version, room: text(1024) }),
+  // ── direct-call hub (protocol/BINDING.md §9) ──
+  RegisterPresence: z.object({
+    version,
+    identity_pub: bin(32),
+    /** Ed25519 by identity_pub over "register-presence" ‖ identity_pub. */
+    signature: bin(64),
+    alias: nullableText(256),
+    /** Fingerprints this user wants to see and be seen by (visibility "contacts"). */
+    contacts: z.array(fingerprintText).max(1000).default([]),
+  }),
+  RegisterPresenceAck: z.object({
+    version,
+    success: z.boolean(),
+    error: text(1024).optional(),
+    fingerprint: fingerprintText.optional(),
+    relay_build: text(64).optional(),
+    relay_region: text(64).optional(),
+  }),
+  PresenceList: z.object({
+    version,
+    users: z
+      .array(z.object({ fingerprint: fingerprintText, alias: nullableText(256) }))
+      .max(10_000),
+  }),
+  DirectCallOffer: z.object({
+    version,
+    caller_fingerprint: fingerprintText,
+    caller_alias: nullableText(256),
+    target_fingerprint: fingerprintText,
+    call_id: callId,
+    identity_pub: bin(32),
+    /** X25519 public key of this call (the call key is derived from it, docs/calls.md). */
+    ephemeral_pub: bin(32),
+    /** Ed25519 by identity_pub over ephemeral_pub ‖ "call-offer". */
+    signature: bin(64),
+    supported_profiles: z.array(qualityProfileSchema).max(32),
+    video_codecs: z.array(codecNameSchema).max(16).optional(),
+    caller_reflexive_addr: addrText.optional(),
+    caller_local_addrs: z.array(addrText).max(8).optional(),
+  }),
+  DirectCallAnswer: z.object({
+    version,
+    call_id: callId,
+    accept_mode: z.enum(['Reject', 'AcceptTrusted', 'AcceptGeneric']),
+    identity_pub: bin(32).optional(),
+    ephemeral_pub: bin(32).optional(),
+    /** Ed25519 by identity_pub over ephemeral_pub ‖ "call-answer". */
+    signature: bin(64).optional(),
+    chosen_profile: qualityProfileSchema.optional(),
+    callee_reflexive_addr: addrText.optional(),
+    callee_local_addrs: z.array(addrText).max(8).optional(),
+  }),
+  CallRinging: z.object({ version, call_id: callId }),
+  CallSetup: z.object({
+    version,
+    call_id: callId,
+    /** The room both parties join: "call-<call_id>". */
+    room: text(128),
+    /** Signalling URL of the relay that hosts the room. */
+    relay_addr: addrText,
+    peer_fingerprint: fingerprintText,
+    peer_identity_pub: bin(32),
+    peer_ephemeral_pub: bin(32),
+    peer_signature: bin(64),
+    chosen_profile: qualityProfileSchema.optional(),
+    peer_direct_addr: addrText.optional(),
+    peer_local_addrs: z.array(addrText).max(8).optional(),
+  }),
+  ReflectResponse: z.object({ version, observed_addr: addrText }),
+  CandidateUpdate: z.object({
+    version,
+    call_id: callId,
+    reflexive_addr: addrText.optional(),
+    local_addrs: z.array(addrText).max(8).optional(),
+    mapped_addr: addrText.optional(),
+    generation: u32.default(0),
+  }),
+  MediaPathReport: z.object({
+    version,
+    call_id: callId,
+    direct_ok: z.boolean(),
+    race_winner: text(64).default(''),
+  }),
+  UpgradeProposal: z.looseObject({ version, call_id: callId }),
+  UpgradeResponse: z.looseObject({ version, call_id: callId }),
+  UpgradeConfirm: z.looseObject({ version, call_id: callId }),
+  QualityCapability: z.looseObject({ version, call_id: callId }),
+  /**
+   * Relay ↔ relay: a call signal travelling to the relay where `target` is
+   * registered. `inner` is the msgpack-encoded signal; `path` lists the relay
+   * ids it passed (loop guard), `hops` what is left of its hop limit.
+   */
+  CallSignalForward: z.object({
+    version,
+    call_id: callId,
+    target_fingerprint: fingerprintText,
+    path: z.array(relayIdText).min(1).max(16),
+    hops: u8,
+    inner: binMax(64 * 1024),
+  }),
 } as const;
 
 /** Unit variants (a bare string on the wire). */
