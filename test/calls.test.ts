@@ -87,13 +87,13 @@ async function meet(a: CallSetupInfo, b: CallSetupInfo, aId: Identity, bId: Iden
   clients.push(cb);
   const got: ReceivedMedia[] = [];
   cb.on('media', (m) => got.push(m));
-  await until(() => ca.lastRoomUpdate?.count === 2, 'both in the call room', 5000);
+  await until(() => ca.lastRoomUpdate?.count === 2, 'both in the call room', 15_000);
   const payload = Buffer.from('hello over the call');
   for (let seq = 0; seq < 20; seq++) {
     ca.sendMedia(createHeader({ seq, timestamp: seq * 20 }), payload, null);
     await new Promise((r) => setTimeout(r, 10));
   }
-  await until(() => got.length >= 18, `media through the call room (${got.length})`, 5000);
+  await until(() => got.length >= 18, `media through the call room (${got.length})`, 15_000);
   expect(got.every((m) => m.payload.equals(payload))).toBe(true);
   return { ca, cb };
 }
