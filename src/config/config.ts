@@ -163,6 +163,10 @@ const FIELDS = {
       .default(512 << 10),
     'SO_RCVBUF/SO_SNDBUF requested for the media socket (0 = system default). It bounds the queueing delay under overload: a larger buffer turns overload into seconds of latency instead of loss (docs/operator.md).',
   ],
+  web_app: [
+    z.boolean().default(true),
+    'Serve the web app at http://host:signal_port/ and the dashboard at http://host:http_port/dashboard (docs/web.md).',
+  ],
   ws_media_max_buffered_bytes: [
     z
       .number()

@@ -12,6 +12,8 @@ export interface HttpHandlers {
   rooms(): Promise<unknown>;
   /** Extra JSON routes (e.g. /v2/peers) keyed by path. */
   extra?: Record<string, () => Promise<unknown>>;
+  /** Static pages (the dashboard): answers and returns true when it serves the path. */
+  static?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export class HttpServer {
@@ -64,6 +66,9 @@ export class HttpServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.handlers.static?.(req, res) === true) {
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       sendJson(res, 405, { error: { code: 'METHOD_NOT_ALLOWED', message: 'use GET' } });

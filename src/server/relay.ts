@@ -42,6 +42,7 @@ import {
 } from './fleet-glue.js';
 import { HttpServer } from './http-server.js';
 import { loadOrCreateIdentity } from './identity-store.js';
+import { appRoutes, DEFAULT_WEB_ROOT, dashboardRoutes, WebAssets } from './web-assets.js';
 
 export const SIGNAL_PATH = '/v2/signal';
 /** Build string reported to hub clients. */
@@ -147,7 +148,14 @@ export class Relay implements RelayCore {
       maxPayload: WS_MEDIA_MAX_MESSAGE,
       perMessageDeflate: false,
     });
-    this.signalServer = createServer((_req, res) => {
+    const app = this.config.web_app ? new WebAssets(DEFAULT_WEB_ROOT, appRoutes()) : null;
+    const dashboard = this.config.web_app
+      ? new WebAssets(DEFAULT_WEB_ROOT, dashboardRoutes())
+      : null;
+    this.signalServer = createServer((req, res) => {
+      if (app?.serve(req, res) === true) {
+        return;
+      }
       res.writeHead(426, { 'content-type': 'text/plain' });
       res.end(`WebSocket upgrade required at ${SIGNAL_PATH}\n`);
     });
@@ -214,6 +222,7 @@ export class Relay implements RelayCore {
         '/v2/fleet': async () => this.fleet.json(),
         '/v2/calls': async () => this.hub.json(),
       },
+      ...(dashboard === null ? {} : { static: (req, res) => dashboard.serve(req, res) }),
     });
     this.metrics.fanoutSource = () => this.engine.stats.fanout;
     this.metrics.onScrape(() => this.syncMetrics());

@@ -5,7 +5,9 @@
  * map `{ [type]: body }` (or the bare string for unit variants).
  */
 import { z } from 'zod';
-import { CODECS, type CodecName } from '../wire/index.js';
+// codec-table directly: this module is also bundled for browsers (src/browser), and wire/index.js
+// re-exports modules that use node:crypto.
+import { CODECS, type CodecName } from '../wire/codec-table.js';
 
 const CODEC_NAMES = CODECS.map((c) => c.name) as [CodecName, ...CodecName[]];
 

@@ -69,3 +69,19 @@ export function negotiateProfile(offered: readonly { codec: string }[]): Quality
   const chosen = best >= 0 ? (PROFILES_BY_TIER[best] as QualityProfile) : GOOD;
   return { ...chosen };
 }
+
+/** Video codecs the relay answers, in its order of preference (cheapest to encode first). */
+export const VIDEO_CODEC_PREFERENCE: readonly CodecName[] = ['H264Baseline', 'Av1Main', 'H265Main'];
+
+/**
+ * The video codec of a CallAnswer: the relay's most preferred codec among
+ * the offered `video_codecs`, or undefined when the client offered none it
+ * knows. Receivers decode by each packet's codec_id, so senders that chose
+ * differently still interoperate when receivers can decode both.
+ */
+export function negotiateVideoCodec(offered: readonly string[] | undefined): CodecName | undefined {
+  if (offered === undefined) {
+    return undefined;
+  }
+  return VIDEO_CODEC_PREFERENCE.find((c) => offered.includes(c));
+}

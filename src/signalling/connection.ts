@@ -19,6 +19,7 @@ import {
   encodeSignal,
   fingerprint,
   negotiateProfile,
+  negotiateVideoCodec,
   type OutgoingSignal,
   PROTOCOL_VERSION,
   type SignalMessage,
@@ -209,6 +210,7 @@ export class SignalConnection implements SignalPeer {
       this.core.metrics.authAttempts.labels('ok').inc();
     }
     const profile = negotiateProfile(offer.supported_profiles);
+    const videoCodec = negotiateVideoCodec(offer.video_codecs);
     const ephemeral = x25519Public();
     const bindToken = randomBytes(16);
     const fp = fingerprint(offer.identity_pub);
@@ -249,6 +251,7 @@ export class SignalConnection implements SignalPeer {
         ephemeral_pub: ephemeral,
         signature: signCallAnswer(this.core.identity, ephemeral),
         chosen_profile: profile,
+        ...(videoCodec === undefined ? {} : { video_codec: videoCodec }),
         udp_port: this.core.advertisedUdpPort,
         bind_token: bindToken,
         participant_tag: session.tag,

@@ -1,0 +1,247 @@
+/**
+ * One session with the relay from a browser: the signalling WebSocket
+ * (`/v2/signal`, handshake of BINDING §3) and the media WebSocket
+ * (`/v2/media`, the UDP binding's datagrams one per message, BINDING §4.4).
+ * A new `Session` is made for every (re)connect: fresh ephemeral key, bind
+ * token and media socket.
+ */
+import { type BrowserIdentity, signCallOffer, verifyCallAnswer } from './crypto.js';
+import {
+  BIND_TOKEN_SIZE,
+  type BodyOf,
+  decodeSignal,
+  encodeSignal,
+  FrameType,
+  type OutgoingSignal,
+  type QualityProfile,
+  type SignalMessage,
+} from './protocol.js';
+
+export interface SessionOptions {
+  /** ws(s)://host:port (any path; /v2/signal and /v2/media are used). */
+  url: string;
+  room: string;
+  alias: string | null;
+  token?: string;
+  identity: BrowserIdentity;
+  profiles: QualityProfile[];
+  videoCodecs: string[];
+  timeoutMs: number;
+  onSignal: (msg: SignalMessage) => void;
+  onDatagram: (data: Uint8Array) => void;
+  /** Either socket closed (after the session was up). */
+  onClosed: (why: string) => void;
+}
+
+export class SignalError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SignalError';
+  }
+}
+
+/** The signalling and media URLs for a relay URL (http(s) → ws(s)). */
+export function relayUrls(url: string): { signal: string; media: string } {
+  const u = new URL(url, globalThis.location?.href);
+  if (u.protocol === 'http:') {
+    u.protocol = 'ws:';
+  } else if (u.protocol === 'https:') {
+    u.protocol = 'wss:';
+  }
+  u.search = '';
+  u.hash = '';
+  u.pathname = '/v2/signal';
+  const signal = u.toString();
+  u.pathname = '/v2/media';
+  return { signal, media: u.toString() };
+}
+
+function openSocket(url: string, timeoutMs: number): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.binaryType = 'arraybuffer';
+    const timer = setTimeout(() => {
+      ws.close();
+      reject(new SignalError('TRANSPORT_TIMEOUT', `cannot open ${url}`));
+    }, timeoutMs);
+    ws.onopen = () => {
+      clearTimeout(timer);
+      resolve(ws);
+    };
+    ws.onerror = () => {
+      clearTimeout(timer);
+      reject(new SignalError('TRANSPORT_CLOSED', `cannot open ${url}`));
+    };
+  });
+}
+
+export class Session {
+  answer!: BodyOf<'CallAnswer'>;
+  private signal!: WebSocket;
+  private media!: WebSocket;
+  private closed = false;
+
+  private constructor(private readonly options: SessionOptions) {}
+
+  /** Handshake, media socket, BIND until BIND_ACK. */
+  static async open(options: SessionOptions): Promise<Session> {
+    const s = new Session(options);
+    try {
+      await s.handshake();
+      await s.bind();
+    } catch (err) {
+      s.close();
+      throw err;
+    }
+    return s;
+  }
+
+  get tag(): number {
+    return this.answer.participant_tag;
+  }
+
+  /** Bytes the media socket has not sent yet (for the sender's own backpressure). */
+  get mediaBuffered(): number {
+    return this.media?.bufferedAmount ?? 0;
+  }
+
+  sendSignal(msg: OutgoingSignal): void {
+    if (this.signal?.readyState === WebSocket.OPEN) {
+      this.signal.send(encodeSignal(msg) as Uint8Array<ArrayBuffer>);
+    }
+  }
+
+  sendDatagram(data: Uint8Array): void {
+    if (this.media?.readyState === WebSocket.OPEN) {
+      this.media.send(data as Uint8Array<ArrayBuffer>);
+    }
+  }
+
+  close(hangup = false): void {
+    if (this.closed) {
+      return;
+    }
+    this.closed = true;
+    if (hangup) {
+      this.sendSignal({ type: 'Hangup', body: { version: 1, reason: 'Normal' } });
+    }
+    this.signal?.close(1000);
+    this.media?.close(1000);
+  }
+
+  private async handshake(): Promise<void> {
+    const o = this.options;
+    const urls = relayUrls(o.url);
+    const ws = await openSocket(urls.signal, o.timeoutMs);
+    this.signal = ws;
+    const answered = new Promise<BodyOf<'CallAnswer'>>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new SignalError('TRANSPORT_TIMEOUT', 'no CallAnswer in time')),
+        o.timeoutMs,
+      );
+      let answer: BodyOf<'CallAnswer'> | null = null;
+      ws.onmessage = (ev: MessageEvent<ArrayBuffer>) => {
+        let msg: SignalMessage;
+        try {
+          msg = decodeSignal(new Uint8Array(ev.data));
+        } catch {
+          return;
+        }
+        if (answer === null) {
+          if (msg.type === 'CallAnswer') {
+            answer = msg.body;
+            clearTimeout(timer);
+            resolve(msg.body);
+          } else if (msg.type === 'Error') {
+            clearTimeout(timer);
+            reject(new SignalError(msg.body.code, msg.body.message));
+          } else if (msg.type === 'Hangup') {
+            clearTimeout(timer);
+            reject(
+              new SignalError(
+                'TRANSPORT_CLOSED',
+                `relay hung up: ${JSON.stringify(msg.body.reason)}`,
+              ),
+            );
+          }
+        }
+        o.onSignal(msg);
+      };
+      ws.onclose = () => {
+        clearTimeout(timer);
+        reject(new SignalError('TRANSPORT_CLOSED', 'signalling closed'));
+        if (answer !== null && !this.closed) {
+          o.onClosed('signalling closed');
+        }
+      };
+    });
+    if (o.token !== undefined) {
+      this.sendSignal({ type: 'AuthToken', body: { version: 1, token: o.token } });
+    }
+    const ephemeral = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    this.sendSignal({
+      type: 'CallOffer',
+      body: {
+        version: 1,
+        identity_pub: o.identity.publicKey,
+        ephemeral_pub: ephemeral,
+        signature: await signCallOffer(o.identity, ephemeral),
+        supported_profiles: o.profiles,
+        alias: o.alias,
+        room: o.room,
+        protocol_version: 2,
+        supported_versions: [2],
+        video_codecs: o.videoCodecs as BodyOf<'CallOffer'>['video_codecs'],
+      } as OutgoingSignal['body'],
+    } as OutgoingSignal);
+    const answer = await answered;
+    if (!(await verifyCallAnswer(answer.identity_pub, answer.ephemeral_pub, answer.signature))) {
+      throw new SignalError('BAD_SIGNATURE', 'relay CallAnswer signature does not verify');
+    }
+    this.answer = answer;
+  }
+
+  private async bind(): Promise<void> {
+    const o = this.options;
+    const ws = await openSocket(relayUrls(o.url).media, o.timeoutMs);
+    this.media = ws;
+    const token = this.answer.bind_token;
+    const bind = new Uint8Array(1 + BIND_TOKEN_SIZE);
+    bind[0] = FrameType.Bind;
+    bind.set(token, 1);
+    await new Promise<void>((resolve, reject) => {
+      let attempts = 0;
+      const timer = setInterval(() => {
+        if (++attempts >= 10) {
+          clearInterval(timer);
+          reject(new SignalError('TRANSPORT_TIMEOUT', 'no BIND_ACK after 10 attempts'));
+          return;
+        }
+        ws.send(bind);
+      }, 250);
+      ws.onmessage = (ev: MessageEvent<ArrayBuffer>) => {
+        const d = new Uint8Array(ev.data);
+        if (
+          d[0] === FrameType.BindAck &&
+          d.length === bind.length &&
+          d.subarray(1).every((b, i) => b === token[i])
+        ) {
+          clearInterval(timer);
+          ws.onmessage = (e: MessageEvent<ArrayBuffer>) => o.onDatagram(new Uint8Array(e.data));
+          resolve();
+        }
+      };
+      ws.onclose = () => {
+        clearInterval(timer);
+        reject(new SignalError('TRANSPORT_CLOSED', 'media socket closed'));
+        if (!this.closed) {
+          o.onClosed('media socket closed');
+        }
+      };
+      ws.send(bind);
+    });
+  }
+}

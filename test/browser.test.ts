@@ -1,0 +1,278 @@
+/**
+ * The browser client and the web app in real headless Chromium (Debian's
+ * chromium, driven by puppeteer-core) against a real relay: two browsers
+ * with fake devices playing different tones, a Node client in the same
+ * room, then mute, the dashboard, and a relay restart. Two browser launches
+ * for the whole file (the fake microphone file is per launch).
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReceivedMedia, WzpClient } from '../src/client/index.js';
+import { MediaType } from '../src/wire/index.js';
+import {
+  callStats,
+  findChromium,
+  type LaunchedBrowser,
+  launchWithTone,
+  recentAudio,
+  toneShare,
+  toneWav,
+  waitFor,
+  wzpStats,
+} from './browser-harness.js';
+import { startRelay, type TestRelay } from './helpers.js';
+
+const chromium = findChromium();
+if (chromium === null) {
+  console.warn(
+    'browser tests SKIPPED: no chromium found (set CHROMIUM_PATH or `apt-get install -y chromium`; .ci/run installs it)',
+  );
+}
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const ROOM_KEY = 'k7Qm3xVb9TzLp2sWnYc8RfGh4JdKa6EuXo1iPqBvM0w';
+const TONE = { A: 440, B: 880 };
+
+describe.skipIf(chromium === null)('browser client in headless Chromium', () => {
+  let dir = '';
+  let relay: TestRelay;
+  let signalPort = 0;
+  let httpPort = 0;
+  let a: LaunchedBrowser;
+  let b: LaunchedBrowser;
+  let pageA: Page;
+  let pageB: Page;
+  let node: WzpClient;
+  const nodeGot: ReceivedMedia[] = [];
+  const nodeErrors: string[] = [];
+  let tagA = 0;
+  let tagB = 0;
+  let pingTimer: NodeJS.Timeout | undefined;
+
+  beforeAll(async () => {
+    mkdirSync(join(ROOT, 'docs', 'img'), { recursive: true });
+    const { buildWeb } = (await import(join(ROOT, 'scripts', 'build-web.mjs'))) as {
+      buildWeb: () => Promise<string>;
+    };
+    await buildWeb();
+    dir = mkdtempSync(join(tmpdir(), 'wzp-browser-test-'));
+    toneWav(join(dir, 'a.wav'), TONE.A, 30);
+    toneWav(join(dir, 'b.wav'), TONE.B, 30);
+    relay = await startRelay({ log_level: 'info' });
+    signalPort = relay.relay.ports.signalPort;
+    httpPort = relay.relay.ports.httpPort;
+    [a, b] = await Promise.all([
+      launchWithTone(chromium as string, join(dir, 'a.wav')),
+      launchWithTone(chromium as string, join(dir, 'b.wav')),
+    ]);
+    // A Node client over UDP in the same room, with the room key: it must authenticate both.
+    node = await relay.connect('lobby', {
+      alias: 'node',
+      // The web app reads a 43-character key as base64url (32 bytes).
+      roomKey: Buffer.from(ROOM_KEY, 'base64url'),
+    });
+    node.on('media', (m) => nodeGot.push(m));
+    // A receive-only client keeps its session alive with PINGs (BINDING §4).
+    pingTimer = setInterval(() => void node.ping().catch(() => {}), 3000);
+    node.on('decodeError', (e) => nodeErrors.push(e));
+  }, 120_000);
+
+  afterAll(async () => {
+    clearInterval(pingTimer);
+    await a?.close();
+    await b?.close();
+    await relay?.close();
+    if (dir !== '') {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  const url = (name: string, extra = '') =>
+    `http://127.0.0.1:${signalPort}/?room=lobby&name=${name}&join=1&video=320x240${extra}#key=${ROOM_KEY}`;
+
+  it('two pages and a Node client: audio both ways with the right tone, video, E2EE checked by the Node client, one tile each', async () => {
+    pageA = await a.browser.newPage();
+    pageB = await b.browser.newPage();
+    const logs: string[] = [];
+    for (const [n, p] of [
+      ['A', pageA],
+      ['B', pageB],
+    ] as const) {
+      p.on('console', (m) => logs.push(`${n}: ${m.text()}`));
+      p.on('pageerror', (e) => logs.push(`${n} error: ${(e as Error).message}`));
+    }
+    // B uses the pure-JS cipher, A WebCrypto's: each must open the other's payloads.
+    await pageA.goto(url('alice'));
+    await pageB.goto(url('bob', '&cipher=js'));
+    try {
+      await waitFor(
+        async () =>
+          (await wzpStats(pageA))?.participants === 2 &&
+          (await wzpStats(pageB))?.participants === 2,
+        'both pages see two others',
+        30_000,
+      );
+    } catch (err) {
+      console.log(logs.join('\n'));
+      throw err;
+    }
+    const sa = await callStats(pageA);
+    const sb = await callStats(pageB);
+    tagA = sa?.tag ?? 0;
+    tagB = sb?.tag ?? 0;
+    expect(sa?.e2ee).toEqual({ enabled: true, impl: 'webcrypto' });
+    expect(sb?.e2ee).toEqual({ enabled: true, impl: 'js' });
+    // Warm up, then measure a window: frames B decoded from A against frames A sent.
+    await waitFor(
+      async () => ((await wzpStats(pageB))?.peers[tagA]?.audioFramesDecoded ?? 0) > 50,
+      'B decodes A',
+      30_000,
+    ).catch((err) => {
+      console.log(logs.join('\n'));
+      throw err;
+    });
+    // Frames decoded in a window against the frames the sender numbered in it (its audio seq).
+    const peerOf = (st: Awaited<ReturnType<typeof callStats>>, tag: number) =>
+      st?.peers.find((p) => p.tag === tag);
+    const before = await Promise.all([callStats(pageA), callStats(pageB)]);
+    await new Promise((r) => setTimeout(r, 8000));
+    const after = await Promise.all([callStats(pageA), callStats(pageB)]);
+    const window = (who: 0 | 1, from: number) => {
+      const p0 = peerOf(before[who], from);
+      const p1 = peerOf(after[who], from);
+      return {
+        sent: (p1?.audioHighestSeq ?? 0) - (p0?.audioHighestSeq ?? 0),
+        decoded: (p1?.audioFramesDecoded ?? 0) - (p0?.audioFramesDecoded ?? 0),
+        arrived: (p1?.audioPackets ?? 0) - (p0?.audioPackets ?? 0),
+        decryptFailures: p1?.decryptFailures ?? 0,
+      };
+    };
+    const aFromB = window(0, tagB);
+    const bFromA = window(1, tagA);
+    console.log({ aFromB, bFromA });
+    // 400 frames of 20 ms would be real time; a loaded 2-core machine captures less.
+    expect(aFromB.sent).toBeGreaterThan(100);
+    expect(bFromA.sent).toBeGreaterThan(100);
+    expect(aFromB.decoded / aFromB.sent).toBeGreaterThanOrEqual(0.9);
+    expect(bFromA.decoded / bFromA.sent).toBeGreaterThanOrEqual(0.9);
+    expect(aFromB.decryptFailures + bFromA.decryptFailures).toBe(0);
+    const statsA = await wzpStats(pageA);
+    const statsB = await wzpStats(pageB);
+    // Each recognises the other's tone in what it decoded.
+    const heardByA = await recentAudio(pageA, tagB);
+    const heardByB = await recentAudio(pageB, tagA);
+    const shares = {
+      aHearsB: toneShare(heardByA, TONE.B),
+      aHearsA: toneShare(heardByA, TONE.A),
+      bHearsA: toneShare(heardByB, TONE.A),
+      bHearsB: toneShare(heardByB, TONE.B),
+    };
+    console.log(shares);
+    expect(shares.aHearsB).toBeGreaterThan(0.5);
+    expect(shares.bHearsA).toBeGreaterThan(0.5);
+    expect(shares.aHearsA).toBeLessThan(0.1);
+    expect(shares.bHearsB).toBeLessThan(0.1);
+    // Video frames decoded both ways.
+    expect(statsA?.peers[tagB]?.videoFramesDecoded ?? 0).toBeGreaterThan(20);
+    expect(statsB?.peers[tagA]?.videoFramesDecoded ?? 0).toBeGreaterThan(20);
+    expect(statsA?.peers[tagB]?.alias).toBe('bob');
+    expect(statsA?.room).toBe('lobby');
+    // The Node client authenticated both browsers' payloads (audio and video).
+    const fromA = nodeGot.filter((m) => m.senderTag === tagA);
+    const fromB = nodeGot.filter((m) => m.senderTag === tagB);
+    expect(fromA.filter((m) => m.header.mediaType === MediaType.Audio).length).toBeGreaterThan(150);
+    expect(fromB.filter((m) => m.header.mediaType === MediaType.Audio).length).toBeGreaterThan(150);
+    expect(fromA.filter((m) => m.header.mediaType === MediaType.Video).length).toBeGreaterThan(20);
+    expect(nodeErrors.filter((e) => e.includes('authentication'))).toEqual([]);
+    // The screenshot shows one tile per participant (self, the other page, the Node client).
+    expect(await pageA.$$eval('.tile', (t) => t.length)).toBe(3);
+    await pageA.setViewport({ width: 1100, height: 720 });
+    await new Promise((r) => setTimeout(r, 500));
+    await pageA.screenshot({ path: join(ROOT, 'docs', 'img', 'web-call.png') });
+  }, 150_000);
+
+  it('mute stops audio packets; unmute resumes them', async () => {
+    const audioFromA = () =>
+      nodeGot.filter((m) => m.senderTag === tagA && m.header.mediaType === MediaType.Audio).length;
+    await pageA.click('#mute');
+    await new Promise((r) => setTimeout(r, 600));
+    const sentAtMute = (await callStats(pageA))?.sent.audioPackets ?? 0;
+    const gotAtMute = audioFromA();
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await callStats(pageA))?.sent.audioPackets).toBe(sentAtMute);
+    expect(audioFromA()).toBe(gotAtMute);
+    expect(await pageA.$eval('#mute', (b) => b.textContent)).toBe('Unmute');
+    // Video keeps flowing while muted.
+    const videoBefore = (await wzpStats(pageB))?.peers[tagA]?.videoFramesDecoded ?? 0;
+    await waitFor(
+      async () => ((await wzpStats(pageB))?.peers[tagA]?.videoFramesDecoded ?? 0) > videoBefore + 5,
+      'video while muted',
+      15_000,
+    );
+    await pageA.click('#mute');
+    await waitFor(() => audioFromA() > gotAtMute + 20, 'audio after unmute', 15_000).catch(
+      async (err) => {
+        console.log(
+          JSON.stringify([
+            await callStats(pageA),
+            relay.logs
+              .filter((l) => String(l.msg).includes('session') || String(l.msg).includes('joined'))
+              .map((l) => [l.msg, l.reason, l.session, l.tag]),
+          ]),
+        );
+        throw err;
+      },
+    );
+  }, 60_000);
+
+  it('the dashboard renders the room with its participants', async () => {
+    const page = await a.browser.newPage();
+    await page.setViewport({ width: 1200, height: 800 });
+    await page.goto(`http://127.0.0.1:${httpPort}/dashboard`);
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 20_000 });
+    await new Promise((r) => setTimeout(r, 2500));
+    const rows = await page.$$eval('#rooms tbody tr', (trs) =>
+      trs.map((tr) =>
+        Array.from(tr.querySelectorAll('td')).map(
+          (td) => (td as { textContent: string | null }).textContent ?? '',
+        ),
+      ),
+    );
+    expect(rows).toHaveLength(3);
+    expect(rows[0]?.[0]).toBe('lobby');
+    expect(rows.map((r) => r[2]).sort()).toEqual(['alice', 'bob', 'node']);
+    expect(rows.map((r) => r[5]).sort()).toEqual(['udp', 'websocket', 'websocket']);
+    expect(await page.$eval('#pps-legend', (e) => e.textContent)).toMatch(/in \d+\/s/);
+    await page.screenshot({ path: join(ROOT, 'docs', 'img', 'dashboard.png') });
+    await page.close();
+  }, 60_000);
+
+  it('pages reconnect after the relay restarts, with a new handshake and bind', async () => {
+    await relay.close();
+    relay = await startRelay({ log_level: 'info', signal_port: signalPort, http_port: httpPort });
+    await waitFor(
+      async () => {
+        const [x, y] = [await callStats(pageA), await callStats(pageB)];
+        return x?.state === 'connected' && y?.state === 'connected' && (x?.reconnects ?? 0) >= 1;
+      },
+      'both pages reconnected',
+      40_000,
+    );
+    await waitFor(
+      async () =>
+        (await wzpStats(pageA))?.participants === 1 && (await wzpStats(pageB))?.participants === 1,
+      'both pages see each other again',
+      20_000,
+    );
+    const tagB2 = (await callStats(pageB))?.tag ?? 0;
+    await waitFor(
+      async () => ((await wzpStats(pageA))?.peers[tagB2]?.audioFramesDecoded ?? 0) > 25,
+      'audio after the restart',
+      20_000,
+    );
+    expect(relay.relay.mediaPaths.size).toBe(2);
+  }, 90_000);
+});
