@@ -51,14 +51,17 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
   let tagA = 0;
   let tagB = 0;
   let pingTimer: NodeJS.Timeout | undefined;
+  /** Screenshots go to docs/img with UPDATE_DOCS=1 (the user guide's pictures), else a temp dir. */
+  let shots = '';
 
   beforeAll(async () => {
-    mkdirSync(join(ROOT, 'docs', 'img'), { recursive: true });
+    dir = mkdtempSync(join(tmpdir(), 'wzp-browser-test-'));
+    shots = process.env.UPDATE_DOCS === '1' ? join(ROOT, 'docs', 'img') : dir;
+    mkdirSync(shots, { recursive: true });
     const { buildWeb } = (await import(join(ROOT, 'scripts', 'build-web.mjs'))) as {
       buildWeb: () => Promise<string>;
     };
     await buildWeb();
-    dir = mkdtempSync(join(tmpdir(), 'wzp-browser-test-'));
     toneWav(join(dir, 'a.wav'), TONE.A, 30);
     toneWav(join(dir, 'b.wav'), TONE.B, 30);
     relay = await startRelay({ log_level: 'info' });
@@ -191,7 +194,7 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
     expect(await pageA.$$eval('.tile', (t) => t.length)).toBe(3);
     await pageA.setViewport({ width: 1100, height: 720 });
     await new Promise((r) => setTimeout(r, 500));
-    await pageA.screenshot({ path: join(ROOT, 'docs', 'img', 'web-call.png') });
+    await pageA.screenshot({ path: join(shots, 'web-call.png') });
   }, 150_000);
 
   it('mute stops audio packets; unmute resumes them', async () => {
@@ -246,7 +249,7 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
     expect(rows.map((r) => r[2]).sort()).toEqual(['alice', 'bob', 'node']);
     expect(rows.map((r) => r[5]).sort()).toEqual(['udp', 'websocket', 'websocket']);
     expect(await page.$eval('#pps-legend', (e) => e.textContent)).toMatch(/in \d+\/s/);
-    await page.screenshot({ path: join(ROOT, 'docs', 'img', 'dashboard.png') });
+    await page.screenshot({ path: join(shots, 'dashboard.png') });
     await page.close();
   }, 60_000);
 
