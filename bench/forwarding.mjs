@@ -138,6 +138,14 @@ const VARIANTS = {
     about: 'trunking = true',
   },
   'node-raw': { family: 'raw', about: 'node:dgram fan-out, no protocol' },
+  // A/A control: a second, identical node-raw measured in the same alternation
+  // (fixed load only). Its ratio to node-raw is this run's noise floor.
+  'node-raw-b': {
+    family: 'raw',
+    twin: 'node-raw',
+    noRamp: true,
+    about: 'a second, identical node-raw: the A/A control (noise floor), fixed load only',
+  },
   'c-raw': { family: 'raw', about: 'C recvfrom/sendto fan-out, no protocol' },
 };
 const REQUIRES_WHY = {
@@ -147,13 +155,13 @@ const REQUIRES_WHY = {
 // With the udp_io setting, the large-room scenarios compare both I/O paths.
 const ioPair = FEATURES.udpIo ? ['wzp-native', 'wzp-dgram'] : ['wzp'];
 const SCENARIOS = [
-  { name: '50x3', rooms: 50, size: 3, kinds: ['wzp', 'wzp-w2', 'node-raw', 'c-raw'] },
-  { name: '10x10', rooms: 10, size: 10, kinds: [...ioPair, 'node-raw', 'c-raw'] },
+  { name: '50x3', rooms: 50, size: 3, kinds: ['wzp', 'wzp-w2', 'node-raw', 'node-raw-b', 'c-raw'] },
+  { name: '10x10', rooms: 10, size: 10, kinds: [...ioPair, 'node-raw', 'node-raw-b', 'c-raw'] },
   {
     name: '1x50',
     rooms: 1,
     size: 50,
-    kinds: [...ioPair, 'node-raw', 'c-raw'],
+    kinds: [...ioPair, 'node-raw', 'node-raw-b', 'c-raw'],
     controlPlane: true,
   },
 ]
@@ -284,7 +292,7 @@ async function startTarget(kind, sc) {
     throw new Error('no C compiler for the C relay');
   }
   const [cmd, argv] =
-    kind === 'node-raw'
+    kind === 'node-raw' || VARIANTS[kind].twin === 'node-raw'
       ? pin(0, process.execPath, [
           INSPECT,
           ...RAW_NODE_FLAGS,
@@ -561,6 +569,9 @@ for (const sc of SCENARIOS) {
     // 2. Max-rate ramps, alternating.
     for (let rep = 0; rep < RAMPS; rep++) {
       for (const t of targets) {
+        if (VARIANTS[t.kind].noRamp) {
+          continue;
+        }
         const r = rec.get(t.kind);
         const first = r.ramps[0]?.maxOutPps ?? 0;
         const startOut = Math.max(START_OUT_PPS, first / GROWTH ** 2);
@@ -573,7 +584,9 @@ for (const sc of SCENARIOS) {
       r.max = spread(r.ramps.map((x) => x.maxOutPps));
     }
     // 3. Fixed load: the same for every relay, below each one's limit.
-    const lowest = Math.min(...[...rec.values()].map((r) => r.max.median ?? 0));
+    const lowest = Math.min(
+      ...[...rec.values()].filter((r) => r.ramps.length > 0).map((r) => r.max.median ?? 0),
+    );
     const fixedOut = Math.max(1000, Math.round(FIXED_FRACTION * lowest));
     const fixedPps = fixedOut / perSender;
     log(`  fixed load ${sc.name}: ${fixedOut} out/s offered to every relay`);
@@ -592,7 +605,7 @@ for (const sc of SCENARIOS) {
       }
       for (let rep = 0; rep < REPEATS; rep++) {
         for (const t of targets) {
-          if (phase.control && t.kind === 'c-raw') {
+          if (phase.control && (t.kind === 'c-raw' || VARIANTS[t.kind].noRamp)) {
             continue;
           }
           const r = rec.get(t.kind);
@@ -754,9 +767,10 @@ for (const s of scenarioResults) {
   }
   for (const r of s.relays) {
     const rampsOf = (x) => x?.ramps.map((y) => ({ v: y.maxOutPps }));
-    rateRows.push(
-      `| ${s.scenario} | ${r.kind} | ${sp(r.max)} | ${node ? rt(ratio(rampsOf(r), rampsOf(node), (x) => x.v)) : '—'} | ${c ? rt(ratio(rampsOf(r), rampsOf(c), (x) => x.v)) : '—'} | ${fmt(spread(r.ramps.map((x) => x.cpuAtMaxPct)).median)} |`,
-    );
+    if (r.ramps.length > 0)
+      rateRows.push(
+        `| ${s.scenario} | ${r.kind} | ${sp(r.max)} | ${node ? rt(ratio(rampsOf(r), rampsOf(node), (x) => x.v)) : '—'} | ${c ? rt(ratio(rampsOf(r), rampsOf(c), (x) => x.v)) : '—'} | ${fmt(spread(r.ramps.map((x) => x.cpuAtMaxPct)).median)} |`,
+      );
     const m = r.memory;
     const mib = (b) => (b === null ? '—' : fmt(b / 2 ** 20, 1));
     memRows.push(
@@ -806,6 +820,17 @@ for (const s of scenarioResults) {
         `| #10 CPU/pkt ≤ 1.15 × node-raw | ${where} | ${r.kind} | ${rt(cpu)} | ${verdict(cpu?.value ?? null, 1.15)} |`,
       );
     }
+  }
+  const twin = s.relays.find((r) => r.kind === 'node-raw-b');
+  if (twin && node) {
+    const p = ratio(twin.fixed, node.fixed, (x) => x.p99Us);
+    const cpu = ratio(twin.fixed, node.fixed, (x) => x.cpuUsPerPkt);
+    targetRows.push(
+      `| A/A noise floor: p99 | ${s.scenario} | node-raw-b ÷ node-raw | ${rt(p)} | (ideal 1.00) |`,
+    );
+    targetRows.push(
+      `| A/A noise floor: CPU/pkt | ${s.scenario} | node-raw-b ÷ node-raw | ${rt(cpu)} | (ideal 1.00) |`,
+    );
   }
 }
 const w1 = find('50x3', 'wzp');
