@@ -767,10 +767,11 @@ for (const s of scenarioResults) {
   }
   for (const r of s.relays) {
     const rampsOf = (x) => x?.ramps.map((y) => ({ v: y.maxOutPps }));
-    if (r.ramps.length > 0)
+    if (r.ramps.length > 0) {
       rateRows.push(
         `| ${s.scenario} | ${r.kind} | ${sp(r.max)} | ${node ? rt(ratio(rampsOf(r), rampsOf(node), (x) => x.v)) : '—'} | ${c ? rt(ratio(rampsOf(r), rampsOf(c), (x) => x.v)) : '—'} | ${fmt(spread(r.ramps.map((x) => x.cpuAtMaxPct)).median)} |`,
       );
+    }
     const m = r.memory;
     const mib = (b) => (b === null ? '—' : fmt(b / 2 ** 20, 1));
     memRows.push(
