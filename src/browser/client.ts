@@ -622,8 +622,22 @@ export class WzpCall extends EventTarget {
       maxMs: this.options.jitter?.maxMs ?? 300,
     });
     node.port.onmessage = (ev: MessageEvent) => {
-      const m = ev.data as { type: string; stats: Record<number, { queuedMs: number }> };
-      if (m.type === 'stats') {
+      const m = ev.data as {
+        type: string;
+        stats: Record<number, { queuedMs: number }>;
+        frame: number;
+      };
+      if (m.type === 'onset') {
+        // When a sound onset reached the output, on the wall clock (performance.timeOrigin based).
+        const ts = ctx.getOutputTimestamp();
+        const perf =
+          (ts.performanceTime ?? performance.now()) +
+          (m.frame / ctx.sampleRate - (ts.contextTime ?? ctx.currentTime)) * 1000 +
+          (ctx.outputLatency ?? 0) * 1000;
+        this.dispatchEvent(
+          new CustomEvent('playoutonset', { detail: { at: performance.timeOrigin + perf } }),
+        );
+      } else if (m.type === 'stats') {
         for (const [tag, s] of Object.entries(m.stats)) {
           const p = this.peers.get(Number(tag));
           if (p !== undefined) {
@@ -696,6 +710,15 @@ export class WzpCall extends EventTarget {
       sum += (mono[i] as number) ** 2;
     }
     this.localLevel = this.muted ? 0 : Math.sqrt(sum / Math.max(1, n));
+    this.dispatchEvent(
+      new CustomEvent('micframe', {
+        detail: {
+          at: performance.timeOrigin + performance.now(),
+          level: this.localLevel,
+          frames: n,
+        },
+      }),
+    );
     if (this.muted || this.session === null) {
       return;
     }

@@ -20,6 +20,7 @@ export {
   STUDIO_48K,
   STUDIO_64K,
 } from '../signal/profiles.js';
+export { BIND_CHALLENGE_DATAGRAM_SIZE, BIND_RECOMMENDED_SIZE } from '../wire/bind.js';
 export { CODECS, type CodecName, codecById, codecByName } from '../wire/codec-table.js';
 export {
   type CompactView,

@@ -7,6 +7,8 @@
  */
 import { type BrowserIdentity, signCallOffer, verifyCallAnswer } from './crypto.js';
 import {
+  BIND_CHALLENGE_DATAGRAM_SIZE,
+  BIND_RECOMMENDED_SIZE,
   BIND_TOKEN_SIZE,
   type BodyOf,
   decodeSignal,
@@ -209,9 +211,19 @@ export class Session {
     const ws = await openSocket(relayUrls(o.url).media, o.timeoutMs);
     this.media = ws;
     const token = this.answer.bind_token;
-    const bind = new Uint8Array(1 + BIND_TOKEN_SIZE);
+    // BINDING §4.5: BIND (padded, never smaller than the challenge it provokes) → BIND_CHALLENGE
+    // → BIND_CONFIRM (the challenge echoed on the same path) → BIND_ACK.
+    const bind = new Uint8Array(BIND_RECOMMENDED_SIZE);
     bind[0] = FrameType.Bind;
     bind.set(token, 1);
+    const ours = (d: Uint8Array): boolean => {
+      for (let i = 0; i < BIND_TOKEN_SIZE; i++) {
+        if (d[1 + i] !== token[i]) {
+          return false;
+        }
+      }
+      return true;
+    };
     await new Promise<void>((resolve, reject) => {
       let attempts = 0;
       const timer = setInterval(() => {
@@ -225,10 +237,14 @@ export class Session {
       ws.onmessage = (ev: MessageEvent<ArrayBuffer>) => {
         const d = new Uint8Array(ev.data);
         if (
-          d[0] === FrameType.BindAck &&
-          d.length === bind.length &&
-          d.subarray(1).every((b, i) => b === token[i])
+          d[0] === FrameType.BindChallenge &&
+          d.length === BIND_CHALLENGE_DATAGRAM_SIZE &&
+          ours(d)
         ) {
+          const confirm = new Uint8Array(d);
+          confirm[0] = FrameType.BindConfirm;
+          ws.send(confirm);
+        } else if (d[0] === FrameType.BindAck && d.length === 1 + BIND_TOKEN_SIZE && ours(d)) {
           clearInterval(timer);
           ws.onmessage = (e: MessageEvent<ArrayBuffer>) => o.onDatagram(new Uint8Array(e.data));
           resolve();

@@ -12,6 +12,7 @@ declare class AudioWorkletProcessor {
 }
 declare function registerProcessor(name: string, ctor: unknown): void;
 declare const sampleRate: number;
+declare const currentFrame: number;
 
 interface Queue {
   chunks: Float32Array[];
@@ -28,6 +29,8 @@ class WzpPlayback extends AudioWorkletProcessor {
   private target = Math.round(sampleRate * 0.06);
   private max = Math.round(sampleRate * 0.3);
   private frames = 0;
+  /** Onset detection on the mixed output (measurements): frames of quiet so far. */
+  private quietFrames = 0;
 
   constructor() {
     super();
@@ -106,6 +109,22 @@ class WzpPlayback extends AudioWorkletProcessor {
         q.playing = false;
         q.underruns++;
       }
+    }
+    // A rising edge after 200 ms of quiet: report when it reaches the output (latency bench).
+    let peak = 0;
+    for (let i = 0; i < n; i++) {
+      const v = Math.abs(first[i] as number);
+      if (v > peak) {
+        peak = v;
+      }
+    }
+    if (peak > 0.05) {
+      if (this.quietFrames > sampleRate * 0.2) {
+        this.port.postMessage({ type: 'onset', frame: currentFrame });
+      }
+      this.quietFrames = 0;
+    } else {
+      this.quietFrames += n;
     }
     for (let ch = 1; ch < out.length; ch++) {
       out[ch]?.set(first);
