@@ -342,6 +342,98 @@ describe.skipIf(REDIS_BIN === null)('fleet of relay processes (redirect mode)', 
   });
 });
 
+describe.skipIf(REDIS_BIN === null)('fleet of relay processes (bridge mode)', () => {
+  let redis: TestRedis;
+  let cluster: Cluster;
+  const fleetKey = randomBytes(32);
+  let a: ClusterRelay;
+  let b: ClusterRelay;
+  let c: ClusterRelay;
+  const IDLE_MS = 1500;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    cluster = new Cluster({ globalRooms: [] });
+    a = await cluster.add('a');
+    b = await cluster.add('b');
+    c = await cluster.add('c');
+    for (const r of [a, b, c]) {
+      r.extraToml = [
+        `directory_url = "${redis.url}"`,
+        `fleet_key = "${fleetKey.toString('hex')}"`,
+        'fleet_mode = "bridge"',
+        `fleet_refresh_ms = ${REFRESH_MS}`,
+        `fleet_ttl_ms = ${TTL_MS}`,
+        `fleet_link_idle_ms = ${IDLE_MS}`,
+        '',
+      ].join('\n');
+    }
+    await Promise.all([a, b, c].map((r) => cluster.start(r.name, 25_000)));
+    await seesRelays([a, b, c], ['a', 'b', 'c']);
+  }, 60_000);
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((x) => x.close(false).catch(() => {})));
+  });
+
+  afterAll(async () => {
+    await cluster?.close();
+    await redis?.stop();
+  });
+
+  it('bridges the room between the relays clients reached, media exactly once, idle links close', async () => {
+    const m1 = await join(a, 'br', 'm1');
+    const m2 = await join(b, 'br', 'm2');
+    const m3 = await join(c, 'br', 'm3');
+    // Nobody was redirected: each stays on the relay it reached.
+    expect([m1, m2, m3].map((m) => m.client.relayUrl)).toEqual([a.url, b.url, c.url]);
+    await roomSize([m1, m2, m3], 3);
+    const labels = (m: Member) =>
+      (m.client.lastRoomUpdate?.participants ?? []).map((p) => p.relay_label ?? '-').sort();
+    expect(labels(m1)).toEqual(['-', 'b', 'c']);
+    await exchange([m1, m2, m3], 30);
+    // A star around the home: b and c link to a, not to each other.
+    const fa = await fleetOf(a);
+    expect(fa.rooms.homed.map((h) => h.room)).toEqual(['br']);
+    expect((await fleetOf(b)).rooms.bridged.map((x) => x.room)).toEqual(['br']);
+    const peersB = await cluster.peers('b');
+    expect(peersB.peers.filter((p) => p.status === 'up').map((p) => p.label)).toEqual(['a']);
+    expect(metricValue(await cluster.metrics('b'), 'wzp_fleet_bridges_total')).toBeGreaterThan(0);
+    // Everyone leaves: the links carry nothing and close after fleet_link_idle_ms.
+    const t0 = Date.now();
+    await Promise.all(clients.splice(0).map((x) => x.close(true)));
+    const end = Date.now() + IDLE_MS + 6000;
+    for (;;) {
+      const ups = await Promise.all(
+        [a, b, c].map(
+          async (r) => (await cluster.peers(r.name)).peers.filter((p) => p.status === 'up').length,
+        ),
+      );
+      if (ups.every((n) => n === 0)) {
+        break;
+      }
+      if (Date.now() > end) {
+        throw new Error(`links still up: ${ups.join(',')}`);
+      }
+      await sleep(100);
+    }
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(IDLE_MS - 50);
+    expect(
+      metricValue(await cluster.metrics('a'), 'wzp_federation_link_events_total', {
+        event: 'idle_closed',
+      }) +
+        metricValue(await cluster.metrics('b'), 'wzp_federation_link_events_total', {
+          event: 'idle_closed',
+        }),
+    ).toBeGreaterThan(0);
+    // A new bridged room opens a link again on demand.
+    const n1 = await join(b, 'br2', 'n1');
+    const n2 = await join(c, 'br2', 'n2');
+    await roomSize([n1, n2], 2);
+    await exchange([n1, n2], 20);
+  });
+});
+
 describe.skipIf(REDIS_BIN !== null)('fleet of relay processes', () => {
   it.skip(`skipped: ${NO_REDIS_REASON}`, () => {});
 });

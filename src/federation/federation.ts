@@ -28,7 +28,7 @@ import type { RoomManager } from '../room/index.js';
 import type { BodyOf, Identity, SignalMessage } from '../signal/index.js';
 import type { CompactView } from '../wire/index.js';
 import { LinkControl } from './control.js';
-import { Dialer } from './dialer.js';
+import { Dialer, type DialTarget } from './dialer.js';
 import { GlobalRoomTable } from './global-room.js';
 import { GlobalRooms } from './global-rooms.js';
 import {
@@ -63,10 +63,32 @@ export interface FederationOptions {
   udpPort: () => number;
   /** The remote participants of a room changed: send RoomUpdate to its local participants. */
   onRoomChanged: (roomName: string) => void;
+  /**
+   * Fleet (docs/fleet.md): a relay key no `[[peers]]` entry names; return
+   * its label and federation URL when the fleet directory vouches for it.
+   */
+  resolvePeer?: (publicKey: Buffer) => { label: string; url: string } | undefined;
+  /** Fleet: a peer announced a room that is not global here; true when this relay is its home. */
+  acceptRoom?: (roomName: string) => boolean;
   now?: () => number;
 }
 
-export class Federation implements FederationPlane, CallLinks {
+/**
+ * What the fleet does with federation: peers learned from the directory,
+ * rooms bridged on demand, links that close when idle.
+ */
+export interface DynamicFederation {
+  /** The peer of a relay the directory vouches for (dialed only by `bridgeRoom`). */
+  addPeer(p: { label: string; url: string; publicKey: Uint8Array }): Peer;
+  /** Serves `room` bridged with its home `peer` only, opening the link when needed. */
+  bridgeRoom(room: string, peer: Peer): void;
+  /** This relay became the home of `room` (it bridged it before): accept every peer. */
+  homeRoom(room: string): void;
+  /** Stops bridging a room added at run time (configured global rooms stay). */
+  dropRoom(room: string): void;
+}
+
+export class Federation implements FederationPlane, CallLinks, DynamicFederation {
   readonly selfId: string;
   readonly selfOrigin: Buffer;
   readonly label: string;
@@ -85,6 +107,10 @@ export class Federation implements FederationPlane, CallLinks {
   /** Peers with an inbound handshake in progress. */
   private readonly pendingInbound = new Set<Peer>();
   private readonly dialers = new Map<Peer, Dialer>();
+  private readonly dialTarget: DialTarget;
+  /** Dynamic peers whose link carries no room, since when (ms). */
+  private readonly idleSince = new Map<Peer, number>();
+  private idleTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** Where call signals arriving on links go (set by the server when the hub runs). */
   callSink: CallSignalSink | null = null;
@@ -100,6 +126,9 @@ export class Federation implements FederationPlane, CallLinks {
     this.selfOrigin = Buffer.from(this.selfId, 'hex');
     this.label = options.config.relay_label ?? options.identity.fingerprint.slice(0, 9);
     this.directory = new PeerDirectory(options.config.peers);
+    if (options.resolvePeer !== undefined) {
+      this.directory.resolver = options.resolvePeer;
+    }
     this.globals = new GlobalRoomTable(
       options.config.global_rooms,
       options.config.federation_room_pps,
@@ -116,6 +145,11 @@ export class Federation implements FederationPlane, CallLinks {
       onRoomChanged: options.onRoomChanged,
       stopped: () => this.stopped,
       now,
+      roomPps: options.config.federation_room_pps,
+      ...(options.acceptRoom === undefined
+        ? {}
+        : { acceptRoom: (room: string) => (options.acceptRoom as (r: string) => boolean)(room) }),
+      onUsageChanged: () => this.checkIdle(),
     });
     this.media = new FederationMedia({
       config: this.config,
@@ -138,7 +172,7 @@ export class Federation implements FederationPlane, CallLinks {
       calls: () => this.callSink,
       now,
     });
-    const target = {
+    this.dialTarget = {
       config: this.config,
       log: this.log,
       hasLink: (peer: Peer) => this.links.has(peer),
@@ -147,7 +181,7 @@ export class Federation implements FederationPlane, CallLinks {
     };
     for (const peer of this.directory.peers) {
       if (peer.url !== null) {
-        this.dialers.set(peer, new Dialer(target, peer));
+        this.dialers.set(peer, new Dialer(this.dialTarget, peer));
       }
     }
   }
@@ -186,6 +220,10 @@ export class Federation implements FederationPlane, CallLinks {
   /** Closes every link (peers drop our participants at once) and stops dialing. */
   stop(): void {
     this.stopped = true;
+    if (this.idleTimer !== null) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
     for (const d of this.dialers.values()) {
       d.stop();
     }
@@ -206,6 +244,115 @@ export class Federation implements FederationPlane, CallLinks {
     if (g !== undefined && session.remote === null) {
       session.globalRoom = g;
       this.rooms.announce(g);
+    }
+  }
+
+  // ── fleet: peers and rooms on demand (DynamicFederation) ────────────────────
+
+  addPeer(p: { label: string; url: string; publicKey: Uint8Array }): Peer {
+    return this.directory.addDynamic(p);
+  }
+
+  bridgeRoom(room: string, peer: Peer): void {
+    const g = this.globals.get(room);
+    if (g !== undefined && (g.mode === 'static' || (g.mode === 'bridge' && g.only === peer))) {
+      this.connect(peer);
+      return;
+    }
+    if (g !== undefined) {
+      this.rooms.remove(room); // bridged to another home before, or homed here
+    }
+    this.rooms.add(room, 'bridge', peer);
+    this.log.info({ room, home: peer.label }, 'room bridged to its home');
+    this.connect(peer);
+    this.checkIdle();
+  }
+
+  homeRoom(room: string): void {
+    this.rooms.promote(room);
+  }
+
+  dropRoom(room: string): void {
+    this.rooms.remove(room);
+  }
+
+  /** Keeps a link to `peer` up (dialing it when it has none). */
+  private connect(peer: Peer): void {
+    if (this.stopped || peer.url === null) {
+      return;
+    }
+    let dialer = this.dialers.get(peer);
+    if (dialer === undefined) {
+      dialer = new Dialer(this.dialTarget, peer);
+      this.dialers.set(peer, dialer);
+    }
+    if (!this.links.has(peer)) {
+      dialer.kick(0);
+    }
+  }
+
+  /** True while some room needs the link to a dynamic peer. */
+  private inUse(peer: Peer): boolean {
+    const link = this.links.get(peer);
+    if (link !== undefined && (link.rooms.size > 0 || link.sent.size > 0)) {
+      return true;
+    }
+    for (const g of this.globals.values()) {
+      if (g.mode === 'bridge' && g.only === peer) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Idle links: a link to a dynamic peer that carries no room for
+   * `fleet_link_idle_ms` closes and is not redialed. One deadline timer.
+   */
+  private checkIdle(): void {
+    if (this.stopped) {
+      return;
+    }
+    const now = this.now();
+    const idleMs = this.config.fleet_link_idle_ms;
+    let next = Number.POSITIVE_INFINITY;
+    for (const peer of this.directory.peers) {
+      if (peer.dynamic !== true) {
+        continue;
+      }
+      if (this.inUse(peer)) {
+        this.idleSince.delete(peer);
+        continue;
+      }
+      const since = this.idleSince.get(peer) ?? now;
+      this.idleSince.set(peer, since);
+      if (now - since >= idleMs) {
+        this.idleSince.delete(peer);
+        this.dialers.get(peer)?.stop();
+        this.dialers.delete(peer);
+        const link = this.links.get(peer);
+        if (link !== undefined) {
+          this.log.info({ peer: peer.label }, 'federation link idle: closing');
+          this.links.countEvent('idle_closed');
+          this.closeLink(link, 1000, 'idle');
+        }
+        continue;
+      }
+      next = Math.min(next, since + idleMs);
+    }
+    if (this.idleTimer !== null) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = null;
+    }
+    if (next !== Number.POSITIVE_INFINITY) {
+      this.idleTimer = setTimeout(
+        () => {
+          this.idleTimer = null;
+          this.checkIdle();
+        },
+        Math.max(1, next - now),
+      );
+      this.idleTimer.unref();
     }
   }
 
@@ -411,6 +558,7 @@ export class Federation implements FederationPlane, CallLinks {
     this.media.sendBind(link);
     this.control.tick(link);
     this.rooms.linkUp(link);
+    this.checkIdle();
   }
 
   /** Cumulative per-peer counters (metrics). */
@@ -443,9 +591,10 @@ export class Federation implements FederationPlane, CallLinks {
     const rooms = [...link.rooms.keys()];
     link.rooms = new Map();
     this.rooms.linkDown(rooms);
-    if (!this.stopped) {
+    if (!this.stopped && (link.peer.dynamic !== true || this.inUse(link.peer))) {
       this.dialers.get(link.peer)?.linkLost();
     }
+    this.checkIdle();
   }
 
   // ── operator views ───────────────────────────────────────────────────────
@@ -472,6 +621,7 @@ export class Federation implements FederationPlane, CallLinks {
           label: peer.label,
           url: peer.url,
           fingerprint: peer.fingerprint,
+          dynamic: peer.dynamic === true,
           status: link === undefined ? 'down' : 'up',
           ...(link === undefined
             ? { reconnect_attempts: this.dialers.get(peer)?.failures ?? 0 }

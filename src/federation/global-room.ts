@@ -7,7 +7,18 @@ import type { GlobalRoomRef, RemoteRef, Session } from '../media/session.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import { roomHash } from '../wire/index.js';
 import type { Link } from './link.js';
+import type { Peer } from './peers.js';
 import { StreamReplay } from './replay-window.js';
+
+/**
+ * How a global room is bridged: `static` — configured (`global_rooms`), with
+ * every link; `home` — this relay is the room's fleet home: it accepts any
+ * trusted peer's announcement and announces only to links that announced the
+ * room; `bridge` — served here bridged to its home: announced to and
+ * accepted from the home's link only (a star per room: media crosses each
+ * link once).
+ */
+export type GlobalRoomMode = 'static' | 'home' | 'bridge';
 
 /** A participant of another relay, as carried by its local Session. */
 export class RemoteParticipant implements RemoteRef {
@@ -38,6 +49,22 @@ export class GlobalRoom implements GlobalRoomRef {
   readonly bucket: TokenBucket;
   reconciling = false;
   dirty = false;
+  mode: GlobalRoomMode = 'static';
+  /** The home's peer of a `bridge` room. */
+  only: Peer | null = null;
+
+  /** True when announcements from `link` count for this room. */
+  accepts(link: Link): boolean {
+    return this.mode !== 'bridge' || link.peer === this.only;
+  }
+
+  /** True when this room is announced on `link`. */
+  announcesTo(link: Link): boolean {
+    if (this.mode === 'static') {
+      return true;
+    }
+    return this.mode === 'bridge' ? link.peer === this.only : link.rooms.has(this.name);
+  }
 
   constructor(
     readonly name: string,
@@ -100,10 +127,30 @@ export class GlobalRoomTable {
 
   constructor(names: readonly string[], pps: number, nowMs: number) {
     for (const name of names) {
-      const g = new GlobalRoom(name, pps, nowMs);
-      this.byName.set(name, g);
-      const list = this.byHash.get(g.hashHi) ?? [];
-      list.push(g);
+      this.add(name, pps, nowMs);
+    }
+  }
+
+  /** Adds a room (configured, or dynamic for the fleet). */
+  add(name: string, pps: number, nowMs: number): GlobalRoom {
+    const g = new GlobalRoom(name, pps, nowMs);
+    this.byName.set(name, g);
+    const list = this.byHash.get(g.hashHi) ?? [];
+    list.push(g);
+    this.byHash.set(g.hashHi, list);
+    return g;
+  }
+
+  /** Removes a dynamic room. */
+  remove(g: GlobalRoom): void {
+    if (this.byName.get(g.name) !== g) {
+      return;
+    }
+    this.byName.delete(g.name);
+    const list = (this.byHash.get(g.hashHi) ?? []).filter((x) => x !== g);
+    if (list.length === 0) {
+      this.byHash.delete(g.hashHi);
+    } else {
       this.byHash.set(g.hashHi, list);
     }
   }

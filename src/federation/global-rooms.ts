@@ -9,9 +9,15 @@ import type { RoomState } from '../media/room-state.js';
 import { Session } from '../media/session.js';
 import type { Room, RoomManager } from '../room/index.js';
 import type { FederatedParticipant } from '../signal/index.js';
-import { type GlobalRoom, type GlobalRoomTable, RemoteParticipant } from './global-room.js';
+import {
+  type GlobalRoom,
+  type GlobalRoomMode,
+  type GlobalRoomTable,
+  RemoteParticipant,
+} from './global-room.js';
 import type { Link } from './link.js';
 import type { LinkTable } from './link-table.js';
+import type { Peer } from './peers.js';
 import { acceptAnnouncement, announcementFor, knownRemote } from './presence.js';
 
 /** What presence needs from the media plane of the room's relay. */
@@ -33,6 +39,12 @@ export interface GlobalRoomsOptions {
   /** True once the federation is stopping (every remote participant leaves). */
   stopped: () => boolean;
   now: () => number;
+  /** Media rate of a room added at run time (`federation_room_pps`). */
+  roomPps: number;
+  /** A peer announced a room that is not global here: true makes it a `home` room (fleet). */
+  acceptRoom?: (roomName: string, link: Link) => boolean;
+  /** Which rooms a link carries may have changed (idle-link bookkeeping). */
+  onUsageChanged?: () => void;
 }
 
 export class GlobalRooms {
@@ -44,11 +56,14 @@ export class GlobalRooms {
     roomName: string,
     participants: readonly FederatedParticipant[] | null,
   ): void {
-    const g = this.o.globals.get(roomName);
-    if (g === undefined) {
+    let g = this.o.globals.get(roomName);
+    if (g === undefined && participants !== null && this.o.acceptRoom?.(roomName, link) === true) {
+      g = this.add(roomName, 'home', null);
+    }
+    if (g === undefined || !g.accepts(link)) {
       this.o.log.debug(
         { peer: link.label, room: roomName },
-        'announcement for a room that is not global here',
+        'announcement for a room that is not global here (or not with this peer)',
       );
       return;
     }
@@ -60,6 +75,76 @@ export class GlobalRooms {
     this.refreshInterest(g);
     void this.reconcile(g);
     this.announce(g);
+    if (g.mode === 'home' && !this.announcedAnywhere(g)) {
+      this.remove(g.name);
+    }
+    this.o.onUsageChanged?.();
+  }
+
+  private announcedAnywhere(g: GlobalRoom): boolean {
+    for (const link of this.o.links.values()) {
+      if (link.rooms.has(g.name)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Adds a room at run time (fleet): its local participants start sending
+   * to interested links, and it is announced.
+   */
+  add(name: string, mode: GlobalRoomMode, only: Peer | null): GlobalRoom {
+    const g = this.o.globals.add(name, this.o.roomPps, this.o.now());
+    g.mode = mode;
+    g.only = only;
+    for (const p of this.o.rooms.get(name)?.snapshot ?? []) {
+      if (!p.remote) {
+        p.sink.globalRoom = g;
+      }
+    }
+    this.refreshInterest(g);
+    this.announce(g);
+    void this.reconcile(g);
+    return g;
+  }
+
+  /** Turns a bridged room into a home room (this relay took it over). */
+  promote(name: string): void {
+    const g = this.o.globals.get(name);
+    if (g !== undefined && g.mode === 'bridge') {
+      g.mode = 'home';
+      g.only = null;
+      this.refreshInterest(g);
+      this.announce(g);
+      this.o.onUsageChanged?.();
+    }
+  }
+
+  /**
+   * Removes a room added at run time: withdrawn from every link, its remote
+   * participants leave, its local ones stop sending to peers.
+   */
+  remove(name: string): void {
+    const g = this.o.globals.get(name);
+    if (g === undefined || g.mode === 'static') {
+      return;
+    }
+    this.o.globals.remove(g);
+    for (const link of this.o.links.values()) {
+      if (link.sent.delete(name)) {
+        link.send({ type: 'GlobalRoomInactive', body: { room: name } });
+      }
+      link.rooms.delete(name);
+    }
+    g.interested = [];
+    for (const p of this.o.rooms.get(name)?.snapshot ?? []) {
+      if (!p.remote && p.sink.globalRoom === g) {
+        p.sink.globalRoom = null;
+      }
+    }
+    void this.reconcile(g);
+    this.o.onUsageChanged?.();
   }
 
   /** A link came up: tell it about every room, and take over rooms it carried before. */
@@ -105,9 +190,16 @@ export class GlobalRooms {
           others.push(list);
         }
       }
+      const before = link.sent.get(g.name);
+      if (!g.announcesTo(link)) {
+        if (before !== undefined) {
+          link.sent.delete(g.name);
+          link.send({ type: 'GlobalRoomInactive', body: { room: g.name } });
+        }
+        continue;
+      }
       const list = announcementFor(this.o.selfId, this.o.label, link.peerId, local, others);
       const json = JSON.stringify(list);
-      const before = link.sent.get(g.name);
       if (json === before || (list.length === 0 && before === undefined)) {
         continue;
       }
@@ -124,7 +216,7 @@ export class GlobalRooms {
   private refreshInterest(g: GlobalRoom): void {
     const next: Link[] = [];
     for (const link of this.o.links.values()) {
-      if (link.udpReady && (link.rooms.get(g.name)?.length ?? 0) > 0) {
+      if (link.udpReady && g.accepts(link) && (link.rooms.get(g.name)?.length ?? 0) > 0) {
         next.push(link);
       }
     }

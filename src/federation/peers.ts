@@ -30,13 +30,20 @@ export interface Peer {
   /** Configured public key (null when only a fingerprint was configured). */
   readonly publicKey: Buffer | null;
   readonly fingerprint: string;
+  /** Learned from the fleet directory (docs/fleet.md), not configured: dialed on demand. */
+  readonly dynamic?: boolean;
 }
 
 export class PeerDirectory {
-  readonly peers: readonly Peer[];
+  private readonly list: Peer[];
+  /**
+   * Asked for a key that no peer has: returns a peer to add (a relay the
+   * fleet directory vouches for), or undefined to refuse it.
+   */
+  resolver: ((publicKey: Buffer) => { label: string; url: string } | undefined) | null = null;
 
   constructor(configs: readonly PeerConfig[]) {
-    this.peers = configs.map((c) => {
+    this.list = configs.map((c) => {
       const publicKey = c.public_key === undefined ? null : Buffer.from(c.public_key, 'hex');
       return {
         label: c.label,
@@ -48,12 +55,47 @@ export class PeerDirectory {
     });
   }
 
-  /** The configured peer a presented public key belongs to, if any. */
+  /** Configured peers, then the ones learned from the fleet directory. */
+  get peers(): readonly Peer[] {
+    return this.list;
+  }
+
+  /** The peer a presented public key belongs to: configured, learned, or vouched for now. */
   byKey(publicKey: Uint8Array): Peer | undefined {
     const fp = fingerprint(publicKey);
-    return this.peers.find((p) =>
+    const known = this.list.find((p) =>
       p.publicKey !== null ? p.publicKey.equals(publicKey) : p.fingerprint === fp,
     );
+    if (known !== undefined || this.resolver === null) {
+      return known;
+    }
+    const vouched = this.resolver(Buffer.from(publicKey));
+    return vouched === undefined ? undefined : this.addDynamic({ ...vouched, publicKey });
+  }
+
+  /**
+   * The peer with this key, adding it as a dynamic peer when it is unknown
+   * (a configured peer keeps its configuration).
+   */
+  addDynamic(p: { label: string; url: string; publicKey: Uint8Array }): Peer {
+    const key = Buffer.from(p.publicKey);
+    const fp = fingerprint(key);
+    const i = this.list.findIndex((x) =>
+      x.publicKey !== null ? x.publicKey.equals(key) : x.fingerprint === fp,
+    );
+    const existing = i < 0 ? undefined : this.list[i];
+    if (existing !== undefined) {
+      return existing;
+    }
+    const peer: Peer = {
+      label: p.label,
+      url: p.url,
+      publicKey: key,
+      fingerprint: fp,
+      dynamic: true,
+    };
+    this.list.push(peer);
+    return peer;
   }
 
   /** True when `publicKey` is what `peer`'s entry expects. */

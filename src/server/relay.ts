@@ -161,7 +161,9 @@ export class Relay implements RelayCore {
     });
     this.signalServer.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.federation =
-      this.config.peers.length > 0 || this.config.global_rooms.length > 0
+      this.config.peers.length > 0 ||
+      this.config.global_rooms.length > 0 ||
+      (this.config.directory_url !== undefined && this.config.fleet_mode === 'bridge')
         ? new Federation({
             config: this.config,
             identity: this.identity,
@@ -173,6 +175,12 @@ export class Relay implements RelayCore {
               this.udp.sendMany(prefix, buf, destinations, count),
             udpPort: () => this.advertisedUdpPort,
             onRoomChanged: (name) => this.onFederatedRoomChanged(name),
+            // Fleet: relays the directory vouches for, and rooms homed here.
+            resolvePeer: (publicKey) => {
+              const e = this.fleet.relay(publicKey.toString('hex'));
+              return e === undefined ? undefined : { label: e.label, url: e.federationUrl };
+            },
+            acceptRoom: (room) => this.fleet.isHome(room),
           })
         : null;
     this.engine.federation = this.federation;
@@ -538,12 +546,26 @@ export class Relay implements RelayCore {
 
   /** Serve `room` here bridged to its home (federation link on demand). */
   private bridgeRoom(room: string, home: RelayEntry): void {
-    this.log.info({ room, home: home.label }, 'bridging room to its home');
+    const fed = this.federation;
+    if (fed === null) {
+      this.log.warn({ room }, 'fleet_mode = "bridge" needs federation; serving unbridged');
+      return;
+    }
+    const peer = fed.addPeer({
+      label: home.label,
+      url: home.federationUrl,
+      publicKey: Buffer.from(home.publicKey, 'hex'),
+    });
+    fed.bridgeRoom(room, peer);
   }
 
-  private unbridgeRoom(_room: string): void {}
+  private unbridgeRoom(room: string): void {
+    this.federation?.dropRoom(room);
+  }
 
-  private homeRoom(_room: string): void {}
+  private homeRoom(room: string): void {
+    this.federation?.homeRoom(room);
+  }
 
   // ── RelayCore ─────────────────────────────────────────────────────────────
 
