@@ -381,6 +381,29 @@ describe.skipIf(REDIS_BIN === null)('fleet of relay processes (bridge mode)', ()
     await redis?.stop();
   });
 
+  /** Waits until each relay's links interested in `room` (UDP bound) are the given peers. */
+  async function bridged(room: string, want: Record<string, string[]>): Promise<void> {
+    const end = Date.now() + 8000;
+    for (;;) {
+      const got: Record<string, string[]> = {};
+      for (const name of Object.keys(want)) {
+        const p = (await cluster.peers(name)) as unknown as {
+          global_rooms: { name: string; peers: string[] }[];
+        };
+        got[name] = (p.global_rooms.find((g) => g.name === room)?.peers ?? []).sort();
+      }
+      if (Object.entries(want).every(([n, w]) => got[n]?.join(',') === [...w].sort().join(','))) {
+        return;
+      }
+      if (Date.now() > end) {
+        throw new Error(
+          `room ${room} bridged as ${JSON.stringify(got)}, want ${JSON.stringify(want)}`,
+        );
+      }
+      await sleep(50);
+    }
+  }
+
   it('bridges the room between the relays clients reached, media exactly once, idle links close', async () => {
     const m1 = await join(a, 'br', 'm1');
     const m2 = await join(b, 'br', 'm2');
@@ -391,6 +414,8 @@ describe.skipIf(REDIS_BIN === null)('fleet of relay processes (bridge mode)', ()
     const labels = (m: Member) =>
       (m.client.lastRoomUpdate?.participants ?? []).map((p) => p.relay_label ?? '-').sort();
     expect(labels(m1)).toEqual(['-', 'b', 'c']);
+    // Presence travels before the links' UDP paths are bound: wait for both.
+    await bridged('br', { a: ['b', 'c'], b: ['a'], c: ['a'] });
     await exchange([m1, m2, m3], 30);
     // A star around the home: b and c link to a, not to each other.
     const fa = await fleetOf(a);
@@ -430,6 +455,7 @@ describe.skipIf(REDIS_BIN === null)('fleet of relay processes (bridge mode)', ()
     const n1 = await join(b, 'br2', 'n1');
     const n2 = await join(c, 'br2', 'n2');
     await roomSize([n1, n2], 2);
+    await bridged('br2', { b: ['c'], c: ['b'] });
     await exchange([n1, n2], 20);
   });
 });
