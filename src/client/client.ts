@@ -70,6 +70,8 @@ export interface ClientOptions {
    * ws(s)://host:port/v2/media, as browsers do).
    */
   mediaTransport?: 'udp' | 'websocket';
+  /** Local address of the signalling TCP connection (default: chosen by the system). */
+  signalLocalAddress?: string;
   /** Send MINI frames when possible (default true); false sends every frame FULL. */
   miniFrames?: boolean;
   /**
@@ -211,7 +213,12 @@ export class WzpClient extends EventEmitter<ClientEvents> {
   ): Promise<{ kind: 'answer'; answer: BodyOf<'CallAnswer'> } | { kind: 'redirect'; url: string }> {
     const url = new URL(signalUrl);
     this.udpHost = this.options.udpHost ?? url.hostname.replace(/^\[|\]$/g, '');
-    const ws = new WebSocket(url, { maxPayload: 4 << 20 });
+    const ws = new WebSocket(url, {
+      maxPayload: 4 << 20,
+      ...(this.options.signalLocalAddress === undefined
+        ? {}
+        : { localAddress: this.options.signalLocalAddress }),
+    });
     this.ws = ws;
     ws.binaryType = 'nodebuffer';
     await new Promise<void>((resolve, reject) => {

@@ -50,7 +50,7 @@ const FIELDS = {
   ],
   handshake_timeout_ms: [
     positiveMs.default(10_000),
-    'Time allowed from WebSocket open to CallAnswer.',
+    'Time allowed from WebSocket open to CallAnswer; then the TCP connection is closed at once.',
   ],
   trunking: [
     z.boolean().default(false),
@@ -153,6 +153,53 @@ const FIELDS = {
   signal_rate_per_sec: [
     z.number().min(1).max(10_000).default(50),
     'Signalling messages per second per connection (burst 2x).',
+  ],
+  signal_budget_bytes_per_sec: [
+    z
+      .number()
+      .int()
+      .min(1024)
+      .max(1 << 30)
+      .default(64 << 10),
+    'Decode budget of one signalling connection per second: each frame costs 64 + its bytes + 16 per msgpack item. A connection over budget is closed (SIGNAL_OVER_BUDGET).',
+  ],
+  signal_budget_burst_bytes: [
+    z
+      .number()
+      .int()
+      .min(1024)
+      .max(1 << 30)
+      .default(2 << 20),
+    'Burst of the signalling decode budget (must hold the largest frame a client may send).',
+  ],
+  signal_send_buffer_bytes: [
+    z
+      .number()
+      .int()
+      .min(4096)
+      .max(1 << 30)
+      .default(1 << 20),
+    'Most bytes waiting in one WebSocket send buffer; a peer that does not read and lets it grow past this is closed (SIGNAL_SLOW_READER).',
+  ],
+  max_connections_per_ip: [
+    z.number().int().min(1).max(1_000_000).default(128),
+    'Concurrent TCP connections from one source address on the signalling port; more are closed at accept (TRANSPORT_CONNECTION_LIMIT).',
+  ],
+  max_connections: [
+    z.number().int().min(0).max(10_000_000).default(0),
+    'Concurrent TCP connections on the signalling port (0 = the soft nofile limit minus 64). At capacity a new connection evicts the oldest one that has not completed its handshake.',
+  ],
+  http_header_timeout_ms: [
+    z.number().int().min(100).max(10_000).default(5000),
+    'Time a client has to send its HTTP request headers (upgrade included), on the signalling and the metrics port.',
+  ],
+  max_sessions_per_subject: [
+    z.number().int().min(1).max(1_000_000).default(16),
+    'Concurrent sessions of one access token subject (`sub`); more are refused (SESSION_LIMIT_SUBJECT).',
+  ],
+  max_sessions_per_identity: [
+    z.number().int().min(1).max(1_000_000).default(4),
+    'Concurrent sessions of one identity key; more are refused (SESSION_LIMIT_IDENTITY).',
   ],
   udp_buffer_bytes: [
     z
@@ -300,6 +347,15 @@ const FIELDS = {
   call_max_hops: [
     z.number().int().min(1).max(16).default(4),
     'Hop limit of call signals forwarded across federation links.',
+  ],
+  federation_signal_budget_bytes_per_sec: [
+    z
+      .number()
+      .int()
+      .min(1024)
+      .max(1 << 30)
+      .default(8 << 20),
+    'Decode budget of one authenticated federation link per second (burst 2 s, at least 2 frames); over it the link is closed. Before authentication a link has the client budget.',
   ],
 } as const satisfies Record<string, readonly [z.ZodType, string]>;
 

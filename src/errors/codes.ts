@@ -40,6 +40,12 @@ export const ERROR_CODES = {
   SIGNAL_UNEXPECTED: 'A valid message arrived at a point of the session where it is not allowed.',
   SIGNAL_RATE_LIMITED: 'Too many signalling messages in a short time.',
   SIGNAL_HANDSHAKE_TIMEOUT: 'The handshake did not complete in time.',
+  SIGNAL_TOO_COMPLEX:
+    'A signalling frame nests too deeply, holds too many items, or a string or bin that is too long (checked before decoding).',
+  SIGNAL_OVER_BUDGET:
+    'A connection spent its decode budget (bytes and items per second); it is closed.',
+  SIGNAL_SLOW_READER:
+    'A connection does not read what the relay sends; its send buffer reached the cap and it is closed.',
 
   // ── handshake and auth ───────────────────────────────────────────────────
   AUTH_FAILED: 'The access token is missing, malformed, expired or does not grant this room.',
@@ -51,6 +57,8 @@ export const ERROR_CODES = {
   ROOM_FULL: 'The room already holds the maximum number of participants.',
   ROOM_INVALID_NAME: 'The room name is empty, too long or contains control characters.',
   SESSION_LIMIT: 'The relay already holds the maximum number of sessions.',
+  SESSION_LIMIT_SUBJECT: 'The access token subject already holds its maximum number of sessions.',
+  SESSION_LIMIT_IDENTITY: 'The identity key already holds its maximum number of sessions.',
   ROOM_TAGS_EXHAUSTED: 'No free participant tag is left in the room.',
   RELAY_DRAINING: 'The relay is shutting down and refuses new sessions.',
 
@@ -64,6 +72,8 @@ export const ERROR_CODES = {
   TRANSPORT_TIMEOUT: 'A network operation did not complete in time.',
   UDP_IO_NATIVE_UNAVAILABLE:
     'udp_io = "native" was asked for but the native sendmmsg add-on is not built or does not load.',
+  TRANSPORT_CONNECTION_LIMIT:
+    'Too many concurrent connections from one source address, or the relay is at its connection capacity.',
 
   // ── federation (src/federation) ──────────────────────────────────────────
   FEDERATION_UNKNOWN_PEER: 'A relay presented a key that is not in the peer list.',

@@ -68,6 +68,11 @@ export class WsMediaPath implements DatagramPath {
     ws.on('error', () => {});
   }
 
+  /** True once a BIND was accepted on this path. */
+  get isBound(): boolean {
+    return this.bound;
+  }
+
   /** Bytes queued to this receiver and not yet written to the kernel. */
   get bufferedAmount(): number {
     return this.ws.bufferedAmount;

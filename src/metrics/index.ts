@@ -150,6 +150,30 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'Signalling errors answered with an Error message, by code.',
   },
   {
+    name: 'wzp_relay_signal_frame_seconds',
+    type: 'histogram',
+    labels: [],
+    help: 'Synchronous time spent on one received signalling frame (scan, decode, validation, dispatch): what one message blocks the event loop.',
+  },
+  {
+    name: 'wzp_relay_signal_frame_cpu_seconds',
+    type: 'histogram',
+    labels: [],
+    help: 'CPU time (process user + system) spent on one received signalling frame: the same section as wzp_relay_signal_frame_seconds without the time the process was not scheduled.',
+  },
+  {
+    name: 'wzp_relay_signal_connections',
+    type: 'gauge',
+    labels: [],
+    help: 'Open TCP connections on the signalling port (clients, federation, not yet upgraded).',
+  },
+  {
+    name: 'wzp_relay_connections_refused_total',
+    type: 'counter',
+    labels: ['reason'],
+    help: 'TCP connections on the signalling port closed by a source limit: per_ip (max_connections_per_ip), capacity (max_connections, nothing evictable), evicted (an unauthenticated connection closed to make room), header_timeout (no complete HTTP request in http_header_timeout_ms).',
+  },
+  {
     name: 'wzp_relay_sessions_ended_total',
     type: 'counter',
     labels: ['reason'],
@@ -347,6 +371,7 @@ const RING_BUCKETS = [0.1, 0.5, 1, 2, 5, 10, 20, 30, 60];
 
 const HANDSHAKE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 const DIRECTORY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1];
+const SIGNAL_FRAME_BUCKETS = [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
 export const FANOUT_BUCKETS = [0, 1, 2, 3, 5, 10, 20, 50, 100];
 
 export class RelayMetrics {
@@ -372,8 +397,15 @@ export class RelayMetrics {
   readonly handshakeSeconds: Histogram;
   readonly authAttempts: Counter<'result'>;
   readonly signalMessages: Counter<'direction'>;
+  /** `signalMessages` children, looked up once (counted per frame). */
+  readonly signalMessagesIn: { inc(v?: number): void };
+  readonly signalMessagesOut: { inc(v?: number): void };
   readonly signalErrors: Counter<'code'>;
   readonly sessionsEnded: Counter<'reason'>;
+  readonly signalFrameSeconds: Histogram;
+  readonly signalFrameCpuSeconds: Histogram;
+  readonly signalConnections: Gauge;
+  readonly connectionsRefused: Counter<'reason'>;
   readonly qualityTier: Gauge<'tier'>;
   readonly directives: Counter;
   readonly pli: Counter<'result'>;
@@ -448,8 +480,24 @@ export class RelayMetrics {
     });
     this.authAttempts = counter('wzp_relay_auth_attempts_total', ['result']);
     this.signalMessages = counter('wzp_relay_signal_messages_total', ['direction']);
+    this.signalMessagesIn = this.signalMessages.labels('in');
+    this.signalMessagesOut = this.signalMessages.labels('out');
     this.signalErrors = counter('wzp_relay_signal_errors_total', ['code']);
     this.sessionsEnded = counter('wzp_relay_sessions_ended_total', ['reason']);
+    this.signalFrameSeconds = new Histogram({
+      name: 'wzp_relay_signal_frame_seconds',
+      help: help('wzp_relay_signal_frame_seconds'),
+      buckets: SIGNAL_FRAME_BUCKETS,
+      registers,
+    });
+    this.signalFrameCpuSeconds = new Histogram({
+      name: 'wzp_relay_signal_frame_cpu_seconds',
+      help: help('wzp_relay_signal_frame_cpu_seconds'),
+      buckets: SIGNAL_FRAME_BUCKETS,
+      registers,
+    });
+    this.signalConnections = gauge('wzp_relay_signal_connections');
+    this.connectionsRefused = counter('wzp_relay_connections_refused_total', ['reason']);
     this.qualityTier = gauge('wzp_relay_quality_tier', ['tier']);
     this.directives = counter('wzp_relay_quality_directives_total');
     this.pli = counter('wzp_relay_pli_total', ['result']);

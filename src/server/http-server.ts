@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { WzpError } from '../errors/index.js';
 
 export interface HttpHandlers {
+  /** Time a client has to send its request headers (default 10 s, at most 10 s). */
+  headerTimeoutMs?: number;
   metrics(): Promise<{ contentType: string; body: string }>;
   ready(): boolean;
   rooms(): Promise<unknown>;
@@ -22,18 +24,23 @@ export class HttpServer {
 
   constructor(handlers: HttpHandlers) {
     this.handlers = handlers;
-    this.server = createServer((req, res) => {
-      this.route(req, res).catch((err: unknown) => {
-        const message = err instanceof Error ? err.message : String(err);
-        if (!res.headersSent) {
-          sendJson(res, 500, { error: { code: 'INTERNAL', message } });
-        } else {
-          res.destroy();
-        }
-      });
-    });
-    this.server.keepAliveTimeout = 5_000;
-    this.server.headersTimeout = 10_000;
+    const headerTimeout = Math.min(10_000, handlers.headerTimeoutMs ?? 10_000);
+    this.server = createServer(
+      // Timeouts are enforced on this interval (Node's default is 30 s).
+      { connectionsCheckingInterval: Math.min(1000, Math.max(100, headerTimeout / 4)) },
+      (req, res) => {
+        this.route(req, res).catch((err: unknown) => {
+          const message = err instanceof Error ? err.message : String(err);
+          if (!res.headersSent) {
+            sendJson(res, 500, { error: { code: 'INTERNAL', message } });
+          } else {
+            res.destroy();
+          }
+        });
+      },
+    );
+    this.server.keepAliveTimeout = Math.min(5_000, headerTimeout);
+    this.server.headersTimeout = headerTimeout;
     this.server.requestTimeout = 10_000;
   }
 

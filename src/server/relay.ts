@@ -4,9 +4,9 @@
  * owns the session lifecycle and graceful shutdown.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { CALL_ROOM_PREFIX, HUB_PATH, Hub } from '../calls/hub.js';
 import { HubConnection } from '../calls/hub-connection.js';
 import type { RelayConfig } from '../config/index.js';
@@ -34,6 +34,7 @@ import type {
   Route,
   SignalPeer,
 } from '../signalling/relay-core.js';
+import { LogSampler } from '../util/log-sampler.js';
 import {
   type AdvertisedUrls,
   advertisedUrls,
@@ -42,6 +43,7 @@ import {
 } from './fleet-glue.js';
 import { HttpServer } from './http-server.js';
 import { loadOrCreateIdentity } from './identity-store.js';
+import { connectionCapacity, type FileLimit, openFileLimit } from './nofile.js';
 import { appRoutes, DEFAULT_WEB_ROOT, dashboardRoutes, WebAssets } from './web-assets.js';
 
 export const SIGNAL_PATH = '/v2/signal';
@@ -62,6 +64,20 @@ export interface RelayAddresses {
 }
 
 type RelayRoom = Room<Session, RoomState>;
+
+/** One TCP connection on the signalling port (insertion order = age). */
+interface TcpEntry {
+  readonly ip: string;
+  /** The signalling connection once upgraded on SIGNAL_PATH. */
+  conn: SignalConnection | null;
+  /** The WebSocket once upgraded on FEDERATION_PATH. */
+  fed: WebSocket | null;
+  /** The media path once upgraded on the WebSocket media path. */
+  media: WsMediaPath | null;
+  /** The direct-call hub connection once upgraded on HUB_PATH. */
+  hub: HubConnection | null;
+  evicted: boolean;
+}
 
 export class Relay implements RelayCore {
   readonly config: RelayConfig;
@@ -89,7 +105,21 @@ export class Relay implements RelayCore {
   readonly mediaPaths = new Set<WsMediaPath>();
   readonly wsMediaStats = new DatagramPathStats();
   private readonly connections = new Set<SignalPeer>();
-  private readonly sessions = new Map<number, { session: Session; conn: SignalPeer }>();
+  private readonly sessions = new Map<
+    number,
+    { session: Session; conn: SignalPeer; subject: string | null; fingerprint: string }
+  >();
+  /** Live sessions per token subject and per identity fingerprint (joins in progress included). */
+  private readonly perSubject = new Map<string, number>();
+  private readonly perIdentity = new Map<string, number>();
+  /** TCP connections of the signalling port, oldest first, and their count per source address. */
+  private readonly tcp = new Map<Socket, TcpEntry>();
+  private readonly perIp = new Map<string, number>();
+  private evictionsPending = 0;
+  /** Concurrent signalling-port connections accepted (from max_connections and nofile). */
+  readonly connectionCapacity: number;
+  readonly fileLimit: FileLimit | null;
+  readonly logSampler = new LogSampler(2);
   private readonly observers = new WeakMap<Session, SessionObserver>();
   private addresses: RelayAddresses | null = null;
   private draining = false;
@@ -139,9 +169,10 @@ export class Relay implements RelayCore {
     });
     this.wss = new WebSocketServer({
       noServer: true,
-      // Frames up to 4x the signalling limit are read and answered with
-      // SIGNAL_TOO_LARGE; anything larger closes the connection (1009).
-      maxPayload: this.config.signal_max_frame_bytes * 4,
+      // Frames up to 64 KiB over the signalling limit are read and answered
+      // with SIGNAL_TOO_LARGE; anything larger closes the connection (1009)
+      // as soon as its header announces the length.
+      maxPayload: this.config.signal_max_frame_bytes + (64 << 10),
     });
     this.mediaWss = new WebSocketServer({
       noServer: true,
@@ -152,13 +183,26 @@ export class Relay implements RelayCore {
     const dashboard = this.config.web_app
       ? new WebAssets(DEFAULT_WEB_ROOT, dashboardRoutes())
       : null;
-    this.signalServer = createServer((req, res) => {
-      if (app?.serve(req, res) === true) {
-        return;
-      }
-      res.writeHead(426, { 'content-type': 'text/plain' });
-      res.end(`WebSocket upgrade required at ${SIGNAL_PATH}\n`);
-    });
+    const headerTimeout = this.config.http_header_timeout_ms;
+    this.signalServer = createServer(
+      { connectionsCheckingInterval: Math.min(1000, Math.max(100, headerTimeout / 4)) },
+      (req, res) => {
+        if (app?.serve(req, res) === true) {
+          return;
+        }
+        res.writeHead(426, { 'content-type': 'text/plain' });
+        res.end(`WebSocket upgrade required at ${SIGNAL_PATH}\n`);
+      },
+    );
+    this.signalServer.headersTimeout = headerTimeout;
+    this.signalServer.requestTimeout = headerTimeout;
+    this.signalServer.keepAliveTimeout = Math.min(5000, headerTimeout);
+    this.fileLimit = openFileLimit();
+    this.connectionCapacity = connectionCapacity(this.config.max_connections, this.fileLimit);
+    this.signalServer.on('connection', (socket: Socket) => this.onTcpConnection(socket));
+    this.signalServer.on('clientError', (err: Error & { code?: string }, socket: Duplex) =>
+      this.onClientError(err, socket),
+    );
     this.signalServer.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.federation =
       this.config.peers.length > 0 ||
@@ -222,6 +266,7 @@ export class Relay implements RelayCore {
       this.federation.callSink = this.hub;
     }
     this.http = new HttpServer({
+      headerTimeoutMs: headerTimeout,
       metrics: () => this.metrics.scrape(),
       ready: () => !this.draining && this.addresses !== null,
       rooms: () => this.roomsJson(),
@@ -291,6 +336,8 @@ export class Relay implements RelayCore {
         auth: this.config.auth_secret !== undefined,
         udp_io: this.udp.ioPath,
         udp_io_reason: this.udp.ioReason,
+        nofile: this.fileLimit,
+        connection_capacity: this.connectionCapacity,
       },
       'relay started',
     );
@@ -397,6 +444,10 @@ export class Relay implements RelayCore {
       const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
       const conn = new SignalConnection(this, ws, remote);
       this.connections.add(conn);
+      const entry = this.tcp.get(req.socket as Socket);
+      if (entry !== undefined) {
+        entry.conn = conn;
+      }
     });
   }
 
@@ -420,6 +471,10 @@ export class Relay implements RelayCore {
         },
       });
       this.mediaPaths.add(path);
+      const entry = this.tcp.get(req.socket as Socket);
+      if (entry !== undefined) {
+        entry.media = path;
+      }
     });
   }
 
@@ -442,6 +497,10 @@ export class Relay implements RelayCore {
       });
       this.hubConnections.add(conn);
       ws.once('close', () => this.hubConnections.delete(conn));
+      const entry = this.tcp.get(req.socket as Socket);
+      if (entry !== undefined) {
+        entry.hub = conn;
+      }
     });
   }
 
@@ -462,6 +521,137 @@ export class Relay implements RelayCore {
     }
   }
 
+  // ── per-source limits ────────────────────────────────────────────────────
+
+  /**
+   * A TCP connection on the signalling port: refused over the per-address
+   * limit; at capacity it evicts the oldest connection that has not
+   * completed its handshake, or is refused when there is none.
+   */
+  private onTcpConnection(socket: Socket): void {
+    const ip = socket.remoteAddress ?? '?';
+    const n = this.perIp.get(ip) ?? 0;
+    if (n >= this.config.max_connections_per_ip) {
+      this.refuseTcp(socket, 'per_ip', ip);
+      return;
+    }
+    if (this.tcp.size - this.evictionsPending >= this.connectionCapacity && !this.evictOne()) {
+      this.refuseTcp(socket, 'capacity', ip);
+      return;
+    }
+    const entry: TcpEntry = {
+      ip,
+      conn: null,
+      fed: null,
+      media: null,
+      hub: null,
+      evicted: false,
+    };
+    this.tcp.set(socket, entry);
+    this.perIp.set(ip, n + 1);
+    socket.once('close', () => {
+      this.tcp.delete(socket);
+      if (entry.evicted) {
+        this.evictionsPending--;
+      }
+      const left = (this.perIp.get(ip) ?? 1) - 1;
+      if (left <= 0) {
+        this.perIp.delete(ip);
+      } else {
+        this.perIp.set(ip, left);
+      }
+    });
+  }
+
+  private refuseTcp(socket: Socket, reason: 'per_ip' | 'capacity', ip: string): void {
+    this.metrics.connectionsRefused.labels(reason).inc();
+    const suppressed = this.logSampler.sample(`tcp_${reason}`, performance.now());
+    if (suppressed >= 0) {
+      this.log.warn(
+        {
+          code: 'TRANSPORT_CONNECTION_LIMIT',
+          reason,
+          ip,
+          ...(suppressed > 0 ? { suppressed } : {}),
+        },
+        reason === 'per_ip'
+          ? `more than ${this.config.max_connections_per_ip} connections from one address`
+          : `at connection capacity (${this.connectionCapacity}) and none evictable`,
+      );
+    }
+    socket.destroy();
+  }
+
+  /** Closes the oldest connection still in its handshake; false when there is none. */
+  private evictOne(): boolean {
+    for (const [socket, e] of this.tcp) {
+      if (e.evicted || !this.evictable(e)) {
+        continue;
+      }
+      e.evicted = true;
+      this.evictionsPending++;
+      this.metrics.connectionsRefused.labels('evicted').inc();
+      if (e.conn !== null) {
+        e.conn.terminate();
+      } else if (e.fed !== null) {
+        e.fed.terminate();
+      } else if (e.media !== null) {
+        e.media.close(1008, 'TRANSPORT_CONNECTION_LIMIT');
+      } else if (e.hub !== null) {
+        e.hub.close(1008, 'TRANSPORT_CONNECTION_LIMIT');
+      }
+      socket.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  private evictable(e: TcpEntry): boolean {
+    if (e.conn !== null) {
+      return !e.conn.established;
+    }
+    if (e.media !== null) {
+      return !e.media.isBound;
+    }
+    if (e.hub !== null) {
+      return e.hub.fingerprint === '';
+    }
+    if (e.fed !== null) {
+      const fed = this.federation;
+      if (fed === null) {
+        return true;
+      }
+      for (const link of fed.links.values()) {
+        if (link.ws === e.fed) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  /** A malformed or timed-out HTTP request on the signalling port (slowloris ends here). */
+  private onClientError(err: Error & { code?: string }, socket: Duplex): void {
+    const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const reason = timeout ? 'header_timeout' : 'bad_request';
+    this.metrics.connectionsRefused.labels(reason).inc();
+    const suppressed = this.logSampler.sample(`http_${reason}`, performance.now());
+    if (suppressed >= 0) {
+      this.log.info(
+        { reason, err: err.code ?? err.message, ...(suppressed > 0 ? { suppressed } : {}) },
+        'signalling port: HTTP request refused',
+      );
+    }
+    if (socket.writable) {
+      socket.end(
+        timeout
+          ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+          : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+    }
+    socket.destroy();
+  }
+
   private onFederationUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.draining) {
       socket.end(
@@ -470,6 +660,10 @@ export class Relay implements RelayCore {
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const entry = this.tcp.get(req.socket as Socket);
+      if (entry !== undefined) {
+        entry.fed = ws;
+      }
       const federation = this.federation;
       if (federation === null) {
         const e = new WzpError('FEDERATION_NOT_CONFIGURED', 'this relay has no federation peers');
@@ -578,43 +772,58 @@ export class Relay implements RelayCore {
 
   async join(conn: SignalPeer, request: JoinRequest): Promise<Session> {
     const now = performance.now();
-    const result = await this.rooms.join(
-      request.room,
-      { fingerprint: request.fingerprint, alias: request.alias },
-      ({ id, tag, room }) => {
-        if (request.room.startsWith(CALL_ROOM_PREFIX)) {
-          // Inside the room's critical section: exactly the call's two parties, once each.
-          const refusal = this.hub.admit(
-            request.room,
-            request.fingerprint,
-            room.snapshot.map((p) => p.fingerprint),
-          );
-          if (refusal !== null) {
-            throw new WzpError(refusal, `room ${request.room} admits only the call's two parties`);
+    this.reserveSession(request.subject, request.fingerprint);
+    let result: Awaited<ReturnType<typeof this.rooms.join>>;
+    try {
+      result = await this.rooms.join(
+        request.room,
+        { fingerprint: request.fingerprint, alias: request.alias },
+        ({ id, tag, room }) => {
+          if (request.room.startsWith(CALL_ROOM_PREFIX)) {
+            // Inside the room's critical section: exactly the call's two parties, once each.
+            const refusal = this.hub.admit(
+              request.room,
+              request.fingerprint,
+              room.snapshot.map((p) => p.fingerprint),
+            );
+            if (refusal !== null) {
+              throw new WzpError(
+                refusal,
+                `room ${request.room} admits only the call's two parties`,
+              );
+            }
           }
-        }
-        const observer = new SessionObserver(room.state, now);
-        const session = new Session({
-          id,
-          tag,
-          fingerprint: request.fingerprint,
-          alias: request.alias,
-          room,
-          bindToken: request.bindToken,
-          signal: conn,
-          observer,
-          canPublish: request.canPublish,
-          canSubscribe: request.canSubscribe,
-          nowMs: now,
-        });
-        observer.attach(session);
-        this.observers.set(session, observer);
-        return session;
-      },
-    );
+          const observer = new SessionObserver(room.state, now);
+          const session = new Session({
+            id,
+            tag,
+            fingerprint: request.fingerprint,
+            alias: request.alias,
+            room,
+            bindToken: request.bindToken,
+            signal: conn,
+            observer,
+            canPublish: request.canPublish,
+            canSubscribe: request.canSubscribe,
+            nowMs: now,
+          });
+          observer.attach(session);
+          this.observers.set(session, observer);
+          return session;
+        },
+      );
+    } catch (err) {
+      this.releaseSession(request.subject, request.fingerprint);
+      throw err;
+    }
     const session = result.participant.sink;
     this.engine.register(session);
-    this.sessions.set(session.id, { session, conn });
+    this.sessions.set(session.id, {
+      session,
+      conn,
+      subject: request.subject,
+      fingerprint: request.fingerprint,
+    });
     this.federation?.attach(session);
     // A joiner counts as Good until its reports say otherwise.
     this.applyRoomTier(result.room, result.room.state.tiers.set(session.id, Tier.Good));
@@ -628,6 +837,7 @@ export class Relay implements RelayCore {
       return;
     }
     this.sessions.delete(session.id);
+    this.releaseSession(entry.subject, entry.fingerprint);
     this.engine.unregister(session);
     const room = session.room as RelayRoom;
     room.state.forget(session);
@@ -643,6 +853,47 @@ export class Relay implements RelayCore {
     // The weakest participant leaving may raise the room tier (the original forgot this).
     this.applyRoomTier(room, room.state.tiers.remove(session.id));
     this.federation?.localLeft(room.name);
+  }
+
+  /**
+   * Counts a session against its subject and identity limits before the
+   * join (so concurrent joins cannot overshoot).
+   * @throws {WzpError} SESSION_LIMIT_SUBJECT, SESSION_LIMIT_IDENTITY
+   */
+  private reserveSession(subject: string | null, fingerprint: string): void {
+    const bySubject = subject === null ? 0 : (this.perSubject.get(subject) ?? 0);
+    if (subject !== null && bySubject >= this.config.max_sessions_per_subject) {
+      throw new WzpError(
+        'SESSION_LIMIT_SUBJECT',
+        `token subject already holds ${bySubject} sessions (max_sessions_per_subject)`,
+      );
+    }
+    const byIdentity = this.perIdentity.get(fingerprint) ?? 0;
+    if (byIdentity >= this.config.max_sessions_per_identity) {
+      throw new WzpError(
+        'SESSION_LIMIT_IDENTITY',
+        `identity ${fingerprint} already holds ${byIdentity} sessions (max_sessions_per_identity)`,
+      );
+    }
+    if (subject !== null) {
+      this.perSubject.set(subject, bySubject + 1);
+    }
+    this.perIdentity.set(fingerprint, byIdentity + 1);
+  }
+
+  private releaseSession(subject: string | null, fingerprint: string): void {
+    const dec = (m: Map<string, number>, k: string): void => {
+      const n = (m.get(k) ?? 1) - 1;
+      if (n <= 0) {
+        m.delete(k);
+      } else {
+        m.set(k, n);
+      }
+    };
+    if (subject !== null) {
+      dec(this.perSubject, subject);
+    }
+    dec(this.perIdentity, fingerprint);
   }
 
   broadcastRoomUpdate(session: Session): void {
@@ -708,10 +959,19 @@ export class Relay implements RelayCore {
     snapshot: readonly { readonly sink: Session }[],
     msg: Parameters<SignalConnection['send']>[0],
   ): void {
+    // Encoded once for the whole room (a RoomUpdate of 100 participants is ~30 KB).
+    let frame: Uint8Array | null = null;
     for (const p of snapshot) {
-      if (!p.sink.closed) {
-        p.sink.signal.send(msg);
+      if (p.sink.closed) {
+        continue;
       }
+      const conn = this.sessions.get(p.sink.id)?.conn;
+      if (conn === undefined) {
+        p.sink.signal.send(msg);
+        continue;
+      }
+      frame ??= encodeSignal(msg);
+      conn.sendFrame(frame);
     }
   }
 
@@ -791,6 +1051,7 @@ export class Relay implements RelayCore {
     const setCounter = (c: { inc(v: number): void }, total: number): void =>
       this.bridge.set(c, total);
     m.activeSessions.set(this.sessions.size);
+    m.signalConnections.set(this.tcp.size);
     m.activeRooms.set(this.rooms.roomCount);
     setCounter(m.packetsReceived, st.mediaIn);
     setCounter(m.packetsForwarded, st.packetsForwarded);

@@ -11,6 +11,7 @@ import {
   type UnitVariantName,
   VARIANTS,
 } from './messages.js';
+import { type DecodeLimits, PEER_DECODE_LIMITS, scanMsgpack } from './scan.js';
 
 /** Largest signalling frame accepted (1 MiB). */
 export const SIGNAL_MAX_FRAME_BYTES = 1 << 20;
@@ -19,11 +20,12 @@ export const PROTOCOL_VERSION = 2;
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
+// A backstop only: every frame is scanned against its DecodeLimits first.
 const decoder = new Decoder({
   maxStrLength: SIGNAL_MAX_FRAME_BYTES,
   maxBinLength: 64 * 1024,
-  maxArrayLength: 100_000,
-  maxMapLength: 10_000,
+  maxArrayLength: 1 << 20,
+  maxMapLength: 1 << 20,
   maxExtLength: 0,
   useBigInt64: false,
 });
@@ -37,18 +39,35 @@ export function encodeSignal(msg: OutgoingSignal): Uint8Array {
   return encoder.encode({ [msg.type]: msg.body });
 }
 
-/**
- * Decodes one frame.
- * @throws {WzpError} SIGNAL_TOO_LARGE, SIGNAL_UNDECODABLE, SIGNAL_FORBIDDEN_KEY,
- *   SIGNAL_UNKNOWN_VARIANT or SIGNAL_INVALID.
- */
-export function decodeSignal(frame: Uint8Array, maxBytes = SIGNAL_MAX_FRAME_BYTES): SignalMessage {
-  if (frame.length > maxBytes) {
-    throw new WzpError(
-      'SIGNAL_TOO_LARGE',
-      `signalling frame of ${frame.length} bytes exceeds ${maxBytes}`,
-    );
+/** `limits` as DecodeLimits: a number is the frame size limit on top of the peer limits. */
+export function decodeLimits(limits: number | DecodeLimits | undefined): DecodeLimits {
+  if (limits === undefined) {
+    return PEER_DECODE_LIMITS;
   }
+  if (typeof limits === 'number') {
+    return limits === PEER_DECODE_LIMITS.maxBytes
+      ? PEER_DECODE_LIMITS
+      : Object.freeze({ ...PEER_DECODE_LIMITS, maxBytes: limits });
+  }
+  return limits;
+}
+
+/**
+ * Decodes one frame: scans it against `limits` (a number is a frame size
+ * limit), then decodes and validates it.
+ * @throws {WzpError} SIGNAL_TOO_LARGE, SIGNAL_TOO_COMPLEX, SIGNAL_UNDECODABLE,
+ *   SIGNAL_FORBIDDEN_KEY, SIGNAL_UNKNOWN_VARIANT or SIGNAL_INVALID.
+ */
+export function decodeSignal(frame: Uint8Array, limits?: number | DecodeLimits): SignalMessage {
+  scanMsgpack(frame, decodeLimits(limits));
+  return decodeScannedSignal(frame);
+}
+
+/**
+ * Decodes a frame `scanMsgpack` has already accepted (callers that charge
+ * the scan's item count to a budget before decoding).
+ */
+export function decodeScannedSignal(frame: Uint8Array): SignalMessage {
   let raw: unknown;
   try {
     raw = decoder.decode(frame);

@@ -119,7 +119,9 @@ export const VARIANTS = {
   Ping: z.object({ version, timestamp_ms: u64 }),
   Pong: z.object({ version, timestamp_ms: u64 }),
   Hangup: z.object({ version, reason: hangupReasonSchema, call_id: text(256).optional() }),
-  Error: z.object({ version, code: text(64), message: text(4096) }),
+  // `count` (wzp-relay extension): rejections this reply stands for, when
+  // replies were rate-limited (absent = 1).
+  Error: z.object({ version, code: text(64), message: text(4096), count: u32.optional() }),
   /**
    * Fleet (docs/fleet.md): the room lives on another relay; connect there.
    * Sent instead of CallAnswer; the relay then closes the connection.

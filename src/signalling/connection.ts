@@ -5,6 +5,13 @@
  * Messages are handled strictly in arrival order through a bounded queue.
  * Network work (token verification, signature check) happens before the
  * room's critical section; the RoomUpdate is sent after it.
+ *
+ * Hostile input is bounded on both sides: every frame is scanned against
+ * the decode limits before it is decoded and charged to a per-connection
+ * decode budget (over it, the connection closes); rejections are counted
+ * every time but answered at most once per second after a small burst,
+ * with a count, and logged sampled; every send checks the WebSocket's
+ * buffered bytes against a cap, and a peer that does not read is closed.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
@@ -15,14 +22,18 @@ import type { Session } from '../media/session.js';
 import { validateRoomName } from '../room/index.js';
 import {
   type BodyOf,
-  decodeSignal,
+  CLIENT_DECODE_LIMITS,
+  type DecodeLimits,
+  decodeScannedSignal,
   encodeSignal,
   fingerprint,
+  frameCost,
   negotiateProfile,
   negotiateVideoCodec,
   type OutgoingSignal,
   PROTOCOL_VERSION,
   type SignalMessage,
+  scanMsgpack,
   signCallAnswer,
   verifyCallOffer,
 } from '../signal/index.js';
@@ -34,12 +45,36 @@ type State = 'auth' | 'offer' | 'joining' | 'joined' | 'closed';
 
 /** Messages waiting to be handled; more than this and the connection is flooding. */
 const MAX_PENDING = 64;
+/** Error replies: a burst of this many, then one per second (the rest are counted). */
+const ERROR_REPLY_BURST = 8;
+const ERROR_REPLIES_PER_SEC = 1;
+/** After a close frame, the peer gets this long to answer before the TCP connection is cut. */
+const CLOSE_GRACE_MS = 1000;
+
+const limitsByMax = new Map<number, DecodeLimits>();
+
+/** The client decode limits with `maxBytes` frames (one frozen object per size). */
+function clientLimits(maxBytes: number): DecodeLimits {
+  let l = limitsByMax.get(maxBytes);
+  if (l === undefined) {
+    l = Object.freeze({ ...CLIENT_DECODE_LIMITS, maxBytes });
+    limitsByMax.set(maxBytes, l);
+  }
+  return l;
+}
 
 export class SignalConnection implements SignalPeer {
   private state: State;
   private session: Session | null = null;
   private grants: Grants | null = null;
+  private subject: string | null = null;
   private readonly bucket: TokenBucket;
+  private readonly budget: TokenBucket;
+  private readonly errorReplies: TokenBucket;
+  private suppressedReplies = 0;
+  private readonly limits: DecodeLimits;
+  private readonly sendCap: number;
+  private closeTimer: NodeJS.Timeout | null = null;
   private readonly handshakeTimer: NodeJS.Timeout;
   private readonly openedAt = performance.now();
   private queue: Promise<void> = Promise.resolve();
@@ -53,17 +88,40 @@ export class SignalConnection implements SignalPeer {
   ) {
     this.log = core.log.child({ conn: remote });
     this.state = core.config.auth_secret !== undefined ? 'auth' : 'offer';
-    const rate = core.config.signal_rate_per_sec;
-    this.bucket = new TokenBucket(rate, rate * 2, performance.now());
+    const cfg = core.config;
+    const now = performance.now();
+    const rate = cfg.signal_rate_per_sec;
+    this.bucket = new TokenBucket(rate, rate * 2, now);
+    this.budget = new TokenBucket(
+      cfg.signal_budget_bytes_per_sec,
+      cfg.signal_budget_burst_bytes,
+      now,
+    );
+    this.errorReplies = new TokenBucket(ERROR_REPLIES_PER_SEC, ERROR_REPLY_BURST, now);
+    this.limits = clientLimits(cfg.signal_max_frame_bytes);
+    this.sendCap = cfg.signal_send_buffer_bytes;
     this.handshakeTimer = setTimeout(() => {
       if (this.state === 'auth' || this.state === 'offer') {
-        this.fail('SIGNAL_HANDSHAKE_TIMEOUT', 'handshake not completed in time', true);
+        this.handshakeTimeout();
       }
-    }, core.config.handshake_timeout_ms);
+    }, cfg.handshake_timeout_ms);
     this.handshakeTimer.unref();
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('close', () => this.onClose());
-    ws.on('error', (err) => this.log.debug({ err: err.message }, 'websocket error'));
+    ws.on('error', (err: Error & { code?: string }) => {
+      // Frames over maxPayload and protocol violations end here; ws then closes.
+      const code: ErrorCode =
+        err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+          ? 'SIGNAL_TOO_LARGE'
+          : 'SIGNAL_UNDECODABLE';
+      this.core.metrics.signalErrors.labels(code).inc();
+      this.logSampled(code, { err: err.message }, 'websocket error');
+    });
+  }
+
+  /** True once the connection joined a room (it is then not evictable). */
+  get established(): boolean {
+    return this.state === 'joined';
   }
 
   /** The joined session, if any. */
@@ -71,48 +129,146 @@ export class SignalConnection implements SignalPeer {
     return this.session;
   }
 
-  /** Sends a message if the socket is open; never throws. */
-  send(msg: OutgoingSignal): void {
+  /**
+   * Sends a message if the socket is open; never throws. A peer whose send
+   * buffer is over the cap is not reading: it is closed (SIGNAL_SLOW_READER).
+   */
+  send(msg: OutgoingSignal, onSent?: () => void): void {
     if (this.ws.readyState !== this.ws.OPEN) {
       return;
     }
+    let bytes: Uint8Array;
     try {
-      this.ws.send(encodeSignal(msg), { binary: true });
-      this.core.metrics.signalMessages.labels('out').inc();
+      bytes = encodeSignal(msg);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, type: msg.type }, 'cannot encode signal');
+      return;
     }
+    this.sendFrame(bytes, onSent);
   }
 
-  /** Closes the WebSocket (the session ends through the close handler). */
+  /** Sends an encoded message, under the same send-buffer cap as `send`. */
+  sendFrame(bytes: Uint8Array, onSent?: () => void): void {
+    if (this.ws.readyState !== this.ws.OPEN) {
+      return;
+    }
+    if (this.ws.bufferedAmount > this.sendCap) {
+      this.slowReader();
+      return;
+    }
+    this.ws.send(bytes, { binary: true }, onSent);
+    this.core.metrics.signalMessagesOut.inc();
+  }
+
+  /**
+   * Closes the WebSocket (the session ends through the close handler). The
+   * peer has CLOSE_GRACE_MS to answer the close frame, then the TCP
+   * connection is cut (ws itself would wait 30 s).
+   */
   close(code = 1000, reason = ''): void {
     clearTimeout(this.handshakeTimer);
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
       this.ws.close(code, reason.slice(0, 120));
     }
+    if (this.closeTimer === null && this.ws.readyState !== this.ws.CLOSED) {
+      this.closeTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+      this.closeTimer.unref();
+    }
   }
 
-  /** Ends without waiting for the peer (shutdown deadline reached). */
+  /** Ends without waiting for the peer (shutdown deadline reached, eviction). */
   terminate(): void {
+    this.state = 'closed';
     this.ws.terminate();
   }
 
+  /** The handshake did not complete in time: Error, then the TCP connection is cut at once. */
+  private handshakeTimeout(): void {
+    const code = 'SIGNAL_HANDSHAKE_TIMEOUT';
+    this.core.metrics.signalErrors.labels(code).inc();
+    this.logSampled(code, {}, 'signalling error');
+    this.state = 'closed';
+    if (this.ws.readyState !== this.ws.OPEN || this.ws.bufferedAmount > 0) {
+      this.ws.terminate();
+      return;
+    }
+    this.send(
+      { type: 'Error', body: { version: 1, code, message: 'handshake not completed in time' } },
+      () => this.ws.terminate(),
+    );
+    // The write callback may never come (a peer that does not read): cut anyway.
+    setTimeout(() => this.ws.terminate(), 100).unref();
+  }
+
+  /** The peer does not read what we send: count, log sampled, close without waiting. */
+  private slowReader(): void {
+    if (this.state === 'closed' && this.closeTimer !== null) {
+      return;
+    }
+    const code = 'SIGNAL_SLOW_READER';
+    this.core.metrics.signalErrors.labels(code).inc();
+    this.logSampled(
+      code,
+      { buffered: this.ws.bufferedAmount, cap: this.sendCap },
+      'signalling peer does not read; closing',
+    );
+    this.state = 'closed';
+    this.ws.terminate();
+  }
+
+  /** Logs `msg` unless the relay-wide sampler swallows it (at most a few lines/s per code). */
+  private logSampled(code: string, fields: Record<string, unknown>, msg: string): void {
+    const suppressed = this.core.logSampler.sample(code, performance.now());
+    if (suppressed >= 0) {
+      this.log.info({ code, ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, msg);
+    }
+  }
+
   private onFrame(data: RawData, isBinary: boolean): void {
-    this.core.metrics.signalMessages.labels('in').inc();
     if (this.state === 'closed') {
+      // Frames still buffered behind a close: not worth a look.
       return;
     }
-    if (!this.bucket.take(performance.now()) || this.pending >= MAX_PENDING) {
-      this.fail('SIGNAL_RATE_LIMITED', 'too many signalling messages', this.inHandshake());
-      return;
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    try {
+      this.onFrameTimed(data, isBinary, t0);
+    } finally {
+      const cpu = process.cpuUsage(cpu0);
+      const m = this.core.metrics;
+      m.signalFrameSeconds.observe((performance.now() - t0) / 1000);
+      m.signalFrameCpuSeconds.observe((cpu.user + cpu.system) / 1e6);
     }
+  }
+
+  private onFrameTimed(data: RawData, isBinary: boolean, now: number): void {
+    this.core.metrics.signalMessagesIn.inc();
     const frame = toBuffer(data);
+    if (!this.bucket.take(now) || this.pending >= MAX_PENDING) {
+      if (this.charge(frame.length, 0, now)) {
+        this.fail('SIGNAL_RATE_LIMITED', 'too many signalling messages', this.inHandshake());
+      }
+      return;
+    }
     let msg: SignalMessage;
+    let elements = 0;
     try {
       if (!isBinary) {
         throw new WzpError('SIGNAL_UNDECODABLE', 'signalling frames must be binary');
       }
-      msg = decodeSignal(frame, this.core.config.signal_max_frame_bytes);
+      elements = scanMsgpack(frame, this.limits);
+    } catch (err) {
+      if (this.charge(frame.length, 0, now)) {
+        const code: ErrorCode = isWzpError(err) ? err.code : 'SIGNAL_UNDECODABLE';
+        this.fail(code, err instanceof Error ? err.message : String(err), this.inHandshake());
+      }
+      return;
+    }
+    if (!this.charge(frame.length, elements, now)) {
+      return;
+    }
+    try {
+      msg = decodeScannedSignal(frame);
     } catch (err) {
       const code: ErrorCode = isWzpError(err) ? err.code : 'SIGNAL_UNDECODABLE';
       this.fail(code, err instanceof Error ? err.message : String(err), this.inHandshake());
@@ -132,6 +288,24 @@ export class SignalConnection implements SignalPeer {
       .finally(() => {
         this.pending--;
       });
+  }
+
+  /**
+   * Charges a frame to the decode budget. Over budget the connection is
+   * closed (SIGNAL_OVER_BUDGET) and false is returned.
+   */
+  private charge(bytes: number, elements: number, now: number): boolean {
+    if (this.budget.take(now, frameCost(bytes, elements))) {
+      return true;
+    }
+    this.fail(
+      'SIGNAL_OVER_BUDGET',
+      `decode budget of ${this.core.config.signal_budget_bytes_per_sec} per second spent`,
+      true,
+    );
+    // Whatever is still buffered is not parsed: the TCP connection goes now.
+    this.ws.terminate();
+    return false;
   }
 
   private inHandshake(): boolean {
@@ -170,6 +344,7 @@ export class SignalConnection implements SignalPeer {
       const verified = await verifyToken(token, secret, this.core.config.auth_issuer);
       // Counted as ok once the offer's room is checked against the grants.
       this.grants = verified.grants;
+      this.subject = verified.subject;
       this.state = 'offer';
     } catch (err) {
       this.core.metrics.authAttempts.labels('fail').inc();
@@ -230,6 +405,7 @@ export class SignalConnection implements SignalPeer {
     const session = await this.core.join(this, {
       room: offer.room,
       fingerprint: fp,
+      subject: this.subject,
       alias: offer.alias,
       bindToken,
       canPublish: this.grants?.publish ?? true,
@@ -284,11 +460,35 @@ export class SignalConnection implements SignalPeer {
     }
   }
 
-  /** Answers with Error { code }, counts and logs it; closes during the handshake. */
+  /**
+   * Counts a rejection and logs it sampled. It is answered with Error { code }
+   * unless the replies are over their rate (burst 8, then 1/s): the next
+   * reply then carries the count. Closing rejections are always answered.
+   */
   fail(code: ErrorCode | 'PROTOCOL_VERSION_MISMATCH', message: string, close: boolean): void {
+    if (this.state === 'closed') {
+      return;
+    }
+    const now = performance.now();
     this.core.metrics.signalErrors.labels(code).inc();
-    this.log.info({ code, message: message.slice(0, 200), closing: close }, 'signalling error');
-    this.send({ type: 'Error', body: { version: 1, code, message: message.slice(0, 1000) } });
+    this.logSampled(code, { message: message.slice(0, 200), closing: close }, 'signalling error');
+    if (close || this.errorReplies.take(now)) {
+      const count = this.suppressedReplies + 1;
+      this.suppressedReplies = 0;
+      const text =
+        count > 1 ? `${message.slice(0, 900)} (and ${count - 1} more rejections)` : message;
+      this.send({
+        type: 'Error',
+        body: {
+          version: 1,
+          code,
+          message: text.slice(0, 1000),
+          ...(count > 1 ? { count } : {}),
+        },
+      });
+    } else {
+      this.suppressedReplies++;
+    }
     if (close) {
       this.state = 'closed';
       this.close(1008, code);
@@ -297,6 +497,9 @@ export class SignalConnection implements SignalPeer {
 
   private onClose(): void {
     clearTimeout(this.handshakeTimer);
+    if (this.closeTimer !== null) {
+      clearTimeout(this.closeTimer);
+    }
     this.state = 'closed';
     this.core.connectionClosed(this);
     if (this.session !== null) {

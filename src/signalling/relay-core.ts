@@ -8,6 +8,7 @@ import type { Logger } from '../log/index.js';
 import type { Session } from '../media/session.js';
 import type { RelayMetrics } from '../metrics/index.js';
 import type { Identity, OutgoingSignal } from '../signal/index.js';
+import type { LogSampler } from '../util/log-sampler.js';
 
 export type EndReason = 'hangup' | 'ws_close' | 'timeout' | 'shutdown' | 'error' | 'moved';
 
@@ -17,6 +18,8 @@ export type Route = { kind: 'here' } | { kind: 'redirect'; url: string; label: s
 export interface JoinRequest {
   room: string;
   fingerprint: string;
+  /** The access token's `sub`, when auth is on and the token has one. */
+  subject: string | null;
   alias: string | null;
   bindToken: Buffer;
   canPublish: boolean;
@@ -28,6 +31,8 @@ export interface SignalPeer {
   /** The session this connection joined, once it has. */
   readonly joined: Session | null;
   send(msg: OutgoingSignal): void;
+  /** Sends an already encoded message (one encoding shared by a whole room). */
+  sendFrame(frame: Uint8Array): void;
   close(code?: number, reason?: string): void;
   terminate(): void;
 }
@@ -40,6 +45,8 @@ export interface RelayCore {
   readonly advertisedUdpPort: number;
   /** Places the room (fleet directory) before the join: served here, or redirect. */
   route(room: string): Promise<Route>;
+  /** Shared by every connection: repeated rejections are logged sampled. */
+  readonly logSampler: LogSampler;
   /** Joins a room (critical section) and registers the session with the media engine. */
   join(conn: SignalPeer, request: JoinRequest): Promise<Session>;
   /** Ends a session: unregisters it, leaves the room, tells the others. Idempotent. */
