@@ -338,3 +338,64 @@ describe('direct calls across relays', () => {
     expect(codes).toContain('CALL_NOT_FOUND');
   }, 60_000);
 });
+
+describe('wzp listen / wzp call', () => {
+  it('a listener answers a caller; both stream through the call room', async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { BIN } = await import('./cluster.js');
+    const { loadOrCreateIdentity } = await import('../src/server/identity-store.js');
+    const c = await oneRelay();
+    const dir = mkdtempSync(join(tmpdir(), 'wzp-call-cli-'));
+    try {
+      const callee = loadOrCreateIdentity(join(dir, 'bob')).identity;
+      const base = c.get('a').url.replace('/v2/signal', '');
+      const run = (args: string[]) => {
+        const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const lines: string[] = [];
+        proc.stdout.on('data', (d: Buffer) => lines.push(...String(d).split('\n').filter(Boolean)));
+        const done = new Promise<number>((r) => proc.once('exit', (code) => r(code ?? -1)));
+        return { proc, lines, done };
+      };
+      const listener = run(['listen', base, '--identity-dir', join(dir, 'bob'), '--seconds', '30']);
+      await until(
+        () => listener.lines.some((l) => l.includes('"registered"')),
+        'listener up',
+        15_000,
+      );
+      const caller = run([
+        'call',
+        base,
+        callee.fingerprint,
+        '--identity-dir',
+        join(dir, 'alice'),
+        '--seconds',
+        '2',
+      ]);
+      expect(await caller.done).toBe(0);
+      const events = caller.lines.map((l) => JSON.parse(l) as { event: string; received?: number });
+      expect(events.map((e) => e.event)).toEqual(
+        expect.arrayContaining([
+          'registered',
+          'calling',
+          'ringing',
+          'answered',
+          'in_call',
+          'call_ended',
+        ]),
+      );
+      expect(events.find((e) => e.event === 'call_ended')?.received).toBeGreaterThan(20);
+      await until(
+        () => listener.lines.some((l) => l.includes('"call_ended"')),
+        'listener saw the call end',
+        15_000,
+      );
+      listener.proc.kill('SIGINT');
+      await listener.done;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

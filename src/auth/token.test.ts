@@ -14,10 +14,23 @@ describe('access tokens', () => {
     });
     const v = await verifyToken(token, SECRET);
     expect(v.subject).toBe('alice');
-    expect(v.grants).toEqual({ room: 'general', publish: false, subscribe: true });
+    expect(v.grants).toEqual({ room: 'general', publish: false, subscribe: true, call: false });
     expect(grantsAllowRoom(v.grants, 'general')).toBe(true);
     expect(grantsAllowRoom(v.grants, 'other')).toBe(false);
     expect(grantsAllowRoom({ ...v.grants, room: '*' }, 'other')).toBe(true);
+  });
+
+  it('the call grant: absent by default; when present it allows call-* rooms only', async () => {
+    const plain = await verifyToken(await mintToken({ secret: SECRET, room: 'general' }), SECRET);
+    expect(plain.grants.call).toBe(false);
+    expect(grantsAllowRoom(plain.grants, 'call-x')).toBe(false);
+    const caller = await verifyToken(
+      await mintToken({ secret: SECRET, room: 'general', call: true }),
+      SECRET,
+    );
+    expect(caller.grants.call).toBe(true);
+    expect(grantsAllowRoom(caller.grants, 'call-x')).toBe(true);
+    expect(grantsAllowRoom(caller.grants, 'other')).toBe(false);
   });
 
   it('refuses a wrong secret, garbage and expired tokens with AUTH_FAILED', async () => {

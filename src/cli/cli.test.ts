@@ -131,7 +131,7 @@ describe('wzp token', () => {
       await runCli(['token', '--secret', secret, '--room', 'general', '--no-publish'], t.cli),
     ).toBe(0);
     const v = await verifyToken(t.out[0] as string, secret);
-    expect(v.grants).toEqual({ room: 'general', publish: false, subscribe: true });
+    expect(v.grants).toEqual({ room: 'general', publish: false, subscribe: true, call: false });
   });
 });
 

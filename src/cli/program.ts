@@ -1,6 +1,7 @@
 /** The `wzp` command tree; every command registers itself here. */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerCall } from './commands/call.js';
 import { registerClient } from './commands/client.js';
 import { registerConformance } from './commands/conformance.js';
 import { registerDecode } from './commands/decode.js';
@@ -41,6 +42,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   registerConformance(program, io, setExit);
   registerLoad(program, io, setExit);
   registerIdentity(program, io, setExit);
+  registerCall(program, io, setExit);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

@@ -6,9 +6,22 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { encode } from '@msgpack/msgpack';
-import { type ClientOptions, type ReceivedMedia, WzpClient } from '../client/index.js';
+import {
+  type ClientOptions,
+  HubClient,
+  type HubClientOptions,
+  type IncomingCall,
+  type ReceivedMedia,
+  WzpClient,
+} from '../client/index.js';
 import { isWzpError } from '../errors/index.js';
-import { Identity, type SignalMessage } from '../signal/index.js';
+import {
+  decodeSignal,
+  encodeSignal,
+  Identity,
+  type SignalMessage,
+  signRegisterPresence,
+} from '../signal/index.js';
 import {
   BIND_MIN_SIZE,
   confirmOf,
@@ -55,6 +68,7 @@ export class Failed extends Error {}
 /** Helpers handed to each scenario; everything opened is closed afterwards. */
 export class ScenarioTools {
   private readonly opened: WzpClient[] = [];
+  private readonly hubs: HubClient[] = [];
   private readonly sockets: Socket[] = [];
   private readonly room = `conf-${randomBytes(4).toString('hex')}`;
 
@@ -137,7 +151,32 @@ export class ScenarioTools {
     return got;
   }
 
+  /** The relay's direct-call hub URL (BINDING §9). */
+  hubUrl(): string {
+    return this.ctx.signalUrl.replace(/\/v2\/signal$/, '/v2/hub');
+  }
+
+  /** A registered hub client; a relay without a hub makes the scenario unsupported. */
+  async hub(options: Partial<HubClientOptions> = {}): Promise<HubClient> {
+    let h: HubClient;
+    try {
+      h = await HubClient.connect({
+        url: this.hubUrl(),
+        ...(this.ctx.token !== undefined ? { token: this.ctx.token } : {}),
+        ...options,
+      });
+    } catch (err) {
+      if (isWzpError(err, 'TRANSPORT_CLOSED')) {
+        throw new Unsupported(`no direct-call hub at ${this.hubUrl()}`);
+      }
+      throw err;
+    }
+    this.hubs.push(h);
+    return h;
+  }
+
   async closeAll(): Promise<void> {
+    await Promise.all(this.hubs.map((h) => h.close().catch(() => {})));
     await Promise.all(this.opened.map((c) => c.close(false).catch(() => {})));
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
@@ -170,6 +209,24 @@ async function handshakeError(ctx: ScenarioContext, options: Partial<ClientOptio
   }
   await client.close(false);
   return { error, seen };
+}
+
+/** A ringing call between two fresh hub clients; `accept` answers it. */
+async function ring(t: ScenarioTools) {
+  const callee = await t.hub({ alias: 'callee' });
+  const caller = await t.hub({ alias: 'caller' });
+  const incoming = new Promise<IncomingCall>((r) => callee.once('incoming', r));
+  let rang = false;
+  const placed = caller.call(callee.fingerprint, { onRinging: () => (rang = true) });
+  placed.setup.catch(() => {});
+  const call = await Promise.race([
+    incoming,
+    sleep(5000).then(() => {
+      throw new Failed('the callee never got the DirectCallOffer');
+    }),
+  ]);
+  await t.until(() => rang, 'CallRinging to the caller');
+  return { caller, callee, call, placed };
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -725,6 +782,148 @@ export const SCENARIOS: Scenario[] = [
         firstAtB?.frame.equals(sentA[0] as Buffer) === true,
         'the first FULL frame was changed on its way across the link',
       );
+    },
+  },
+  {
+    id: 'hub-register',
+    section: '§9.2',
+    level: 'MUST',
+    requirement:
+      'A RegisterPresence signed by identity_pub over "register-presence" ‖ identity_pub is answered with RegisterPresenceAck { success: true, fingerprint }.',
+    async run(_ctx, t) {
+      const identity = Identity.generate();
+      const h = await t.hub({ identity });
+      t.expect(h.fingerprint === identity.fingerprint, 'fingerprint');
+    },
+  },
+  {
+    id: 'hub-forged-register',
+    section: '§9.2',
+    level: 'MUST',
+    requirement:
+      'A RegisterPresence whose signature does not verify gets RegisterPresenceAck { success: false } and Error { code: "HUB_BAD_REGISTRATION" }, and the connection closes.',
+    async run(ctx, t) {
+      const { default: WebSocket } = await import('ws');
+      const ws = new WebSocket(t.hubUrl());
+      const got: SignalMessage[] = [];
+      ws.on('message', (d) => {
+        try {
+          got.push(decodeSignal(d as Buffer));
+        } catch {
+          // counted as nothing
+        }
+      });
+      const opened = await new Promise<boolean>((r) => {
+        ws.once('open', () => r(true));
+        ws.once('error', () => r(false));
+      });
+      if (!opened) {
+        throw new Unsupported(`no direct-call hub at ${t.hubUrl()}`);
+      }
+      const closed = new Promise<void>((r) => ws.once('close', () => r()));
+      if (ctx.token !== undefined) {
+        ws.send(encodeSignal({ type: 'AuthToken', body: { token: ctx.token } }));
+      }
+      const id = Identity.generate();
+      ws.send(
+        encodeSignal({
+          type: 'RegisterPresence',
+          body: {
+            identity_pub: id.publicKey,
+            signature: signRegisterPresence(Identity.generate()),
+            alias: null,
+          },
+        }),
+      );
+      await Promise.race([closed, sleep(5000)]);
+      ws.terminate();
+      const ack = got.find((m) => m.type === 'RegisterPresenceAck');
+      t.expect(ack?.type === 'RegisterPresenceAck' && !ack.body.success, 'no failed ack');
+      const err = got.find((m) => m.type === 'Error');
+      t.expect(
+        err?.type === 'Error' && err.body.code === 'HUB_BAD_REGISTRATION',
+        `got ${JSON.stringify(err?.body)}`,
+      );
+    },
+  },
+  {
+    id: 'hub-call-setup',
+    section: '§9.3',
+    level: 'MUST',
+    requirement:
+      'A DirectCallOffer reaches the registered callee and the caller gets CallRinging; an accepting DirectCallAnswer gives both parties a CallSetup naming room "call-<call_id>", and both can join it.',
+    async run(_ctx, t) {
+      const { caller, callee, call, placed } = await ring(t);
+      const [a, b] = await Promise.all([placed.setup, call.accept()]);
+      t.expect(
+        a.room === `call-${placed.callId}` && b.room === a.room,
+        `rooms ${a.room} ${b.room}`,
+      );
+      t.expect(a.roomKey.equals(b.roomKey), 'the parties derived different call keys');
+      const ca = t.track(
+        await WzpClient.connect({ signalUrl: a.relayUrl, room: a.room, identity: caller.identity }),
+      );
+      const cb = t.track(
+        await WzpClient.connect({ signalUrl: b.relayUrl, room: b.room, identity: callee.identity }),
+      );
+      await t.until(
+        () => ca.lastRoomUpdate?.count === 2 && cb.lastRoomUpdate?.count === 2,
+        '2 in the call room',
+      );
+    },
+  },
+  {
+    id: 'hub-call-room-parties',
+    section: '§9.4',
+    level: 'MUST',
+    requirement:
+      'A call room admits only the call\'s two parties, once each: anyone else gets Error { code: "CALL_NOT_PARTY" }.',
+    async run(_ctx, t) {
+      const { call, placed } = await ring(t);
+      const [a] = await Promise.all([placed.setup, call.accept()]);
+      let error: unknown = null;
+      try {
+        t.track(await WzpClient.connect({ signalUrl: a.relayUrl, room: a.room }));
+      } catch (err) {
+        error = err;
+      }
+      t.expect(isWzpError(error, 'CALL_NOT_PARTY'), `a stranger joined: ${String(error)}`);
+    },
+  },
+  {
+    id: 'hub-reject',
+    section: '§9.3',
+    level: 'MUST',
+    requirement: 'A rejecting DirectCallAnswer ends the call: the caller gets Hangup { Declined }.',
+    async run(_ctx, t) {
+      const { call, placed } = await ring(t);
+      call.reject();
+      let reason: unknown = null;
+      try {
+        await placed.setup;
+      } catch (err) {
+        reason = (err as { reason?: unknown }).reason;
+      }
+      t.expect(reason === 'Declined', `caller saw ${JSON.stringify(reason)}`);
+    },
+  },
+  {
+    id: 'hub-disconnect',
+    section: '§9.3',
+    level: 'MUST',
+    requirement:
+      "When a party's hub connection closes, the other party of each of its calls gets a Hangup.",
+    async run(_ctx, t) {
+      const { caller, callee, call, placed } = await ring(t);
+      await Promise.all([placed.setup, call.accept()]);
+      const hung = new Promise<void>((r) => caller.once('hangup', () => r()));
+      await callee.close();
+      await Promise.race([
+        hung,
+        sleep(5000).then(() => {
+          throw new Failed('no Hangup after the callee disconnected');
+        }),
+      ]);
     },
   },
 ];

@@ -15,6 +15,7 @@ export function registerToken(program: Command, io: CliIo, setExit: (code: numbe
     .option('--no-publish', 'may not send media')
     .option('--no-subscribe', 'receives no media')
     .option('--issuer <iss>', 'iss claim')
+    .option('--call', 'grant direct calling (the /v2/hub and call-<id> rooms)', false)
     .action(
       async (o: {
         secret?: string;
@@ -24,6 +25,7 @@ export function registerToken(program: Command, io: CliIo, setExit: (code: numbe
         publish: boolean;
         subscribe: boolean;
         issuer?: string;
+        call: boolean;
       }) => {
         try {
           const secret = o.secret ?? process.env.WZP_AUTH_SECRET;
@@ -36,6 +38,7 @@ export function registerToken(program: Command, io: CliIo, setExit: (code: numbe
             ttlSeconds: Number(o.ttl),
             publish: o.publish,
             subscribe: o.subscribe,
+            call: o.call,
             ...(o.subject !== undefined ? { subject: o.subject } : {}),
             ...(o.issuer !== undefined ? { issuer: o.issuer } : {}),
           });
