@@ -23,7 +23,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'udp-dgram', include: BOTH_PATHS, env: { WZP_TEST_UDP_IO: 'dgram' } },
+        test: { name: 'udp-dgram', include: BOTH_PATHS, env: { TEST_UDP_IO: 'dgram' } },
       },
     ],
   },

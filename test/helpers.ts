@@ -9,8 +9,8 @@ import { createLogger } from '../src/log/index.js';
 import { Relay } from '../src/server/relay.js';
 import { Identity } from '../src/signal/index.js';
 
-/** The media send path the relay tests run on (WZP_TEST_UDP_IO, default auto). */
-export const TEST_UDP_IO = (process.env.WZP_TEST_UDP_IO ?? 'auto') as 'auto' | 'dgram' | 'native';
+/** The media send path the relay tests run on (TEST_UDP_IO, default auto). */
+export const TEST_UDP_IO = (process.env.TEST_UDP_IO ?? 'auto') as 'auto' | 'dgram' | 'native';
 
 export interface TestRelay {
   relay: Relay;

@@ -89,9 +89,7 @@ describe('udp_io configuration', () => {
         {
           stdio: ['ignore', 'pipe', 'pipe'],
           env: {
-            ...Object.fromEntries(
-              Object.entries(process.env).filter(([k]) => k !== 'WZP_TEST_UDP_IO'),
-            ),
+            ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'TEST_UDP_IO')),
             WZP_NATIVE_DISABLE: '1',
             WZP_LOG_LEVEL: 'silent',
           },
