@@ -138,3 +138,234 @@ describe('stream identity: audio and video on stream_id 0', () => {
     },
   );
 });
+
+// ── keyframes, PLI, simulcast, subscriptions ──────────────────────────────
+
+/** A camera: AvSource with the three simulcast layers at 1/10 of the reference rates, answering PLIs. */
+function camera(
+  client: WzpClient,
+  options: { layers?: number[]; keyframeInterval?: number; audio?: boolean } = {},
+): { source: AvSource; stop(): void; plis: { stream_id: number; tag: number | null }[] } {
+  const source = new AvSource({
+    audio: options.audio ?? false,
+    layers: options.layers ?? [0, 1, 2],
+    keyframeInterval: options.keyframeInterval ?? 1000,
+    bitrateScale: 0.1,
+  });
+  const plis: { stream_id: number; tag: number | null }[] = [];
+  client.on('signal', (m) => {
+    if (m.type === 'PictureLossIndication') {
+      plis.push({ stream_id: m.body.stream_id, tag: m.body.tag ?? null });
+      source.requestKeyframe(m.body.stream_id);
+    }
+  });
+  const run = runSource(source, (h, p) => client.sendMedia(h, p));
+  return { source, stop: () => run.stop(), plis };
+}
+
+function videoOf(got: ReceivedMedia[], tag?: number): ReceivedMedia[] {
+  return got.filter(
+    (m) => m.header.mediaType === MediaType.Video && (tag === undefined || m.senderTag === tag),
+  );
+}
+
+function layersOf(got: ReceivedMedia[]): number[] {
+  return [...new Set(videoOf(got).map((m) => m.header.streamId))].sort();
+}
+
+interface RoomsJson {
+  rooms: {
+    participants: {
+      tag: number;
+      bytes_out: number;
+      receiving: { tag: number; video_layer: number; bytes: number }[];
+    }[];
+  }[];
+}
+
+async function roomsJson(r: TestRelay): Promise<RoomsJson> {
+  return (await (await fetch(`${r.httpUrl}/v2/rooms`)).json()) as RoomsJson;
+}
+
+describe('keyframe cache', () => {
+  it('a late joiner gets the cached keyframe, as FULL frames, before any delta frame', async () => {
+    current = await startRelay();
+    const cam = await current.connect('kf');
+    const early = await current.connect('kf');
+    const gotEarly = watch(early);
+    // One keyframe at the start only: a joiner can decode only thanks to the cache.
+    const c = camera(cam, { layers: [0], keyframeInterval: 100_000 });
+    await until(() => videoOf(gotEarly.media).length > 30, 'video at the early receiver', 8000);
+    const keyPackets = videoOf(gotEarly.media).filter((m) => (m.header.flags & 0x20) !== 0);
+    expect(keyPackets.length).toBeGreaterThan(0);
+    const late = await current.connect('kf');
+    const gotLate = watch(late);
+    await until(() => videoOf(gotLate.media).length > keyPackets.length + 5, 'video at the joiner');
+    c.stop();
+    const v = videoOf(gotLate.media);
+    const head = v.slice(0, keyPackets.length);
+    expect(head.every((m) => (m.header.flags & 0x20) !== 0)).toBe(true);
+    expect(head.every((m) => m.frameType === 'full')).toBe(true);
+    expect(head.map((m) => m.header.seq)).toEqual(keyPackets.map((m) => m.header.seq));
+    expect(v.slice(keyPackets.length).every((m) => (m.header.flags & 0x20) === 0)).toBe(true);
+    expect(c.plis).toEqual([]);
+    const text = await (await fetch(`${current.httpUrl}/metrics`)).text();
+    expect(text).toMatch(/wzp_relay_keyframe_cache_hits_total 1\b/);
+    expect(text).toMatch(/wzp_relay_keyframe_cache_bytes [1-9]/);
+  });
+});
+
+describe('targeted PLI', () => {
+  it('a PLI with a tag reaches that camera only; without a tag, every camera of the stream', async () => {
+    current = await startRelay({ pli_suppress_ms: 200 });
+    const x = await current.connect('pli2');
+    const y = await current.connect('pli2');
+    const viewer = await current.connect('pli2');
+    const cx = camera(x, { layers: [0] });
+    const cy = camera(y, { layers: [0] });
+    await sleep(300);
+    viewer.requestKeyframe(x.tag, 0);
+    await until(() => cx.plis.length === 1, 'PLI at camera x');
+    await sleep(150);
+    expect(cy.plis).toEqual([]);
+    expect(cx.plis[0]).toEqual({ stream_id: 0, tag: x.tag });
+    await sleep(250);
+    viewer.requestKeyframe(null, 0);
+    await until(() => cx.plis.length === 2 && cy.plis.length === 1, 'untagged PLI at both');
+    cx.stop();
+    cy.stop();
+  });
+});
+
+describe('simulcast and subscriptions', () => {
+  it('caps at max_layer 0, gives an uncapped receiver exactly one layer, and counts the bytes saved', async () => {
+    current = await startRelay();
+    const cam = await current.connect('sim');
+    const capped = await current.connect('sim');
+    const full = await current.connect('sim');
+    capped.subscribe(null, { maxLayer: 0 });
+    await sleep(100);
+    const gotCapped = watch(capped);
+    const gotFull = watch(full);
+    const c = camera(cam, { keyframeInterval: 30 });
+    await sleep(3000);
+    c.stop();
+    await sleep(100);
+    expect(layersOf(gotCapped.media)).toEqual([0]);
+    // One layer at a time: the layers come in runs that only go up (the relay learns of
+    // the higher layers as their first packets arrive) and settle on the highest.
+    const runs: number[] = [];
+    for (const m of videoOf(gotFull.media)) {
+      if (runs[runs.length - 1] !== m.header.streamId) {
+        runs.push(m.header.streamId);
+      }
+    }
+    expect(runs[runs.length - 1]).toBe(2);
+    expect([...runs].sort()).toEqual(runs);
+    expect(new Set(runs).size).toBe(runs.length);
+    const v = videoOf(gotFull.media);
+    expect(v.slice(Math.floor(v.length / 10)).every((m) => m.header.streamId === 2)).toBe(true);
+    const rooms = await roomsJson(current);
+    const p = rooms.rooms[0]?.participants ?? [];
+    const bytesCapped = p.find((x) => x.tag === capped.tag)?.bytes_out ?? 0;
+    const bytesFull = p.find((x) => x.tag === full.tag)?.bytes_out ?? 0;
+    expect(bytesCapped).toBeGreaterThan(0);
+    expect(bytesFull).toBeGreaterThan(bytesCapped * 5);
+    const recv = p.find((x) => x.tag === full.tag)?.receiving[0];
+    expect(recv).toMatchObject({ tag: cam.tag, video_layer: 2 });
+    console.log(
+      `simulcast bytes per receiver in 3 s: capped (layer 0) ${bytesCapped}, uncapped (layer 2) ${bytesFull}`,
+    );
+  });
+
+  it('raising the cap switches the layer, starting on a keyframe the relay asked for', async () => {
+    current = await startRelay();
+    const cam = await current.connect('up');
+    const rx = await current.connect('up');
+    rx.subscribe(null, { maxLayer: 0 });
+    await sleep(100);
+    const got = watch(rx);
+    // Keyframes only at the start and on request: the switch needs the relay's PLI.
+    const c = camera(cam, { keyframeInterval: 100_000 });
+    await until(() => videoOf(got.media).length > 20, 'layer 0');
+    expect(layersOf(got.media)).toEqual([0]);
+    const before = got.media.length;
+    const t0 = performance.now();
+    rx.subscribe(null, { maxLayer: 2 });
+    await until(
+      () => got.media.slice(before).some((m) => m.header.streamId === 2),
+      'layer 2 after the cap was raised',
+      5000,
+    );
+    const switchMs = performance.now() - t0;
+    await sleep(300);
+    c.stop();
+    const after = videoOf(got.media.slice(before));
+    const firstHigh = after.findIndex((m) => m.header.streamId === 2);
+    const first = after[firstHigh] as ReceivedMedia;
+    expect(first.header.flags & 0x20).toBe(0x20); // a keyframe
+    expect(first.frameType).toBe('full');
+    // Only layer 2 afterwards: never two layers at once.
+    expect(after.slice(firstHigh).every((m) => m.header.streamId === 2)).toBe(true);
+    expect(c.plis.some((p) => p.stream_id === 2 && p.tag === cam.tag)).toBe(true);
+    expect(switchMs).toBeLessThan(3000);
+  });
+
+  it('remb_bps below the layer rate lowers the layer; the up move waits for the hold time', async () => {
+    current = await startRelay();
+    const cam = await current.connect('remb');
+    const rx = await current.connect('remb');
+    const got = watch(rx);
+    const c = camera(cam, { keyframeInterval: 15 });
+    await until(() => videoOf(got.media).some((m) => m.header.streamId === 2), 'layer 2');
+    await sleep(700); // layer rates measured
+    // Layer 2 runs at ~250 kbit/s, layer 1 at ~60: 120 kbit/s fits layer 1 only.
+    rx.sendFeedback(120_000);
+    const lowAt = got.media.length;
+    await until(
+      () => got.media.slice(lowAt).some((m) => m.header.streamId === 1),
+      'layer 1 after the low REMB',
+      3000,
+    );
+    const lowIdx = got.media.findIndex((m, i) => i >= lowAt && m.header.streamId === 1);
+    // A frame boundary: the first layer-1 packet starts its frame.
+    const firstLow = got.media[lowIdx] as ReceivedMedia;
+    expect(firstLow.frameType).toBe('full');
+    // Plenty of room again, but only for 1.5 s: the hold (3 s) keeps layer 1.
+    const highAt = got.media.length;
+    for (let i = 0; i < 3; i++) {
+      rx.sendFeedback(2_000_000);
+      await sleep(500);
+    }
+    expect(got.media.slice(highAt).filter((m) => m.header.streamId === 2)).toEqual([]);
+    for (let i = 0; i < 6; i++) {
+      rx.sendFeedback(2_000_000);
+      await sleep(500);
+    }
+    await until(
+      () => got.media.slice(highAt).some((m) => m.header.streamId === 2),
+      'layer 2 after the hold',
+      3000,
+    );
+    c.stop();
+  });
+
+  it('video: false stops one sender\u2019s video and keeps its audio', async () => {
+    current = await startRelay();
+    const cam = await current.connect('mute');
+    const other = await current.connect('mute');
+    const rx = await current.connect('mute');
+    rx.subscribe(cam.tag, { video: false });
+    await sleep(100);
+    const got = watch(rx);
+    const c1 = camera(cam, { layers: [0], keyframeInterval: 10, audio: true });
+    const c2 = camera(other, { layers: [0], keyframeInterval: 10 });
+    await sleep(1500);
+    c1.stop();
+    c2.stop();
+    await sleep(100);
+    expect(videoOf(got.media, cam.tag)).toEqual([]);
+    expect(got.media.filter((m) => m.senderTag === cam.tag).length).toBeGreaterThan(40);
+    expect(videoOf(got.media, other.tag).length).toBeGreaterThan(10);
+  });
+});

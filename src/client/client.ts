@@ -466,6 +466,57 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     }
   }
 
+  /**
+   * Subscription (BINDING.md §6.3): for sender `tag` (null: every sender),
+   * turn audio/video on or off and cap the video layer.
+   */
+  subscribe(
+    tag: number | null,
+    change: { audio?: boolean; video?: boolean; maxLayer?: number },
+  ): void {
+    this.sendSignal({
+      type: 'SubscriptionUpdate',
+      body: {
+        version: 1,
+        tag,
+        ...(change.audio === undefined ? {} : { audio: change.audio }),
+        ...(change.video === undefined ? {} : { video: change.video }),
+        ...(change.maxLayer === undefined ? {} : { max_layer: change.maxLayer }),
+      },
+    });
+  }
+
+  /** Asks for a keyframe of sender `tag`'s video `streamId` (null tag: every sender of it). */
+  requestKeyframe(tag: number | null, streamId: number): void {
+    this.sendSignal({
+      type: 'PictureLossIndication',
+      body: { version: 1, stream_id: streamId, ...(tag === null ? {} : { tag }) },
+    });
+  }
+
+  /** Downstream feedback (BINDING.md §6.4): the receiver's capacity estimate and acks. */
+  sendFeedback(
+    rembBps: number,
+    options: { streamId?: number; acked?: number[]; nacked?: number[] } = {},
+  ): void {
+    this.sendSignal({
+      type: 'TransportFeedback',
+      body: {
+        version: 1,
+        stream_id: options.streamId ?? 0,
+        acked_seqs: options.acked ?? [],
+        nacked_seqs: options.nacked ?? [],
+        remb_bps: Math.max(0, Math.min(0xffffffff, Math.round(rembBps))),
+        recv_time_us: Math.round(performance.now() * 1000),
+      },
+    });
+  }
+
+  /** Asks the relay to send sender `tag`'s next frame FULL (BINDING.md §4.5). */
+  requestResync(tag: number): void {
+    this.sendSignal({ type: 'ResyncRequest', body: { version: 1, tag } });
+  }
+
   /** Sends raw bytes on the signalling WebSocket (tests of malformed signalling). */
   sendSignalFrame(bytes: Uint8Array | string): void {
     if (this.ws?.readyState === WebSocket.OPEN) {

@@ -1,2 +1,3 @@
 export * from './client.js';
 export * from './hub.js';
+export * from './media-source.js';

@@ -77,6 +77,28 @@ const FIELDS = {
     z.number().int().min(0).max(60_000).default(200),
     'Window in which repeated PictureLossIndications for one stream are dropped.',
   ],
+  keyframe_cache_stream_bytes: [
+    z.number().int().min(0).max(64_000_000).default(200_000),
+    'Keyframe cache: largest keyframe cached per (sender, video stream); larger ones are not cached.',
+  ],
+  keyframe_cache_room_bytes: [
+    z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 30)
+      .default(4_000_000),
+    "Keyframe cache: bytes held per room; over it the room's oldest keyframes are evicted.",
+  ],
+  keyframe_cache_relay_bytes: [
+    z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 31)
+      .default(64_000_000),
+    "Keyframe cache: bytes held by the relay; over it the relay's oldest keyframes are evicted.",
+  ],
   shutdown_timeout_ms: [positiveMs.default(5000), 'Upper bound of a graceful shutdown.'],
   // ── hostile media: return-path validation and media policing (docs/operator.md) ──
   bind_challenge_ttl_ms: [

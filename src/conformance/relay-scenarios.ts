@@ -27,6 +27,8 @@ import {
   confirmOf,
   createHeader,
   encodeBind,
+  FLAG_FRAME_END,
+  FLAG_KEYFRAME,
   FrameType,
   type MediaHeader,
   MediaType,
@@ -657,7 +659,7 @@ export const SCENARIOS: Scenario[] = [
     section: '§6',
     level: 'MUST',
     requirement:
-      'PictureLossIndication goes to the stream owner at most once per 200 ms per stream.',
+      'A PictureLossIndication without tag goes to the sender of video on that stream_id, at most once per 200 ms per (sender, stream).',
     async run(_ctx, t) {
       const owner = await t.join();
       const viewer = await t.join();
@@ -668,6 +670,7 @@ export const SCENARIOS: Scenario[] = [
           mediaType: MediaType.Video,
           codecId: 9,
           streamId: 1,
+          flags: FLAG_KEYFRAME | FLAG_FRAME_END,
           seq: 1,
           timestamp: 33,
         }),

@@ -46,6 +46,7 @@ export const ERROR_CODES = {
     'A connection spent its decode budget (bytes and items per second); it is closed.',
   SIGNAL_SLOW_READER:
     'A connection does not read what the relay sends; its send buffer reached the cap and it is closed.',
+  SIGNAL_UNKNOWN_TAG: 'A ResyncRequest names a participant tag that is no sender of the room.',
 
   // ── handshake and auth ───────────────────────────────────────────────────
   AUTH_FAILED: 'The access token is missing, malformed, expired or does not grant this room.',

@@ -9,7 +9,7 @@ import type { CallSignalSink } from '../calls/hub.js';
 import type { RelayConfig } from '../config/index.js';
 import { isWzpError, WzpError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { decodeSignal, type SignalMessage } from '../signal/index.js';
+import { type BodyOf, decodeSignal, type SignalMessage } from '../signal/index.js';
 import { toBuffer } from '../util/buffers.js';
 import type { GlobalRooms } from './global-rooms.js';
 import type { Link } from './link.js';
@@ -26,6 +26,8 @@ export interface LinkControlOptions {
   closeLink: (link: Link, code: number, reason: string) => void;
   /** Where call signals from links go (the direct-call hub), if any. */
   calls: () => CallSignalSink | null;
+  /** A keyframe request for a participant of some relay (pli.ts). */
+  onPli: (link: Link, body: BodyOf<'FederationPli'>) => void;
   now: () => number;
 }
 
@@ -90,6 +92,9 @@ export class LinkControl {
         }
         return;
       }
+      case 'FederationPli':
+        this.o.onPli(link, msg.body);
+        return;
       case 'Error':
         this.o.log.warn({ peer: link.label, code: msg.body.code }, msg.body.message);
         return;

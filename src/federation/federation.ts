@@ -42,6 +42,7 @@ import { Link } from './link.js';
 import { LinkTable, type PeerCounters } from './link-table.js';
 import { FederationMedia, type FederationMediaOptions, type FederationStats } from './media.js';
 import { type Peer, PeerDirectory, relayId } from './peers.js';
+import { FederationPliRouter } from './pli.js';
 
 /** WebSocket path of federation links on the signalling port. */
 export const FEDERATION_PATH = '/v2/federation';
@@ -70,6 +71,8 @@ export interface FederationOptions {
   resolvePeer?: (publicKey: Buffer) => { label: string; url: string } | undefined;
   /** Fleet: a peer announced a room that is not global here; true when this relay is its home. */
   acceptRoom?: (roomName: string) => boolean;
+  /** A PLI for a local sender arrived over a link (BINDING.md §8.5). */
+  onPli?: (sender: Session, streamId: number) => void;
   now?: () => number;
 }
 
@@ -104,6 +107,8 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
   private readonly rooms: GlobalRooms;
   private readonly control: LinkControl;
   private readonly media: FederationMedia;
+  /** Keyframe requests across links. */
+  readonly pli: FederationPliRouter;
   /** Peers with an inbound handshake in progress. */
   private readonly pendingInbound = new Set<Peer>();
   private readonly dialers = new Map<Peer, Dialer>();
@@ -163,7 +168,16 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
       onUdpReady: () => this.rooms.refreshAll(),
       now,
     });
+    this.pli = new FederationPliRouter({
+      selfId: this.selfId,
+      log: this.log,
+      rooms: options.rooms,
+      links: this.links,
+      globals: this.globals,
+      onLocalPli: options.onPli ?? (() => {}),
+    });
     this.control = new LinkControl({
+      onPli: (link, body) => this.pli.onMessage(link, body),
       config: this.config,
       log: this.log,
       rooms: this.rooms,
@@ -184,6 +198,11 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
         this.dialers.set(peer, new Dialer(this.dialTarget, peer));
       }
     }
+  }
+
+  /** Sends a PLI for a remote participant towards its origin relay; false if no link leads there. */
+  sendPli(remote: Session, streamId: number): boolean {
+    return this.pli.send(remote, streamId);
   }
 
   /** Media-plane counters. */

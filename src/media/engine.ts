@@ -24,8 +24,11 @@ import {
   checkPingDatagram,
   createCompactView,
   encodeBindAck,
+  FLAG_KEYFRAME,
+  FLAG_REPAIR,
   FrameType,
   fullFrameSize,
+  MediaType,
   readCompact,
   TRUNK_ENTRY_OVERHEAD,
   TrunkBatcher,
@@ -34,7 +37,17 @@ import {
 } from '../wire/index.js';
 import { BindGuard, type BindGuardOptions } from './bind.js';
 import type { DatagramPath } from './datagram-path.js';
+import { DEFAULT_KEYFRAME_LIMITS, KeyframeCache, type KeyframeLimits } from './keyframe-cache.js';
+import {
+  Admit,
+  admitVideo,
+  type LayerEvents,
+  LayerStats,
+  retarget,
+  type SenderVideo,
+} from './layer-selector.js';
 import { Session } from './session.js';
+import { MAX_LAYER, type SubscriptionChange } from './subscriptions.js';
 import type { UdpDestination } from './udp-io.js';
 
 /** Why a datagram was dropped (label values of wzp_relay_datagrams_dropped_total). */
@@ -84,6 +97,10 @@ export class EngineStats {
   /** Valid BIND_CONFIRMs (each answered with BIND_ACK). */
   bindConfirms = 0;
   pings = 0;
+  /** ResyncRequests applied. */
+  resyncs = 0;
+  /** Bytes forwarded by media type (index = media_type). */
+  readonly bytesByMediaType = [0, 0, 0, 0];
   readonly dropped: Record<DropReason, number> = {
     unbound: 0,
     unknown_frame_type: 0,
@@ -152,6 +169,14 @@ export interface MediaEngineOptions {
   onRebind?: (session: Session, from: string | null, to: string) => void;
   /** Return-path validation limits (src/media/bind.ts); defaults below. */
   bind?: Partial<BindGuardOptions>;
+  /** Keyframe cache bounds (keyframe-cache.ts). */
+  keyframeLimits?: KeyframeLimits;
+  /**
+   * The relay wants a keyframe of `sender`'s video `streamId` (a receiver
+   * switches up to it, or joined without a cached keyframe). Control path:
+   * sends a PLI to the sender (or across federation), with suppression.
+   */
+  onKeyframeNeeded?: (sender: Session, streamId: number) => void;
 }
 
 /** Defaults of the bind guard (config keys bind_challenge_ttl_ms, bind_*_rate). */
@@ -182,6 +207,20 @@ export class MediaEngine {
   readonly bindGuard: BindGuard;
   /** Set by the federation when it starts. */
   federation: FederationPlane | null = null;
+  /** Last complete keyframe per (sender, video stream). */
+  readonly keyframes: KeyframeCache;
+  readonly layerStats = new LayerStats();
+  private readonly onKeyframeNeeded: MediaEngineOptions['onKeyframeNeeded'];
+  /** The sender of the packet being fanned out (for `layerEvents`). */
+  private current: Session | null = null;
+  private readonly layerEvents: LayerEvents = {
+    needKeyframe: (layer: number): void => {
+      const sender = this.current;
+      if (sender !== null) {
+        this.onKeyframeNeeded?.(sender, layer);
+      }
+    },
+  };
 
   constructor(options: MediaEngineOptions) {
     this.send = options.send;
@@ -200,6 +239,8 @@ export class MediaEngine {
     this.onTierChange = options.onTierChange;
     this.onRebind = options.onRebind;
     this.bindGuard = new BindGuard({ ...BIND_DEFAULTS, ...options.bind });
+    this.onKeyframeNeeded = options.onKeyframeNeeded;
+    this.keyframes = new KeyframeCache(options.keyframeLimits ?? DEFAULT_KEYFRAME_LIMITS);
     this.flushQueue = options.trunking.enabled
       ? new DeadlineQueue(options.trunking.flushMs, this.now)
       : null;
@@ -221,11 +262,16 @@ export class MediaEngine {
     session.batcher?.flush();
     this.byToken.delete(session.bindKey);
     this.unmapAddress(session);
-    // Receivers' baselines of this sender die with it; its own set holds receivers.
-    session.synced.clear();
+    // Flows from this sender die with it, and its keyframes; flows to it too.
+    session.av.down.clear();
+    this.keyframes.dropSender(session.av.keyframes);
     const snapshot = session.room.snapshot;
     for (let i = 0; i < snapshot.length; i++) {
-      snapshot[i]?.sink.synced.delete(session);
+      const other = snapshot[i]?.sink;
+      if (other !== undefined) {
+        other.av.down.delete(session);
+        session.av.rx.forget(other.tag);
+      }
     }
   }
 
@@ -354,13 +400,143 @@ export class MediaEngine {
     return true;
   }
 
+  // ── control-plane inputs (signalling → media plane) ────────────────────
+
+  /** A receiver's SubscriptionUpdate (BINDING.md §6.3). */
+  subscription(receiver: Session, change: SubscriptionChange): void {
+    receiver.av.rx.apply(change);
+  }
+
+  /** A receiver's TransportFeedback (BINDING.md §6.4). */
+  feedback(receiver: Session, rembBps: number, acked: number, nacked: number): void {
+    receiver.av.rx.feedback({ rembBps, acked, nacked, nowMs: this.now() });
+  }
+
+  /**
+   * A receiver lost sync with sender `tag` (ResyncRequest, BINDING.md §4.5):
+   * that sender's next frame goes FULL to it. False if no such sender.
+   */
+  resync(receiver: Session, tag: number): boolean {
+    const sender = senderByTag(receiver.room.snapshot, tag);
+    if (sender === null || sender === receiver) {
+      return false;
+    }
+    const d = sender.av.down.get(receiver);
+    if (d !== undefined) {
+      d.lastFrame = -2;
+    }
+    this.stats.resyncs++;
+    return true;
+  }
+
+  /** Per-packet video bookkeeping before the fan-out; returns the sender's video state or null. */
+  private videoIn(
+    sender: Session,
+    msg: Buffer,
+    view: CompactView,
+    now: number,
+  ): SenderVideo | null {
+    const h = view.header;
+    if (h.mediaType !== MediaType.Video) {
+      return null;
+    }
+    const av = sender.av;
+    if ((h.flags & FLAG_REPAIR) === 0) {
+      const w = h.streamId >>> 5;
+      av.videoStreams[w] = (av.videoStreams[w] as number) | (1 << (h.streamId & 31));
+    }
+    if (
+      (h.flags & FLAG_REPAIR) === 0 &&
+      ((h.flags & FLAG_KEYFRAME) !== 0 || av.keyframes !== null)
+    ) {
+      av.keyframes ??= [];
+      this.keyframes.observe(av.keyframes, sender.room, msg, view);
+    }
+    if (h.streamId > MAX_LAYER) {
+      return null;
+    }
+    const sv = av.senderVideo();
+    sv.refresh(now);
+    sv.before(h, now);
+    return sv;
+  }
+
+  /**
+   * Sends `sender`'s cached keyframe of the layer `receiver` will get, as
+   * FULL frames, right after the receiver's first BIND (BINDING.md §6.2).
+   */
+  private replayKeyframes(receiver: Session): void {
+    if (!receiver.canSubscribe) {
+      return;
+    }
+    const now = this.now();
+    const snapshot = receiver.room.snapshot;
+    for (let i = 0; i < snapshot.length; i++) {
+      const sender = (snapshot[i] as { readonly sink: Session }).sink;
+      const sv = sender.av.video;
+      if (sender === receiver || sender.closed || sv === null) {
+        continue;
+      }
+      const prefs = receiver.av.rx.prefsFor(sender.tag);
+      const d = sender.av.downstream(receiver);
+      retarget(d, prefs, receiver.av.rx, sv, now, 1);
+      if (d.target < 0 || !prefs.video) {
+        continue;
+      }
+      const slot = this.keyframes.get(sender.av.keyframes, d.target);
+      if (slot === null || slot.frames === null) {
+        this.keyframes.stats.misses++;
+        continue;
+      }
+      this.keyframes.stats.hits++;
+      for (const frame of slot.frames) {
+        this.deliver(receiver, sender.tag, frame, null);
+        d.bytes += frame.length;
+        d.packets++;
+      }
+      d.layer = d.target;
+      d.frameDone = true;
+      d.lastFrame = -2;
+    }
+  }
+
+  /** Sends one compact frame to a receiver as a TRUNK entry (batched when trunking). */
+  private deliver(r: Session, tag: number, frame: Buffer, prefix: Buffer | null): void {
+    const stats = this.stats;
+    if (this.trunking.enabled) {
+      this.pushTrunk(r, tag, frame);
+    } else {
+      const pieces = [prefix ?? singleEntryPrefix(tag, frame.length), frame];
+      if (r.path === null) {
+        if (r.address !== null) {
+          this.send(pieces, r.port, r.address);
+        }
+      } else {
+        r.path.send(pieces);
+      }
+      stats.datagramsOut++;
+      stats.trunkFrames++;
+      stats.trunkEntries++;
+    }
+    r.packetsOut++;
+    r.bytesOut += frame.length;
+  }
+
   private fanOut(sender: Session, msg: Buffer, view: CompactView): void {
     const stats = this.stats;
     const snapshot = sender.room.snapshot;
     const isMini = view.frameType === FrameType.Mini;
     const trunking = this.trunking.enabled;
     const tag = sender.tag;
-    const synced = sender.synced;
+    const av = sender.av;
+    const frameNo = ++av.frameNo;
+    const h = view.header;
+    const now = this.now();
+    const sv = this.videoIn(sender, msg, view, now);
+    const frameStart = sv?.frameStart(h) === true;
+    const isAudio = h.mediaType === MediaType.Audio;
+    let videoSenders = -1;
+    this.current = sender;
     // Lazily built, shared by every receiver that needs the same bytes.
     let prefix: Buffer | null = null;
     let expanded: Buffer | null = null;
@@ -373,19 +549,44 @@ export class MediaEngine {
     let nExpanded = 0;
     for (let i = 0; i < snapshot.length; i++) {
       const r = (snapshot[i] as { readonly sink: Session }).sink;
-      if (r === sender || r.address === null || r.closed || !r.canSubscribe) {
+      if (r === sender || (r.address === null && r.path === null) || r.closed || !r.canSubscribe) {
+        continue;
+      }
+      const d = av.downstream(r);
+      if (isAudio) {
+        if (!r.av.rx.prefsFor(tag).audio) {
+          continue;
+        }
+      } else if (sv !== null) {
+        if (videoSenders < 0) {
+          videoSenders = countVideoSenders(snapshot, r);
+        }
+        const admit = admitVideo(
+          d,
+          r.av.rx.prefsFor(tag),
+          r.av.rx,
+          sv,
+          h,
+          frameStart,
+          now,
+          videoSenders,
+          this.layerEvents,
+          this.layerStats,
+        );
+        if (admit === Admit.Drop) {
+          continue;
+        }
+      } else if (h.mediaType === MediaType.Video && !r.av.rx.prefsFor(tag).video) {
         continue;
       }
       let frame = msg;
-      if (isMini) {
-        if (!synced.has(r)) {
-          expanded ??= this.expandToFull(msg, view, tag);
-          frame = expanded;
-          synced.add(r);
-        }
-      } else if (!synced.has(r)) {
-        synced.add(r);
+      // A MINI chains on the sender's previous frame: it goes unchanged only to
+      // receivers that got that frame; the others get it expanded to FULL.
+      if (isMini && d.lastFrame !== frameNo - 1) {
+        expanded ??= this.expandToFull(msg, view, tag);
+        frame = expanded;
       }
+      d.lastFrame = frameNo;
       if (trunking) {
         this.pushTrunk(r, tag, frame);
       } else if (frame === msg) {
@@ -414,6 +615,12 @@ export class MediaEngine {
       bytes += n;
       r.packetsOut++;
       r.bytesOut += n;
+      d.bytes += n;
+      d.packets++;
+    }
+    this.current = null;
+    if (sv !== null) {
+      sv.after(h, msg.length, now);
     }
     if (nBatch > 0) {
       prefix ??= singleEntryPrefix(tag, msg.length);
@@ -426,6 +633,8 @@ export class MediaEngine {
     }
     stats.packetsForwarded += sent;
     stats.bytesForwarded += bytes;
+    const bm = stats.bytesByMediaType;
+    bm[h.mediaType & 3] = (bm[h.mediaType & 3] as number) + bytes;
     const fan = stats.fanout;
     const bucket = sent < fan.length ? sent : fan.length - 1;
     fan[bucket] = (fan[bucket] as number) + 1;
@@ -580,6 +789,11 @@ export class MediaEngine {
       path.send(ack);
     }
     stats.datagramsOut++;
+    if (!session.av.replayed) {
+      // A joiner starts with the cached keyframes of the layers it will get.
+      session.av.replayed = true;
+      this.replayKeyframes(session);
+    }
   }
 
   /** The live session, else (UDP only) the federation link, whose token `msg` carries. */
@@ -688,6 +902,34 @@ function clearBatch(batch: Session[], n: number): void {
 }
 
 const NO_SESSION = null as unknown as Session;
+/** The participant of a room snapshot with participant tag `tag`. */
+export function senderByTag(
+  snapshot: readonly { readonly sink: Session }[],
+  tag: number,
+): Session | null {
+  for (let i = 0; i < snapshot.length; i++) {
+    const s = (snapshot[i] as { readonly sink: Session }).sink;
+    if (s.tag === tag && !s.closed) {
+      return s;
+    }
+  }
+  return null;
+}
+
+/** Senders other than `receiver` whose video layers are available (they share its budget). */
+function countVideoSenders(
+  snapshot: readonly { readonly sink: Session }[],
+  receiver: Session,
+): number {
+  let n = 0;
+  for (let i = 0; i < snapshot.length; i++) {
+    const s = (snapshot[i] as { readonly sink: Session }).sink;
+    if (s !== receiver && s.av.video !== null && s.av.video.available !== 0) {
+      n++;
+    }
+  }
+  return n;
+}
 
 /** `0x02 | count=1 | tag | len` before a single trunk entry. */
 const SINGLE_PREFIX = 1 + 2 + TRUNK_ENTRY_OVERHEAD;

@@ -2,8 +2,7 @@
  * Per-session quality observation on the hot path: stream statistics per
  * stream (media_type, stream_id: audio and video on the same id are two
  * streams, see stream-key.ts), the tier controller fed by QualityReports and, once per
- * second, by the loss the relay measured itself, and stream ownership for
- * PLI routing. No allocation per packet once a stream's stats exist.
+ * second, by the loss the relay measured itself. No allocation per packet once a stream's stats exist.
  */
 import {
   reportLossPercent,
@@ -13,7 +12,7 @@ import {
   type Tier,
   TierController,
 } from '../quality/index.js';
-import { FLAG_REPAIR, type MediaHeader, MediaType } from '../wire/index.js';
+import type { MediaHeader } from '../wire/index.js';
 import type { RoomState } from './room-state.js';
 import type { PacketObserver, Session } from './session.js';
 import { keyMediaType, keyStreamId, mediaTypeName, STREAM_KEYS, streamKey } from './stream-key.js';
@@ -32,10 +31,11 @@ export class SessionObserver implements PacketObserver {
   readonly controller = new TierController();
   private readonly streams: (StreamStats | undefined)[] = new Array(STREAM_KEYS);
   private lastEval: number;
-  private session: Session | null = null;
+  /** The session this observer belongs to. */
+  session: Session | null = null;
 
   constructor(
-    private readonly room: RoomState,
+    readonly room: RoomState,
     nowMs: number,
   ) {
     this.lastEval = nowMs;
@@ -64,9 +64,6 @@ export class SessionObserver implements PacketObserver {
       this.streams[key] = stats;
     }
     stats.update(h.seq, h.timestamp, bytes, nowMs);
-    if (h.mediaType === MediaType.Video && (h.flags & FLAG_REPAIR) === 0 && this.session !== null) {
-      this.room.streamOwners[h.streamId] = this.session;
-    }
     let changed = false;
     if (lossByte >= 0) {
       changed = this.controller.observeReport(

@@ -4,6 +4,7 @@
  * Everything here is touched by the event loop only; nothing is locked.
  */
 import { type MediaHeader, MiniContext, type TrunkBatcher } from '../wire/index.js';
+import { AvState } from './av-state.js';
 import type { DatagramPath } from './datagram-path.js';
 
 /** Minimal view of a room the hot path needs: the published participant snapshot. */
@@ -87,8 +88,8 @@ export class Session {
   lastDatagramMs: number;
   /** Decode context of the frames this session sends. */
   readonly ctx: MiniContext = new MiniContext();
-  /** Receivers that hold this sender's baseline (got a FULL of it since they joined). */
-  readonly synced = new Set<Session>();
+  /** Audio/video state: MINI chaining, simulcast layers, keyframes, subscriptions (av-state.ts). */
+  readonly av = new AvState();
   /** Trunk batcher of the frames sent TO this session (trunking mode only). */
   batcher: TrunkBatcher | null = null;
   /** Incremented whenever the batcher flushes; stale deadlines are ignored. */

@@ -198,6 +198,48 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'PictureLossIndications forwarded, suppressed or without a stream owner.',
   },
   {
+    name: 'wzp_relay_keyframe_cache_hits_total',
+    type: 'counter',
+    labels: [],
+    help: 'Cached keyframes replayed to a joiner (as FULL frames, after its BIND).',
+  },
+  {
+    name: 'wzp_relay_keyframe_cache_misses_total',
+    type: 'counter',
+    labels: [],
+    help: 'Joiners that would get a video layer with no keyframe of it cached.',
+  },
+  {
+    name: 'wzp_relay_keyframe_cache_bytes',
+    type: 'gauge',
+    labels: [],
+    help: 'Bytes of complete keyframes held by the keyframe cache.',
+  },
+  {
+    name: 'wzp_relay_keyframe_cache_evictions_total',
+    type: 'counter',
+    labels: ['reason'],
+    help: 'Keyframes evicted by the room or relay bound (reason="bound"), or not cached because larger than the per-stream bound (reason="oversize").',
+  },
+  {
+    name: 'wzp_relay_layer_switches_total',
+    type: 'counter',
+    labels: ['direction'],
+    help: 'Simulcast layer switches of (sender, receiver) flows, up or down.',
+  },
+  {
+    name: 'wzp_relay_forwarded_bytes_total',
+    type: 'counter',
+    labels: ['media_type'],
+    help: 'Bytes of compact frames forwarded to receivers, by media type (video savings of simulcast show here).',
+  },
+  {
+    name: 'wzp_relay_resync_requests_total',
+    type: 'counter',
+    labels: [],
+    help: "ResyncRequests applied (the sender's next frame went FULL to that receiver).",
+  },
+  {
     name: 'wzp_federation_peer_status',
     type: 'gauge',
     labels: ['peer'],
@@ -409,6 +451,13 @@ export class RelayMetrics {
   readonly qualityTier: Gauge<'tier'>;
   readonly directives: Counter;
   readonly pli: Counter<'result'>;
+  readonly keyframeHits: Counter;
+  readonly keyframeMisses: Counter;
+  readonly keyframeBytes: Gauge;
+  readonly keyframeEvictions: Counter<'reason'>;
+  readonly layerSwitches: Counter<'direction'>;
+  readonly forwardedBytes: Counter<'media_type'>;
+  readonly resyncs: Counter;
   readonly fedPeerStatus: Gauge<'peer'>;
   readonly fedPeerRtt: Gauge<'peer'>;
   readonly fedPackets: Counter<'peer' | 'direction'>;
@@ -501,6 +550,13 @@ export class RelayMetrics {
     this.qualityTier = gauge('wzp_relay_quality_tier', ['tier']);
     this.directives = counter('wzp_relay_quality_directives_total');
     this.pli = counter('wzp_relay_pli_total', ['result']);
+    this.keyframeHits = counter('wzp_relay_keyframe_cache_hits_total');
+    this.keyframeMisses = counter('wzp_relay_keyframe_cache_misses_total');
+    this.keyframeBytes = gauge('wzp_relay_keyframe_cache_bytes');
+    this.keyframeEvictions = counter('wzp_relay_keyframe_cache_evictions_total', ['reason']);
+    this.layerSwitches = counter('wzp_relay_layer_switches_total', ['direction']);
+    this.forwardedBytes = counter('wzp_relay_forwarded_bytes_total', ['media_type']);
+    this.resyncs = counter('wzp_relay_resync_requests_total');
     this.fedPeerStatus = gauge('wzp_federation_peer_status', ['peer']);
     this.fedPeerRtt = gauge('wzp_federation_peer_rtt_ms', ['peer']);
     this.fedPackets = counter('wzp_federation_packets_forwarded_total', ['peer', 'direction']);

@@ -19,13 +19,14 @@ import { DROP_REASONS, MediaEngine } from '../media/engine.js';
 import { SessionObserver } from '../media/quality-observer.js';
 import { RoomState } from '../media/room-state.js';
 import { Session } from '../media/session.js';
+import type { SubscriptionChange } from '../media/subscriptions.js';
 import { UdpEndpoint } from '../media/udp-endpoint.js';
 import { UDP_IO_PATHS } from '../media/udp-io.js';
 import { MEDIA_WS_PATH, WS_MEDIA_MAX_MESSAGE, WsMediaPath } from '../media/ws-media.js';
 import { CounterBridge, RelayMetrics } from '../metrics/index.js';
 import { directiveReason, TIER_NAMES, Tier, tierName } from '../quality/index.js';
 import { type Room, RoomManager, roomUpdateOf } from '../room/index.js';
-import { encodeSignal, type Identity, PROFILES_BY_TIER } from '../signal/index.js';
+import { type BodyOf, encodeSignal, type Identity, PROFILES_BY_TIER } from '../signal/index.js';
 import { SignalConnection } from '../signalling/connection.js';
 import type {
   EndReason,
@@ -153,6 +154,12 @@ export class Relay implements RelayCore {
         challengeRate: this.config.bind_challenge_rate,
         unknownRate: this.config.bind_unknown_rate_per_source,
       },
+      onKeyframeNeeded: (sender, streamId) => this.sendPli(sender, streamId, 'relay'),
+      keyframeLimits: {
+        streamBytes: this.config.keyframe_cache_stream_bytes,
+        roomBytes: this.config.keyframe_cache_room_bytes,
+        relayBytes: this.config.keyframe_cache_relay_bytes,
+      },
       onRebind: (session, from, to) =>
         this.log.info(
           { session: session.id, from, to },
@@ -225,6 +232,7 @@ export class Relay implements RelayCore {
               return e === undefined ? undefined : { label: e.label, url: e.federationUrl };
             },
             acceptRoom: (room) => this.fleet.isHome(room),
+            onPli: (sender, streamId) => this.onFederatedPli(sender, streamId),
           })
         : null;
     this.engine.federation = this.federation;
@@ -904,19 +912,58 @@ export class Relay implements RelayCore {
     });
   }
 
-  routePli(from: Session, streamId: number): void {
+  routePli(from: Session, streamId: number, tag: number | null): void {
     const room = from.room as RelayRoom;
-    const route = room.state.routePli(streamId, performance.now(), this.config.pli_suppress_ms);
-    if (route === 'suppressed' || route === 'no_owner') {
-      this.metrics.pli.labels(route).inc();
-      return;
-    }
-    if (route === from) {
+    const targets = room.state.pliTargets(room.snapshot, from, streamId, tag);
+    if (targets.length === 0) {
       this.metrics.pli.labels('no_owner').inc();
       return;
     }
-    route.signal.send({ type: 'PictureLossIndication', body: { version: 1, stream_id: streamId } });
-    this.metrics.pli.labels('forwarded').inc();
+    for (const target of targets) {
+      this.sendPli(target, streamId, 'forwarded');
+    }
+  }
+
+  /**
+   * Sends a PLI for `target`'s video `streamId` to it (or across federation
+   * when it is a remote participant), suppressed per (sender, stream).
+   */
+  private sendPli(target: Session, streamId: number, result: 'forwarded' | 'relay'): void {
+    const room = target.room as RelayRoom;
+    if (!room.state.admitPli(target, streamId, performance.now(), this.config.pli_suppress_ms)) {
+      this.metrics.pli.labels('suppressed').inc();
+      return;
+    }
+    if (target.remote !== null) {
+      if (this.federation?.sendPli(target, streamId) === true) {
+        this.metrics.pli.labels('federated').inc();
+      } else {
+        this.metrics.pli.labels('no_owner').inc();
+      }
+      return;
+    }
+    target.signal.send({
+      type: 'PictureLossIndication',
+      body: { version: 1, stream_id: streamId, tag: target.tag },
+    });
+    this.metrics.pli.labels(result).inc();
+  }
+
+  /** A PLI that came over a federation link for a local sender (BINDING.md §8.5). */
+  private onFederatedPli(target: Session, streamId: number): void {
+    this.sendPli(target, streamId, 'forwarded');
+  }
+
+  subscribe(session: Session, change: SubscriptionChange): void {
+    this.engine.subscription(session, change);
+  }
+
+  transportFeedback(session: Session, fb: BodyOf<'TransportFeedback'>): void {
+    this.engine.feedback(session, fb.remb_bps, fb.acked_seqs.length, fb.nacked_seqs.length);
+  }
+
+  resync(session: Session, tag: number): boolean {
+    return this.engine.resync(session, tag);
   }
 
   connectionClosed(conn: SignalPeer): void {
@@ -1038,6 +1085,12 @@ export class Relay implements RelayCore {
             packets_out: s.packetsOut,
             bytes_out: s.bytesOut,
             idle_ms: Math.round(now - s.lastDatagramMs),
+            receiving: receivingOf(s, participants),
+            subscriptions: {
+              default: { ...s.av.rx.defaults },
+              senders: s.av.rx.overrides(),
+              remb_bps: s.av.rx.rembBps < 0 ? null : s.av.rx.rembBps,
+            },
             streams: observer?.snapshot(now) ?? [],
           };
         }),
@@ -1099,6 +1152,19 @@ export class Relay implements RelayCore {
     setCounter(m.wsMediaDropped.labels('closed'), ws.droppedClosed);
     setCounter(m.wsMediaDropped.labels('bad_frame'), ws.droppedBadFrame);
     setCounter(m.wsMediaDropped.labels('bind_timeout'), ws.bindTimeouts);
+    const kf = this.engine.keyframes;
+    setCounter(m.keyframeHits, kf.stats.hits);
+    setCounter(m.keyframeMisses, kf.stats.misses);
+    m.keyframeBytes.set(kf.bytes);
+    setCounter(m.keyframeEvictions.labels('bound'), kf.stats.evictions);
+    setCounter(m.keyframeEvictions.labels('oversize'), kf.stats.oversize);
+    const ls = this.engine.layerStats;
+    setCounter(m.layerSwitches.labels('up'), ls.switchesUp);
+    setCounter(m.layerSwitches.labels('down'), ls.switchesDown);
+    setCounter(m.resyncs, st.resyncs);
+    MEDIA_TYPE_LABELS.forEach((name, i) => {
+      setCounter(m.forwardedBytes.labels(name), st.bytesByMediaType[i] as number);
+    });
     this.syncFederationMetrics();
     this.fleetMetrics.sync();
   }
@@ -1147,4 +1213,28 @@ export class Relay implements RelayCore {
     }
     return identity;
   }
+}
+
+const MEDIA_TYPE_LABELS = ['audio', 'video', 'data', 'control'] as const;
+
+/** Per sender: what `receiver` gets from it (layer, bytes, switches), for /v2/rooms. */
+function receivingOf(
+  receiver: Session,
+  participants: readonly { readonly sink: Session }[],
+): { tag: number; video_layer: number | null; bytes: number; packets: number; switches: number }[] {
+  const out = [];
+  for (const p of participants) {
+    const d = p.sink.av.down.get(receiver);
+    if (p.sink === receiver || d === undefined) {
+      continue;
+    }
+    out.push({
+      tag: p.sink.tag,
+      video_layer: d.layer < 0 ? null : d.layer,
+      bytes: d.bytes,
+      packets: d.packets,
+      switches: d.switchesUp + d.switchesDown,
+    });
+  }
+  return out;
 }

@@ -115,7 +115,39 @@ export const VARIANTS = {
     recommended_profile: qualityProfileSchema,
     reason: text(1024).optional(),
   }),
-  PictureLossIndication: z.object({ version, stream_id: u8 }),
+  /**
+   * Keyframe request. `tag`: the participant tag of the sender whose picture
+   * is lost (as in TRUNK entries); without it, every sender of video on
+   * `stream_id` (BINDING.md §6.1).
+   */
+  PictureLossIndication: z.object({ version, stream_id: u8, tag: u16.nullable().optional() }),
+  /** What a receiver wants from one sender (`tag`) or from every sender (`tag` nil), §6.3. */
+  SubscriptionUpdate: z.object({
+    version,
+    tag: u16.nullable().default(null),
+    audio: z.boolean().nullable().optional(),
+    video: z.boolean().nullable().optional(),
+    max_layer: u8.nullable().optional(),
+  }),
+  /** Downstream feedback of a receiver (from the original protocol), §6.4. */
+  TransportFeedback: z.object({
+    version,
+    stream_id: u8,
+    acked_seqs: z.array(u32).max(4096).default([]),
+    nacked_seqs: z.array(u32).max(4096).default([]),
+    remb_bps: u32,
+    recv_time_us: u64.default(0),
+  }),
+  /** The receiver lost a frame of sender `tag`: its next frame comes FULL (§4.5). */
+  ResyncRequest: z.object({ version, tag: u16 }),
+  /** Relay ↔ relay: a PLI for a participant of `origin` (its tag there), §8.5. */
+  FederationPli: z.object({
+    version,
+    room: text(1024),
+    origin: z.string().regex(/^[0-9a-f]{16}$/),
+    tag: u16,
+    stream_id: u8,
+  }),
   Ping: z.object({ version, timestamp_ms: u64 }),
   Pong: z.object({ version, timestamp_ms: u64 }),
   Hangup: z.object({ version, reason: hangupReasonSchema, call_id: text(256).optional() }),

@@ -445,7 +445,23 @@ export class SignalConnection implements SignalPeer {
     const session = this.session as Session;
     switch (msg.type) {
       case 'PictureLossIndication':
-        this.core.routePli(session, msg.body.stream_id);
+        this.core.routePli(session, msg.body.stream_id, msg.body.tag ?? null);
+        return;
+      case 'SubscriptionUpdate':
+        this.core.subscribe(session, {
+          tag: msg.body.tag,
+          audio: msg.body.audio ?? undefined,
+          video: msg.body.video ?? undefined,
+          maxLayer: msg.body.max_layer ?? undefined,
+        });
+        return;
+      case 'TransportFeedback':
+        this.core.transportFeedback(session, msg.body);
+        return;
+      case 'ResyncRequest':
+        if (!this.core.resync(session, msg.body.tag)) {
+          this.fail('SIGNAL_UNKNOWN_TAG', `no sender with tag ${msg.body.tag} in the room`, false);
+        }
         return;
       case 'Ping':
         this.send({ type: 'Pong', body: { version: 1, timestamp_ms: msg.body.timestamp_ms } });

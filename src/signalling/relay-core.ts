@@ -6,8 +6,9 @@
 import type { RelayConfig } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { Session } from '../media/session.js';
+import type { SubscriptionChange } from '../media/subscriptions.js';
 import type { RelayMetrics } from '../metrics/index.js';
-import type { Identity, OutgoingSignal } from '../signal/index.js';
+import type { BodyOf, Identity, OutgoingSignal } from '../signal/index.js';
 import type { LogSampler } from '../util/log-sampler.js';
 
 export type EndReason = 'hangup' | 'ws_close' | 'timeout' | 'shutdown' | 'error' | 'moved';
@@ -53,8 +54,17 @@ export interface RelayCore {
   endSession(session: Session, reason: EndReason): Promise<void>;
   /** Sends RoomUpdate to every participant of the session's room. */
   broadcastRoomUpdate(session: Session): void;
-  /** Routes a PictureLossIndication from `from` to the stream's owner. */
-  routePli(from: Session, streamId: number): void;
+  /**
+   * Routes a PictureLossIndication from `from`: to the sender with `tag`, or
+   * without a tag to every sender of video on `streamId` (BINDING.md §6.1).
+   */
+  routePli(from: Session, streamId: number, tag: number | null): void;
+  /** A receiver's SubscriptionUpdate (§6.3). */
+  subscribe(session: Session, change: SubscriptionChange): void;
+  /** A receiver's TransportFeedback (§6.4). */
+  transportFeedback(session: Session, feedback: BodyOf<'TransportFeedback'>): void;
+  /** A receiver's ResyncRequest (§4.5); false when `tag` is no sender of its room. */
+  resync(session: Session, tag: number): boolean;
   /** The WebSocket of `conn` closed. */
   connectionClosed(conn: SignalPeer): void;
 }
