@@ -136,6 +136,7 @@ describe('stream identity: audio and video on stream_id 0', () => {
       const { metricValue } = await import('./cluster.js');
       expect(metricValue(await c.metrics('B'), 'wzp_federation_packets_deduped_total')).toBe(0);
     },
+    60_000,
   );
 });
 
