@@ -109,8 +109,6 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
   private readonly media: FederationMedia;
   /** Keyframe requests across links. */
   readonly pli: FederationPliRouter;
-  /** Peers with an inbound handshake in progress. */
-  private readonly pendingInbound = new Set<Peer>();
   private readonly dialers = new Map<Peer, Dialer>();
   private readonly dialTarget: DialTarget;
   /** Dynamic peers whose link carries no room, since when (ms). */
@@ -449,27 +447,15 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
   accept(ws: WebSocket, req: IncomingMessage): void {
     // Socket errors surface as 'close'; without a listener they would throw.
     ws.on('error', () => {});
-    let claimed: Peer | null = null;
-    acceptHandshake(ws, req, this.handshakeContext(), (peer) => {
-      if (this.pendingInbound.has(peer)) {
-        throw new WzpError(
-          'FEDERATION_DUPLICATE_LINK',
-          `a handshake from "${peer.label}" is already in progress`,
-        );
-      }
-      this.pendingInbound.add(peer);
-      claimed = peer;
-    })
+    // Nothing is reserved for a peer before it has proved its key: a Hello
+    // naming a configured (public) key costs the impostor a handshake
+    // timeout and the real peer nothing. Two proven links are settled by
+    // the tie-break in `install`.
+    acceptHandshake(ws, req, this.handshakeContext())
       .then((result) => {
-        if (claimed !== null) {
-          this.pendingInbound.delete(claimed);
-        }
         this.install(ws, result, false);
       })
       .catch((err: unknown) => {
-        if (claimed !== null) {
-          this.pendingInbound.delete(claimed);
-        }
         this.refuse(ws, err, `inbound from ${req.socket.remoteAddress ?? '?'}`);
       });
   }

@@ -66,7 +66,10 @@ export function plainAddress(address: string | undefined): string {
   return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
-/** Queues decoded messages of a WebSocket until the handshake takes them. */
+/** Messages an Inbox holds before the handshake takes them; more is a flood. */
+const INBOX_MAX = 64;
+
+/** Queues decoded messages of a WebSocket until the handshake takes them (bounded). */
 class Inbox {
   private readonly queue: SignalMessage[] = [];
   private waiter: ((m: SignalMessage | WzpError) => void) | null = null;
@@ -74,6 +77,10 @@ class Inbox {
   private readonly onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
     if (!isBinary) {
       this.fail(new WzpError('SIGNAL_UNDECODABLE', 'federation frames are binary'));
+      return;
+    }
+    if (this.queue.length >= INBOX_MAX) {
+      this.fail(new WzpError('SIGNAL_RATE_LIMITED', 'too many messages during the handshake'));
       return;
     }
     try {
@@ -164,14 +171,14 @@ class Inbox {
 }
 
 /**
- * Acceptor side, on an upgraded WebSocket. `onIdentified` runs once the
- * peer is known and may throw (for example FEDERATION_DUPLICATE_LINK).
+ * Acceptor side, on an upgraded WebSocket. `onProven` runs once the peer
+ * has proved its key (signed our challenge) and may throw.
  */
 export async function acceptHandshake(
   ws: WebSocket,
   req: IncomingMessage,
   ctx: HandshakeContext,
-  onIdentified: (peer: Peer, peerPub: Buffer) => void,
+  onProven: (peer: Peer, peerPub: Buffer) => void = () => {},
 ): Promise<HandshakeResult> {
   const inbox = new Inbox(ws, ctx.maxFrameBytes);
   try {
@@ -193,7 +200,6 @@ export async function acceptHandshake(
         `relay "${hello.label}" is not a configured peer; to accept it add:\n${peerConfigSnippet(hello.label, peerPub)}`,
       );
     }
-    onIdentified(peer, peerPub);
     const nonce = randomBytes(32);
     sendSignal(ws, {
       type: 'FederationChallenge',
@@ -211,6 +217,7 @@ export async function acceptHandshake(
         `relay "${peer.label}" did not sign the challenge with its key`,
       );
     }
+    onProven(peer, peerPub);
     const ready = (await inbox.expect('FederationReady', ctx.timeoutMs)).body;
     const localBindToken = randomBytes(16);
     sendSignal(ws, {
