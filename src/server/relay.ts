@@ -426,6 +426,22 @@ export class Relay implements RelayCore {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
+    if (
+      path !== FEDERATION_PATH &&
+      path !== MEDIA_WS_PATH &&
+      path !== HUB_PATH &&
+      path !== SIGNAL_PATH
+    ) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    // Every WebSocket endpoint refuses new connections while draining.
+    if (this.draining) {
+      socket.end(
+        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      );
+      return;
+    }
     if (path === FEDERATION_PATH) {
       this.onFederationUpgrade(req, socket, head);
       return;
@@ -438,18 +454,8 @@ export class Relay implements RelayCore {
       this.onHubUpgrade(req, socket, head);
       return;
     }
-    if (path !== SIGNAL_PATH) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    if (this.draining) {
-      socket.end(
-        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
-      );
-      return;
-    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+      const remote = remoteOf(req);
       const conn = new SignalConnection(this, ws, remote);
       this.connections.add(conn);
       const entry = this.tcp.get(req.socket as Socket);
@@ -460,14 +466,8 @@ export class Relay implements RelayCore {
   }
 
   private onMediaUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.draining) {
-      socket.end(
-        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
-      );
-      return;
-    }
     this.mediaWss.handleUpgrade(req, socket, head, (ws) => {
-      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+      const remote = remoteOf(req);
       const path = new WsMediaPath(ws, remote, {
         maxBufferedBytes: this.config.ws_media_max_buffered_bytes,
         bindTimeoutMs: this.config.handshake_timeout_ms,
@@ -487,14 +487,8 @@ export class Relay implements RelayCore {
   }
 
   private onHubUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.draining) {
-      socket.end(
-        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
-      );
-      return;
-    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
+      const remote = remoteOf(req);
       const conn = new HubConnection(ws, {
         config: this.config,
         log: this.log,
@@ -661,12 +655,6 @@ export class Relay implements RelayCore {
   }
 
   private onFederationUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.draining) {
-      socket.end(
-        'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
-      );
-      return;
-    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const entry = this.tcp.get(req.socket as Socket);
       if (entry !== undefined) {
@@ -1237,4 +1225,9 @@ function receivingOf(
     });
   }
   return out;
+}
+
+/** `address:port` of the peer of an HTTP request (for logs and ReflectResponse). */
+function remoteOf(req: IncomingMessage): string {
+  return `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
 }
