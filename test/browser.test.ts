@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReceivedMedia, WzpClient } from '../src/client/index.js';
+import { HubClient, type ReceivedMedia, WzpClient } from '../src/client/index.js';
 import { MediaType } from '../src/wire/index.js';
 import {
   callStats,
@@ -278,4 +278,216 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
     );
     expect(relay.relay.mediaPaths.size).toBe(2);
   }, 90_000);
+
+  // ── direct calls (issue 16): the web app's hub UI ──────────────────────────
+
+  let callA: Page;
+  let callB: Page;
+  let fpA = '';
+  let fpB = '';
+  const home = (name: string) => `http://127.0.0.1:${signalPort}/?name=${name}&video=320x240`;
+  const visible = (p: Page, sel: string) =>
+    p.$eval(sel, (e) => !(e as unknown as { hidden: boolean }).hidden).catch(() => false);
+  const text = (p: Page, sel: string) =>
+    p.$eval(sel, (e) => (e as unknown as { textContent: string | null }).textContent ?? '');
+  const setContacts = (p: Page, fps: string[]) =>
+    p.$eval(
+      '#contacts',
+      (e, v) => {
+        (e as unknown as { value: string }).value = v;
+      },
+      fps.join('\n'),
+    );
+  const contactsShown = (p: Page) =>
+    p.$$eval('#presence li', (lis) =>
+      lis.map((li) => (li as unknown as { dataset: { fingerprint: string } }).dataset.fingerprint),
+    );
+
+  it('direct call in the web app: presence per the contacts policy, A calls B, B accepts, both in call-<id> with the call key, each decodes the other', async () => {
+    // The lobby pages leave (a loaded 2-core machine runs two pages at a time, not four).
+    await pageA?.close();
+    await pageB?.close();
+    callA = await a.browser.newPage();
+    callB = await b.browser.newPage();
+    await callA.goto(home('alice'));
+    await callB.goto(home('bob'));
+    // Each browser's identity (IndexedDB) is shown before going online.
+    const identityOf = (p: Page) =>
+      p.$eval('body', (e) => (e as unknown as { dataset: { identity?: string } }).dataset.identity);
+    await waitFor(
+      async () =>
+        (await identityOf(callA)) !== undefined && (await identityOf(callB)) !== undefined,
+      'identities',
+      15_000,
+    );
+    fpA = (await identityOf(callA)) as string;
+    fpB = (await identityOf(callB)) as string;
+    expect(fpA).toMatch(/^([0-9a-f]{4}:){7}[0-9a-f]{4}$/);
+    expect(fpA).not.toBe(fpB);
+    expect(await text(callA, '#my-fp')).toBe(fpA);
+    // A lists B; B lists nobody yet: under the default policy ("contacts") neither sees the other.
+    await setContacts(callA, [fpB]);
+    await callA.click('#go-online');
+    await callB.click('#go-online');
+    for (const p of [callA, callB]) {
+      await waitFor(async () => (await text(p, '#hub-state')) === 'online', 'online', 15_000);
+    }
+    expect(await contactsShown(callA)).toEqual([]);
+    expect(await contactsShown(callB)).toEqual([]);
+    // Now B lists A too (a new registration): both see each other.
+    await setContacts(callB, [fpA]);
+    await callB.click('#go-online');
+    await waitFor(
+      async () =>
+        (await contactsShown(callA)).includes(fpB) && (await contactsShown(callB)).includes(fpA),
+      'mutual contacts shown',
+      15_000,
+    );
+    expect(await text(callA, '#presence li .who')).toContain('bob');
+    // The identity survives a reload (IndexedDB).
+    await callA.reload();
+    await waitFor(async () => (await identityOf(callA)) !== undefined, 'identity again', 15_000);
+    expect(await identityOf(callA)).toBe(fpA);
+    expect(await callA.$eval('#contacts', (e) => (e as unknown as { value: string }).value)).toBe(
+      fpB,
+    );
+    await callA.click('#go-online');
+    await waitFor(async () => (await contactsShown(callA)).includes(fpB), 'B shown again', 15_000);
+
+    // A calls B from the contact list: A sees it ring, B gets the incoming dialog.
+    await callA.click(`#presence li[data-fingerprint="${fpB}"] button`);
+    await waitFor(async () => await visible(callB, '#ring'), 'incoming call dialog', 15_000);
+    expect(await text(callB, '#ring-title')).toBe('alice is calling');
+    expect(await text(callB, '#ring-fp')).toBe(fpA);
+    expect(await visible(callB, '#ring-accept')).toBe(true);
+    await waitFor(
+      async () => (await text(callA, '#ring-status')) === 'Ringing…',
+      'caller sees ringing',
+      10_000,
+    );
+    expect(await visible(callA, '#ring-cancel')).toBe(true);
+    await callB.setViewport({ width: 900, height: 860 });
+    await callB.evaluate(() =>
+      (globalThis as unknown as { scrollTo(x: number, y: number): void }).scrollTo(0, 0),
+    );
+    await callB.screenshot({ path: join(shots, 'web-incoming-call.png') });
+    await callB.click('#ring-accept');
+    // Both join the same call-<id> room, end-to-end encrypted with the derived key.
+    await waitFor(
+      async () =>
+        (await wzpStats(callA))?.participants === 1 && (await wzpStats(callB))?.participants === 1,
+      'both in the call room',
+      30_000,
+    );
+    const room = (await wzpStats(callA))?.room ?? '';
+    expect(room).toMatch(/^call-[A-Za-z0-9_-]+$/);
+    expect((await wzpStats(callB))?.room).toBe(room);
+    const sa = await callStats(callA);
+    const sb = await callStats(callB);
+    expect(sa?.e2ee.enabled).toBe(true);
+    expect(sb?.e2ee.enabled).toBe(true);
+    const tA = sa?.tag ?? -1;
+    const tB = sb?.tag ?? -1;
+    await waitFor(
+      async () =>
+        ((await wzpStats(callA))?.peers[tB]?.audioFramesDecoded ?? 0) > 60 &&
+        ((await wzpStats(callB))?.peers[tA]?.audioFramesDecoded ?? 0) > 60,
+      'each decodes the other',
+      30_000,
+    );
+    const [ea, eb] = [await callStats(callA), await callStats(callB)];
+    expect(ea?.peers[0]?.e2ee).toBe('encrypted');
+    expect(eb?.peers[0]?.e2ee).toBe('encrypted');
+    expect((ea?.peers[0]?.decryptFailures ?? 1) + (eb?.peers[0]?.decryptFailures ?? 1)).toBe(0);
+    expect(toneShare(await recentAudio(callA, tB), TONE.B)).toBeGreaterThan(0.5);
+    expect(toneShare(await recentAudio(callB, tA), TONE.A)).toBeGreaterThan(0.5);
+    expect(await text(callA, '#room-name')).toBe('Call with bob');
+    await callA.setViewport({ width: 1100, height: 720 });
+    await callA.screenshot({ path: join(shots, 'web-direct-call.png') });
+    // A hangs up: B's app leaves the call room too, both are back online and idle.
+    await callA.click('#leave');
+    await waitFor(
+      async () => (await visible(callB, '#join-view')) && (await visible(callA, '#join-view')),
+      'both back on the start view',
+      15_000,
+    );
+    expect(await text(callB, '#call-error')).toBe('Call ended: the call ended');
+    expect(await text(callA, '#hub-state')).toBe('online');
+  }, 60_000);
+
+  it('direct call: B rejects (A sees declined); A cancels while ringing (B sees a missed call)', async () => {
+    await callA.click(`#presence li[data-fingerprint="${fpB}"] button`);
+    await waitFor(async () => await visible(callB, '#ring'), 'incoming call dialog', 15_000);
+    await callB.click('#ring-reject');
+    await waitFor(
+      async () => (await text(callA, '#call-error')) === 'Call not connected: declined',
+      'caller told declined',
+      15_000,
+    );
+    expect(await visible(callA, '#ring')).toBe(false);
+    expect(await visible(callB, '#ring')).toBe(false);
+    expect((await wzpStats(callA)) === null && (await wzpStats(callB)) === null).toBe(true);
+    // Again, and A cancels before B answers.
+    await callA.click(`#presence li[data-fingerprint="${fpB}"] button`);
+    await waitFor(async () => await visible(callB, '#ring'), 'incoming call dialog', 15_000);
+    await waitFor(
+      async () => (await text(callA, '#ring-status')) === 'Ringing…',
+      'caller sees ringing',
+      10_000,
+    );
+    await callA.click('#ring-cancel');
+    await waitFor(async () => !(await visible(callB, '#ring')), 'callee dialog gone', 15_000);
+    expect(await text(callB, '#call-error')).toBe('Missed call from alice');
+    expect(await text(callA, '#call-error')).toBe('Call cancelled');
+    // The relay counted one rejected and one cancelled call.
+    const calls = (await (await fetch(`${relay.httpUrl}/metrics`)).text())
+      .split('\n')
+      .filter((l) => l.startsWith('wzp_calls_total'));
+    expect(calls.find((l) => l.includes('outcome="rejected"'))).toMatch(/ 1$/);
+    expect(calls.find((l) => l.includes('outcome="cancelled"'))).toMatch(/ 1$/);
+  }, 60_000);
+
+  it('a Node HubClient calls the page: the page derives the same call key (the Node client authenticates its payloads)', async () => {
+    const carol = await HubClient.connect({
+      url: `ws://127.0.0.1:${signalPort}/v2/hub`,
+      alias: 'carol',
+    });
+    let nodeCall: WzpClient | null = null;
+    try {
+      const { setup } = carol.call(fpB);
+      setup.catch(() => {});
+      await waitFor(async () => await visible(callB, '#ring'), 'incoming call dialog', 15_000);
+      expect(await text(callB, '#ring-title')).toBe('carol is calling');
+      await callB.click('#ring-accept');
+      const s = await setup;
+      const got: ReceivedMedia[] = [];
+      const errors: string[] = [];
+      nodeCall = await WzpClient.connect({
+        signalUrl: s.relayUrl,
+        room: s.room,
+        identity: carol.identity,
+        roomKey: s.roomKey,
+        alias: 'carol',
+      });
+      nodeCall.on('media', (m) => got.push(m));
+      nodeCall.on('decodeError', (e) => errors.push(e));
+      const c = nodeCall;
+      const ping = setInterval(() => void c.ping().catch(() => {}), 2000);
+      try {
+        await waitFor(
+          () => got.filter((m) => m.header.mediaType === MediaType.Audio).length > 50,
+          'Node decrypts the page audio',
+          30_000,
+        );
+      } finally {
+        clearInterval(ping);
+      }
+      expect(errors.filter((e) => e.includes('authentication'))).toEqual([]);
+      expect((await wzpStats(callB))?.room).toBe(s.room);
+    } finally {
+      await nodeCall?.close(false).catch(() => {});
+      await carol.close();
+    }
+    await waitFor(async () => await visible(callB, '#join-view'), 'page leaves the call', 15_000);
+  }, 60_000);
 });

@@ -99,6 +99,12 @@ export interface ConnectOptions {
   workletUrl?: string;
   /** Handshake timeout (ms). */
   timeoutMs?: number;
+  /**
+   * The identity to join with (default: a fresh one per call). A call room
+   * (`call-<id>`) admits only the two parties' registered identities, so a
+   * direct call joins with the identity the hub knows (`BrowserIdentity.persistent()`).
+   */
+  identity?: BrowserIdentity;
 }
 
 export type CallState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
@@ -340,7 +346,7 @@ export class WzpCall extends EventTarget {
 
   /** Opens devices, audio output and the session. */
   async start(): Promise<void> {
-    this.identity = await BrowserIdentity.generate();
+    this.identity = this.options.identity ?? (await BrowserIdentity.generate());
     if (this.roomKey !== null) {
       const want = this.options.cipher ?? 'auto';
       this.cipherImpl =

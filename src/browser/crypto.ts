@@ -64,9 +64,150 @@ export class BrowserIdentity {
     return new BrowserIdentity(pair.privateKey, pub, await fingerprintOf(pub));
   }
 
+  /**
+   * The identity stored in this browser's IndexedDB under `name`, created
+   * (and stored) on first use. The private key is a non-extractable
+   * CryptoKey: the page can sign with it but never read it out. Falls back
+   * to a fresh identity for this page only where IndexedDB is unavailable.
+   */
+  static async persistent(name = 'default'): Promise<BrowserIdentity> {
+    const db = await openIdentityDb().catch(() => null);
+    if (db === null) {
+      return BrowserIdentity.generate();
+    }
+    try {
+      const stored = await idbRequest<StoredIdentity | undefined>(
+        db.transaction(ID_STORE, 'readonly').objectStore(ID_STORE).get(name),
+      );
+      if (stored?.privateKey instanceof CryptoKey && stored.publicKey instanceof Uint8Array) {
+        return new BrowserIdentity(
+          stored.privateKey,
+          stored.publicKey,
+          await fingerprintOf(stored.publicKey),
+        );
+      }
+      const pair = (await subtle().generateKey({ name: 'Ed25519' }, false, [
+        'sign',
+        'verify',
+      ])) as CryptoKeyPair;
+      const pub = new Uint8Array(await subtle().exportKey('raw', pair.publicKey));
+      const record: StoredIdentity = { privateKey: pair.privateKey, publicKey: pub };
+      await idbRequest(
+        db.transaction(ID_STORE, 'readwrite').objectStore(ID_STORE).put(record, name),
+      );
+      return new BrowserIdentity(pair.privateKey, pub, await fingerprintOf(pub));
+    } finally {
+      db.close();
+    }
+  }
+
   async sign(data: Uint8Array): Promise<Uint8Array> {
     return new Uint8Array(await subtle().sign({ name: 'Ed25519' }, this.privateKey, ab(data)));
   }
+}
+
+interface StoredIdentity {
+  privateKey: CryptoKey;
+  publicKey: Uint8Array;
+}
+
+const ID_DB = 'wzp-identity';
+const ID_STORE = 'identities';
+
+function openIdentityDb(): Promise<IDBDatabase> {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(ID_DB, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore(ID_STORE);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error ?? new Error('indexedDB.open failed'));
+  });
+}
+
+function idbRequest<T>(req: IDBRequest): Promise<T> {
+  return new Promise((resolve, reject) => {
+    req.onsuccess = () => resolve(req.result as T);
+    req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
+  });
+}
+
+async function verifyEd25519(
+  identityPub: Uint8Array,
+  data: Uint8Array<ArrayBuffer>,
+  signature: Uint8Array,
+): Promise<boolean> {
+  if (identityPub.length !== 32 || signature.length !== 64) {
+    return false;
+  }
+  try {
+    const key = await subtle().importKey('raw', ab(identityPub), { name: 'Ed25519' }, false, [
+      'verify',
+    ]);
+    return await subtle().verify({ name: 'Ed25519' }, key, ab(signature), data);
+  } catch {
+    return false;
+  }
+}
+
+/** RegisterPresence signature: over `"register-presence" ‖ identity_pub` (BINDING §9.2). */
+export function signRegisterPresence(id: BrowserIdentity): Promise<Uint8Array> {
+  return id.sign(concat(utf8.encode('register-presence'), id.publicKey));
+}
+
+/** Signature over `ephemeral ‖ "call-answer"` (a callee's DirectCallAnswer, BINDING §9.3). */
+export function signCallAnswer(id: BrowserIdentity, ephemeral: Uint8Array): Promise<Uint8Array> {
+  return id.sign(concat(ephemeral, utf8.encode('call-answer')));
+}
+
+/** Verifies a signature over `ephemeral ‖ "call-offer"` (a caller's DirectCallOffer). */
+export function verifyCallOffer(
+  identityPub: Uint8Array,
+  ephemeral: Uint8Array,
+  signature: Uint8Array,
+): Promise<boolean> {
+  return verifyEd25519(identityPub, concat(ephemeral, utf8.encode('call-offer')), signature);
+}
+
+/** A fresh X25519 key pair for one call (BINDING §9.5): the private half never leaves WebCrypto. */
+export async function callKeyPair(): Promise<{ privateKey: CryptoKey; publicKey: Uint8Array }> {
+  const pair = (await subtle().generateKey({ name: 'X25519' }, false, [
+    'deriveBits',
+  ])) as CryptoKeyPair;
+  return {
+    privateKey: pair.privateKey,
+    publicKey: new Uint8Array(await subtle().exportKey('raw', pair.publicKey)),
+  };
+}
+
+/**
+ * The call's room key (BINDING §9.5), as the Node HubClient derives it:
+ * HKDF-SHA256(ikm = X25519(own, peer ephemeral_pub), salt = call_id,
+ * info = "wzp-call-key" ‖ caller_fp ‖ callee_fp), 32 bytes.
+ */
+export async function callRoomKey(
+  own: CryptoKey,
+  peerPub: Uint8Array,
+  callId: string,
+  callerFp: string,
+  calleeFp: string,
+): Promise<Uint8Array> {
+  const peer = await subtle().importKey('raw', ab(peerPub), { name: 'X25519' }, false, []);
+  const shared = await subtle().deriveBits(
+    { name: 'X25519', public: peer } as unknown as AlgorithmIdentifier,
+    own,
+    256,
+  );
+  const ikm = await subtle().importKey('raw', shared, 'HKDF', false, ['deriveBits']);
+  const bits = await subtle().deriveBits(
+    {
+      name: 'HKDF',
+      hash: 'SHA-256',
+      salt: utf8.encode(callId),
+      info: utf8.encode(`wzp-call-key${callerFp}${calleeFp}`),
+    },
+    ikm,
+    256,
+  );
+  return new Uint8Array(bits);
 }
 
 /** Signature over `ephemeral ‖ "call-offer"`. */
@@ -74,25 +215,13 @@ export function signCallOffer(id: BrowserIdentity, ephemeral: Uint8Array): Promi
   return id.sign(concat(ephemeral, utf8.encode('call-offer')));
 }
 
-/** Verifies the relay's signature over `ephemeral ‖ "call-answer"`. */
-export async function verifyCallAnswer(
+/** Verifies a signature over `ephemeral ‖ "call-answer"` (the relay's CallAnswer, a callee's answer). */
+export function verifyCallAnswer(
   identityPub: Uint8Array,
   ephemeral: Uint8Array,
   signature: Uint8Array,
 ): Promise<boolean> {
-  try {
-    const key = await subtle().importKey('raw', ab(identityPub), { name: 'Ed25519' }, false, [
-      'verify',
-    ]);
-    return await subtle().verify(
-      { name: 'Ed25519' },
-      key,
-      ab(signature),
-      concat(ephemeral, utf8.encode('call-answer')),
-    );
-  } catch {
-    return false;
-  }
+  return verifyEd25519(identityPub, concat(ephemeral, utf8.encode('call-answer')), signature);
 }
 
 /** Decodes a room key given as hex (64 digits) or base64url; anything else is used as UTF-8. */

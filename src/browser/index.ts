@@ -20,5 +20,15 @@ export {
   WzpCall,
   type WzpStats,
 } from './client.js';
-export { newRoomKey, parseRoomKey } from './crypto.js';
+export { BrowserIdentity, newRoomKey, parseRoomKey } from './crypto.js';
+export {
+  type BrowserCallSetup,
+  CallEnded,
+  type HangupBody,
+  HubConnection,
+  type HubOptions,
+  type IncomingBrowserCall,
+  type OutgoingBrowserCall,
+  type PresenceUser,
+} from './hub.js';
 export { relayUrls } from './transport.js';

@@ -45,8 +45,8 @@ export class SignalError extends Error {
   }
 }
 
-/** The signalling and media URLs for a relay URL (http(s) → ws(s)). */
-export function relayUrls(url: string): { signal: string; media: string } {
+/** The signalling, media and hub URLs for a relay URL (http(s) → ws(s)). */
+export function relayUrls(url: string): { signal: string; media: string; hub: string } {
   const u = new URL(url, globalThis.location?.href);
   if (u.protocol === 'http:') {
     u.protocol = 'ws:';
@@ -58,7 +58,9 @@ export function relayUrls(url: string): { signal: string; media: string } {
   u.pathname = '/v2/signal';
   const signal = u.toString();
   u.pathname = '/v2/media';
-  return { signal, media: u.toString() };
+  const media = u.toString();
+  u.pathname = '/v2/hub';
+  return { signal, media, hub: u.toString() };
 }
 
 function openSocket(url: string, timeoutMs: number): Promise<WebSocket> {

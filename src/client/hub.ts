@@ -125,6 +125,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private constructor(
     private readonly ws: WebSocket,
     identity: Identity,
+    private readonly alias: string | null = null,
   ) {
     super();
     this.identity = identity;
@@ -162,7 +163,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         reject(new WzpError('TRANSPORT_CLOSED', `cannot reach the hub: ${err.message}`));
       });
     });
-    const client = new HubClient(ws, identity);
+    const client = new HubClient(ws, identity, options.alias ?? null);
     const acked = new Promise<void>((resolve, reject) => {
       const t = setTimeout(
         () => reject(new WzpError('TRANSPORT_TIMEOUT', 'no RegisterPresenceAck')),
@@ -242,7 +243,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       type: 'DirectCallOffer',
       body: {
         caller_fingerprint: this.fingerprint,
-        caller_alias: null,
+        caller_alias: this.alias,
         target_fingerprint: target,
         call_id: callId,
         identity_pub: this.identity.publicKey,
