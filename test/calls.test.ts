@@ -5,6 +5,8 @@
  * disconnect mid-call, forged registration, presence visibility, the offer
  * rate limit, and a callee registered on another relay.
  */
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
@@ -22,8 +24,10 @@ import {
   signRegisterPresence,
 } from '../src/signal/index.js';
 import { createHeader } from '../src/wire/index.js';
+import { presenceKey } from '../src/fleet/index.js';
 import { Cluster, metricValue } from './cluster.js';
-import { until } from './helpers.js';
+import { until, untilAsync } from './helpers.js';
+import { REDIS_BIN, TestRedis } from './redis.js';
 
 let cluster: Cluster | null = null;
 const hubs: HubClient[] = [];
@@ -336,6 +340,132 @@ describe('direct calls across relays', () => {
       reason: 'Normal',
     });
     expect(codes).toContain('CALL_NOT_FOUND');
+  }, 60_000);
+});
+
+describe.skipIf(REDIS_BIN === null)('direct calls in a fleet (shared directory)', () => {
+  let redis: TestRedis | null = null;
+  afterEach(async () => {
+    await redis?.stop();
+    redis = null;
+  });
+
+  it('finds a callee through the directory on a relay with no configured link; presence goes with the hub connection', async () => {
+    redis = await TestRedis.start();
+    const fleetKey = randomBytes(32).toString('hex');
+    const c = new Cluster({ globalRooms: [] });
+    cluster = c;
+    for (const name of ['a', 'b']) {
+      const r = await c.add(name);
+      r.extraToml = [
+        `directory_url = "${redis.url}"`,
+        `fleet_key = "${fleetKey}"`,
+        'fleet_refresh_ms = 300',
+        'fleet_ttl_ms = 1500',
+        'call_route_timeout_ms = 3000',
+        '',
+      ].join('\n');
+    }
+    // No [[peers]]: the two relays know each other only from the directory.
+    await c.startAll();
+    const raw = new Redis(redis.url);
+    try {
+      const aId = Identity.generate();
+      const bId = Identity.generate();
+      const a = await register(c, 'a', 'alice', [], aId);
+      const b = await register(c, 'b', 'bob', [], bId);
+      await untilAsync(
+        async () => (await raw.get(`wzp:fleet:presence:${presenceKey(bId.fingerprint)}`)) !== null,
+        "bob's presence in the directory",
+        10_000,
+      );
+      // The directory holds a hash, not the fingerprint.
+      const keys = await raw.keys('wzp:fleet:presence:*');
+      expect(keys.join(' ')).not.toContain(bId.fingerprint);
+      // Both relays must see each other before a lookup can trust b's record.
+      await untilAsync(
+        async () => {
+          const f = (await (await fetch(`${c.get('a').httpUrl}/v2/fleet`)).json()) as {
+            relays: unknown[];
+          };
+          return f.relays.length === 2;
+        },
+        'relay a to see relay b',
+        10_000,
+      );
+      const inc = nextIncoming(b);
+      let rang = false;
+      const placed = a.call(bId.fingerprint, { onRinging: () => (rang = true) });
+      const [sa, sb] = await Promise.all([placed.setup, (await inc).accept()]);
+      expect(rang).toBe(true);
+      expect(sa.relayUrl).toBe(c.get('b').url);
+      expect(sa.roomKey.equals(sb.roomKey)).toBe(true);
+      await meet(sa, sb, aId, bId);
+      const hang = nextHangup(b);
+      a.hangup(sa.callId);
+      expect(await hang).toBe('Normal');
+      const textA = await c.metrics('a');
+      expect(metricValue(textA, 'wzp_call_signals_forwarded_total', { result: 'directory' })).toBe(
+        1,
+      );
+      const fleetA = (await (await fetch(`${c.get('a').httpUrl}/v2/fleet`)).json()) as {
+        stats: { callee_lookups: { found: number } };
+      };
+      expect(fleetA.stats.callee_lookups.found).toBe(1);
+      // Bob leaves the hub: his record goes at once (not only by TTL).
+      await b.close();
+      await untilAsync(
+        async () => (await raw.get(`wzp:fleet:presence:${presenceKey(bId.fingerprint)}`)) === null,
+        "bob's presence removed",
+        5000,
+      );
+      // A callee nobody published: refused without waiting for a route timeout.
+      const t0 = Date.now();
+      await expect(a.call(bId.fingerprint).setup).rejects.toMatchObject({ reason: 'Normal' });
+      expect(Date.now() - t0).toBeLessThan(2500);
+    } finally {
+      raw.disconnect();
+    }
+  }, 90_000);
+
+  it('ignores a forged presence record (not signed by the fleet key)', async () => {
+    redis = await TestRedis.start();
+    const c = new Cluster({ globalRooms: [] });
+    cluster = c;
+    const r = await c.add('a');
+    r.extraToml = [
+      `directory_url = "${redis.url}"`,
+      `fleet_key = "${randomBytes(32).toString('hex')}"`,
+      'fleet_refresh_ms = 300',
+      'call_route_timeout_ms = 1000',
+      '',
+    ].join('\n');
+    await c.startAll();
+    const raw = new Redis(redis.url);
+    try {
+      const victim = Identity.generate();
+      const user = presenceKey(victim.fingerprint);
+      await raw.set(
+        `wzp:fleet:presence:${user}`,
+        JSON.stringify({
+          v: 1,
+          user,
+          relay: '00112233aabbccdd',
+          ts: Date.now(),
+          signer: 'fleet',
+          sig: '00'.repeat(64),
+        }),
+      );
+      const a = await register(c, 'a', 'alice');
+      await expect(a.call(victim.fingerprint).setup).rejects.toMatchObject({ reason: 'Normal' });
+      const f = (await (await fetch(`${c.get('a').httpUrl}/v2/fleet`)).json()) as {
+        stats: { callee_lookups: { missing: number }; records_rejected: { bad_signature: number } };
+      };
+      expect(f.stats.callee_lookups.missing).toBe(1);
+      expect(f.stats.records_rejected.bad_signature).toBeGreaterThanOrEqual(1);
+    } finally {
+      raw.disconnect();
+    }
   }, 60_000);
 });
 

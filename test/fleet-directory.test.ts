@@ -13,6 +13,7 @@ import {
   FleetTrust,
   fleetRelayId,
   MemoryDirectory,
+  presenceKey,
   RedisDirectory,
   type RelayEntry,
 } from '../src/fleet/index.js';
@@ -69,6 +70,30 @@ describe.each(factories)('$name directory', ({ name, make }) => {
     expect((await d.relays()).get('aaaaaaaaaaaaaaaa')).toBe('x');
     await sleep(300);
     expect((await d.relays()).get('aaaaaaaaaaaaaaaa') ?? null).toBeNull();
+    await d.close();
+  });
+
+  it('presence: written in one batch with a TTL, removed only by the writer of that record', async () => {
+    const d = await make(newPrefix());
+    const u1 = presenceKey('fp-one');
+    const u2 = presenceKey('fp-two');
+    await d.setPresence(
+      [
+        [u1, 'r1'],
+        [u2, 'r2'],
+      ],
+      200,
+    );
+    expect(await d.getPresence(u1)).toBe('r1');
+    expect(await d.getPresence(u2)).toBe('r2');
+    // A newer record (another relay took the person over) is not removed by the old writer.
+    await d.setPresence([[u1, 'r1-newer']], 200);
+    expect(await d.clearPresence(u1, 'r1')).toBe(false);
+    expect(await d.getPresence(u1)).toBe('r1-newer');
+    expect(await d.clearPresence(u1, 'r1-newer')).toBe(true);
+    expect(await d.getPresence(u1)).toBeNull();
+    await sleep(350);
+    expect(await d.getPresence(u2)).toBeNull();
     await d.close();
   });
 
@@ -173,6 +198,46 @@ describe('fleet records', () => {
     expect(ta.decodeClaim('r', forger.encodeClaim(claim))).toEqual({
       ok: false,
       why: 'bad_signature',
+    });
+  });
+
+  it('presence records: hashed user key, signed, fresh, and in own-key mode only by the relay named', () => {
+    const user = presenceKey(a.fingerprint);
+    expect(user).toMatch(/^[0-9a-f]{32}$/);
+    expect(user).not.toContain(a.fingerprint.replace(/:/g, '').slice(0, 8));
+    const fleetKey = randomBytes(32);
+    const ta = new FleetTrust({ identity: a, fleetKey, peers: [], ttlMs: 1000 });
+    const tb = new FleetTrust({ identity: b, fleetKey, peers: [], ttlMs: 1000 });
+    const rec = { user, relay: fleetRelayId(b.publicKey), ts: Date.now() };
+    const known = () => null;
+    expect(ta.decodePresence(user, tb.encodePresence(rec), known)).toEqual({
+      ok: true,
+      record: rec,
+    });
+    expect(ta.decodePresence(presenceKey('other'), tb.encodePresence(rec), known)).toEqual({
+      ok: false,
+      why: 'mismatch',
+    });
+    const stale = { ...rec, ts: Date.now() - 10_000 };
+    expect(ta.decodePresence(user, tb.encodePresence(stale), known)).toEqual({
+      ok: false,
+      why: 'stale',
+    });
+    // Without a fleet key: b's record must be signed by b, and b must be a live relay.
+    const peers = [{ label: 'b', public_key: b.publicKey.toString('hex') }];
+    const oa = new FleetTrust({ identity: a, fleetKey: null, peers, ttlMs: 1000 });
+    const ob = new FleetTrust({ identity: b, fleetKey: null, peers: [], ttlMs: 1000 });
+    const bKey = (id: string) => (id === rec.relay ? b.publicKey.toString('hex') : null);
+    expect(oa.decodePresence(user, ob.encodePresence(rec), bKey).ok).toBe(true);
+    expect(oa.decodePresence(user, ob.encodePresence(rec), known)).toEqual({
+      ok: false,
+      why: 'untrusted',
+    });
+    // a (trusted) may not publish presence on b's behalf.
+    const oaSelf = new FleetTrust({ identity: a, fleetKey: null, peers, ttlMs: 1000 });
+    expect(oa.decodePresence(user, oaSelf.encodePresence(rec), bKey)).toEqual({
+      ok: false,
+      why: 'untrusted',
     });
   });
 

@@ -89,6 +89,21 @@ export async function until(cond: () => boolean, what: string, ms = 3000): Promi
   }
 }
 
+/** `until` for a condition that has to ask something (HTTP, Redis): polls every 50 ms. */
+export async function untilAsync(
+  cond: () => Promise<boolean>,
+  what: string,
+  ms = 3000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) {
+      throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Collects every media event of a client. */

@@ -54,15 +54,45 @@ export interface HubUser {
 export interface CallLinks {
   /** This relay's id (16 hex characters). */
   readonly selfId: string;
-  /** Sends on every link except the one to `except`; returns how many links took it. */
-  broadcastCallSignal(body: BodyOf<'CallSignalForward'>, except: string | null): number;
-  /** Sends on the link to relay `peerId`; false when there is none. */
+  /**
+   * Sends on every link except the one to `except` (and, with `configuredOnly`,
+   * except links opened from the fleet directory); returns how many links took it.
+   */
+  broadcastCallSignal(
+    body: BodyOf<'CallSignalForward'>,
+    except: string | null,
+    configuredOnly?: boolean,
+  ): number;
+  /**
+   * Sends on the link to relay `peerId`. A relay the fleet directory vouches
+   * for is dialed when there is no link yet (the signal waits, bounded, for
+   * it). False when there is no way to reach it.
+   */
   sendCallSignal(peerId: string, body: BodyOf<'CallSignalForward'>): boolean;
+  /** The hub's calls changed: links kept up for calls may now be idle. */
+  callsChanged?(): void;
+}
+
+/**
+ * Where people are registered across a fleet (implemented with the fleet
+ * directory, docs/fleet.md): the hub publishes its users and asks where a
+ * callee that is not registered here is.
+ */
+export interface CallLocator {
+  announce(fingerprint: string): void;
+  withdraw(fingerprint: string): void;
+  /**
+   * The relay id a callee is registered on, with a link to it on its way;
+   * null when the directory does not know (the offer then floods the links).
+   */
+  locate(fingerprint: string): Promise<string | null>;
 }
 
 /** The federation delivers call signals from its links here. */
 export interface CallSignalSink {
   onForwarded(fromPeer: string, body: BodyOf<'CallSignalForward'>): void;
+  /** True while a call is routed over the link to relay `peerId` (keep it up). */
+  usesPeer(peerId: string): boolean;
 }
 
 export type CallOutcome =
@@ -124,6 +154,8 @@ export class Hub implements CallSignalSink {
   private readonly now: () => number;
   /** Federation links, when this relay has any. */
   links: CallLinks | null = null;
+  /** The fleet directory's presence index, in a fleet with a shared directory. */
+  locator: CallLocator | null = null;
 
   constructor(private readonly o: HubOptions) {
     this.config = o.config;
@@ -155,6 +187,7 @@ export class Hub implements CallSignalSink {
     }
     this.users.set(user.fingerprint, user);
     this.metrics.hubRegistered.set(this.users.size);
+    this.locator?.announce(user.fingerprint);
     this.log.debug({ fingerprint: user.fingerprint }, 'registered');
     user.send({ type: 'PresenceList', body: { users: this.visibleTo(user) } });
     this.presenceChanged(user);
@@ -177,6 +210,7 @@ export class Hub implements CallSignalSink {
       this.end(call, call.state === 'active' ? null : mine === 'caller' ? 'cancelled' : 'rejected');
     }
     this.users.delete(user.fingerprint);
+    this.locator?.withdraw(user.fingerprint);
     this.offerBuckets.delete(user.fingerprint);
     this.metrics.hubRegistered.set(this.users.size);
     this.presenceChanged(user);
@@ -260,17 +294,56 @@ export class Hub implements CallSignalSink {
       return this.unreachable(user, offer.call_id);
     }
     const call = this.newCall(offer, callerSide, { user: null, via: null }, 'routing');
-    const sent = links.broadcastCallSignal(
-      this.envelope(call.id, offer.target_fingerprint, { type: 'DirectCallOffer', body: offer }),
-      null,
-    );
+    this.armTimer(call, this.config.call_route_timeout_ms);
+    const locator = this.locator;
+    if (locator !== null) {
+      // Ask the fleet directory first; the call can be cancelled meanwhile.
+      void locator.locate(offer.target_fingerprint).then(
+        (peerId) => this.routeOffer(call, peerId),
+        () => this.routeOffer(call, null),
+      );
+      return null;
+    }
+    this.routeOffer(call, null);
+    return null;
+  }
+
+  /**
+   * Sends a local caller's offer toward a callee registered elsewhere: to the
+   * relay the directory named, else over every link (a path and hop limit
+   * bound the flood). Nobody to send to: the caller hears `unreachable`.
+   */
+  private routeOffer(call: Call, peerId: string | null): void {
+    const links = this.links;
+    if (this.calls.get(call.id) !== call || call.state !== 'routing' || links === null) {
+      return;
+    }
+    const body = this.envelope(call.id, call.callee, { type: 'DirectCallOffer', body: call.offer });
+    if (peerId !== null && links.sendCallSignal(peerId, body)) {
+      call.calleeSide.via = peerId;
+      this.metrics.callForwards.labels('directory').inc();
+      return;
+    }
+    // Every relay of the fleet publishes its users: when the directory does not
+    // know the callee, only configured federation peers may still have them.
+    const sent = links.broadcastCallSignal(body, null, this.locator !== null);
     if (sent === 0) {
-      this.calls.delete(call.id);
-      return this.unreachable(user, offer.call_id);
+      if (call.callerSide.user !== null) {
+        this.unreachable(call.callerSide.user, call.id);
+      }
+      this.end(call, null);
+      return;
     }
     this.metrics.callForwards.labels('sent').inc(sent);
-    this.armTimer(call, this.config.call_route_timeout_ms);
-    return null;
+  }
+
+  usesPeer(peerId: string): boolean {
+    for (const c of this.calls.values()) {
+      if (c.callerSide.via === peerId || c.calleeSide.via === peerId) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** A DirectCallAnswer from a registered local user (the callee). */
@@ -794,6 +867,9 @@ export class Hub implements CallSignalSink {
     this.calls.delete(call.id);
     if (outcome !== null) {
       this.metrics.calls.labels(outcome).inc();
+    }
+    if (call.callerSide.via !== null || call.calleeSide.via !== null) {
+      this.links?.callsChanged?.();
     }
     if (call.host !== null) {
       this.o.onCallEnded?.(call.room);

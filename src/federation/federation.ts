@@ -47,6 +47,8 @@ import { FederationPliRouter } from './pli.js';
 /** WebSocket path of federation links on the signalling port. */
 export const FEDERATION_PATH = '/v2/federation';
 
+/** Call signals held per peer while its link is dialed. */
+const CALL_OUTBOX_MAX = 64;
 const CLOSE_REFUSED = 4003;
 const CLOSE_DUPLICATE = 4009;
 
@@ -117,6 +119,11 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
   private stopped = false;
   /** Where call signals arriving on links go (set by the server when the hub runs). */
   callSink: CallSignalSink | null = null;
+  /** Call signals waiting for a link that is being dialed, by peer relay id (bounded). */
+  private readonly callOutbox = new Map<
+    string,
+    { body: BodyOf<'CallSignalForward'>; at: number }[]
+  >();
 
   constructor(options: FederationOptions) {
     this.config = options.config;
@@ -314,6 +321,12 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     if (link !== undefined && (link.rooms.size > 0 || link.sent.size > 0)) {
       return true;
     }
+    if (peer.publicKey !== null) {
+      const id = relayId(peer.publicKey);
+      if (this.callOutbox.has(id) || this.callSink?.usesPeer(id) === true) {
+        return true;
+      }
+    }
     for (const g of this.globals.values()) {
       if (g.mode === 'bridge' && g.only === peer) {
         return true;
@@ -409,10 +422,18 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
 
   // ── call signals (CallLinks) ─────────────────────────────────────────────
 
-  broadcastCallSignal(body: BodyOf<'CallSignalForward'>, except: string | null): number {
+  broadcastCallSignal(
+    body: BodyOf<'CallSignalForward'>,
+    except: string | null,
+    configuredOnly = false,
+  ): number {
     let n = 0;
     for (const link of this.links.values()) {
-      if (link.peerId !== except && !link.closed) {
+      if (
+        link.peerId !== except &&
+        !link.closed &&
+        !(configuredOnly && link.peer.dynamic === true)
+      ) {
         link.send({ type: 'CallSignalForward', body });
         n++;
       }
@@ -427,7 +448,47 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
         return true;
       }
     }
-    return false;
+    // No link: a peer we can dial (configured with a URL, or vouched for by
+    // the fleet directory) gets the signal once its link is up.
+    const peer = this.directory.peers.find(
+      (p) => p.url !== null && p.publicKey !== null && relayId(p.publicKey) === peerId,
+    );
+    if (peer === undefined || this.stopped) {
+      return false;
+    }
+    let queue = this.callOutbox.get(peerId);
+    if (queue === undefined) {
+      queue = [];
+      this.callOutbox.set(peerId, queue);
+    }
+    if (queue.length >= CALL_OUTBOX_MAX) {
+      this.links.countEvent('call_outbox_full');
+      return false;
+    }
+    queue.push({ body, at: this.now() });
+    this.connect(peer);
+    return true;
+  }
+
+  callsChanged(): void {
+    this.checkIdle();
+  }
+
+  /** A link came up: the call signals that waited for it go out (unless they waited too long). */
+  private flushCallOutbox(link: Link): void {
+    const queue = this.callOutbox.get(link.peerId);
+    if (queue === undefined) {
+      return;
+    }
+    this.callOutbox.delete(link.peerId);
+    const oldest = this.now() - this.config.call_route_timeout_ms;
+    for (const { body, at } of queue) {
+      if (at >= oldest) {
+        link.send({ type: 'CallSignalForward', body });
+      } else {
+        this.links.countEvent('call_outbox_expired');
+      }
+    }
   }
 
   // ── link lifecycle ───────────────────────────────────────────────────────
@@ -563,6 +624,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     this.media.sendBind(link);
     this.control.tick(link);
     this.rooms.linkUp(link);
+    this.flushCallOutbox(link);
     this.checkIdle();
   }
 

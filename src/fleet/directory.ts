@@ -48,6 +48,12 @@ export interface Directory {
   ): Promise<CasResult>;
   /** Deletes the claim iff it is exactly `expect`. */
   release(room: string, expect: string): Promise<boolean>;
+  /** Writes (or refreshes) presence records, `[user, raw]` each, with a TTL (one round trip). */
+  setPresence(records: readonly (readonly [string, string])[], ttlMs: number): Promise<void>;
+  /** The presence record of a user key, if any. */
+  getPresence(user: string): Promise<string | null>;
+  /** Deletes a presence record iff it is exactly `expect`. */
+  clearPresence(user: string, expect: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -64,6 +70,7 @@ export class MemoryDirectory implements Directory {
   private readonly listed = new Set<string>();
   private readonly claims = new Map<string, Timed>();
   private readonly epochs = new Map<string, Timed>();
+  private readonly presence = new Map<string, Timed>();
   private readonly now: () => number;
 
   constructor(options: { now?: () => number } = {}) {
@@ -151,6 +158,24 @@ export class MemoryDirectory implements Directory {
       return false;
     }
     this.claims.delete(room);
+    return true;
+  }
+
+  async setPresence(records: readonly (readonly [string, string])[], ttlMs: number): Promise<void> {
+    for (const [user, raw] of records) {
+      this.presence.set(user, { value: raw, expiresAt: this.now() + ttlMs });
+    }
+  }
+
+  async getPresence(user: string): Promise<string | null> {
+    return this.read(this.presence, user);
+  }
+
+  async clearPresence(user: string, expect: string): Promise<boolean> {
+    if (this.read(this.presence, user) !== expect) {
+      return false;
+    }
+    this.presence.delete(user);
     return true;
   }
 

@@ -16,13 +16,23 @@
  *   new room is refused (`FLEET_DIRECTORY_UNAVAILABLE`) or served locally
  *   (`onDown = "local"`) and reconciled when the directory returns.
  *
+ * - Presence (direct calls, docs/calls.md): the hub's registered identities
+ *   are published as signed presence records (refreshed with the entry), so
+ *   that `locate(fingerprint)` on any relay finds the one a callee is on.
+ *
  * Control plane only: nothing here runs per datagram, and media never waits
  * for it.
  */
 import { WzpError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Directory } from './directory.js';
-import type { FleetTrust, RelayEntry, RoomClaim, VerifyFailure } from './records.js';
+import {
+  type FleetTrust,
+  presenceKey,
+  type RelayEntry,
+  type RoomClaim,
+  type VerifyFailure,
+} from './records.js';
 
 export type FleetMode = 'redirect' | 'bridge';
 export type DownPolicy = 'refuse' | 'local';
@@ -96,6 +106,8 @@ export class FleetStats {
   refused = 0;
   unplaced = 0;
   reconciled = 0;
+  /** Callee lookups: found on a live relay, not found, or found here. */
+  readonly lookups = { found: 0, missing: 0, self: 0 };
   readonly rejected: Record<VerifyFailure, number> = {
     malformed: 0,
     untrusted: 0,
@@ -131,6 +143,8 @@ export class Fleet {
   /** Rooms served here while the directory was down. */
   private readonly unplacedRooms = new Set<string>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Presence published for the hub's users: fingerprint → the raw record last written. */
+  private readonly presence = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
   private stopped = false;
@@ -220,9 +234,13 @@ export class Fleet {
     }
     await this.ticking;
     try {
-      await Promise.all(
-        [...this.homedRooms].map(([room, h]) => this.directory.release(room, h.raw)),
-      );
+      await Promise.all([
+        ...[...this.homedRooms].map(([room, h]) => this.directory.release(room, h.raw)),
+        ...[...this.presence].map(([fp, raw]) =>
+          this.directory.clearPresence(presenceKey(fp), raw),
+        ),
+      ]);
+      this.presence.clear();
       await this.directory.deregister(this.selfId);
     } catch {
       // The TTLs clean up.
@@ -255,6 +273,7 @@ export class Fleet {
     try {
       await this.register();
       await this.poll();
+      await this.refreshPresence();
       this.setUp(true, null);
     } catch (err) {
       this.setUp(false, (err as Error).message);
@@ -667,6 +686,101 @@ export class Fleet {
     }
   }
 
+  // ── presence (direct calls) ───────────────────────────────────────────────
+
+  /** Number of identities this relay publishes presence for. */
+  get presenceCount(): number {
+    return this.presence.size;
+  }
+
+  private presenceRecord(fp: string): string {
+    return this.trust.encodePresence({
+      user: presenceKey(fp),
+      relay: this.selfId,
+      ts: this.now(),
+    });
+  }
+
+  /** A person registered on this relay's hub: publish where to find them (best effort, now). */
+  announcePresence(fp: string): void {
+    const raw = this.presenceRecord(fp);
+    this.presence.set(fp, raw);
+    if (this.stopped) {
+      return;
+    }
+    void this.timed('presence', () =>
+      this.directory.setPresence([[presenceKey(fp), raw]], this.ttlMs),
+    ).catch(() => {
+      // Written again on the next refresh.
+    });
+  }
+
+  /** The person left this relay's hub: remove exactly the record this relay wrote. */
+  withdrawPresence(fp: string): void {
+    const raw = this.presence.get(fp);
+    if (raw === undefined) {
+      return;
+    }
+    this.presence.delete(fp);
+    void this.timed('presence', () => this.directory.clearPresence(presenceKey(fp), raw)).catch(
+      () => {
+        // It expires with the TTL.
+      },
+    );
+  }
+
+  /** Rewrites every published presence record with a fresh timestamp (one refresh). */
+  private async refreshPresence(): Promise<void> {
+    if (this.presence.size === 0) {
+      return;
+    }
+    const records: [string, string][] = [];
+    for (const fp of this.presence.keys()) {
+      const raw = this.presenceRecord(fp);
+      this.presence.set(fp, raw);
+      records.push([presenceKey(fp), raw]);
+    }
+    await this.timed('presence', () => this.directory.setPresence(records, this.ttlMs));
+  }
+
+  /**
+   * The live relay another person is registered on, from the directory; null
+   * when nobody published them, the record does not verify, its relay is not
+   * live, or it is this relay. Never throws.
+   */
+  async locate(fp: string): Promise<RelayEntry | null> {
+    const user = presenceKey(fp);
+    let raw: string | null;
+    try {
+      raw = await this.timed('presence', () => this.directory.getPresence(user));
+    } catch {
+      this.stats.lookups.missing++;
+      return null;
+    }
+    if (raw === null) {
+      this.stats.lookups.missing++;
+      return null;
+    }
+    const v = this.trust.decodePresence(user, raw, (id) => this.view.get(id)?.publicKey ?? null);
+    if (!v.ok) {
+      this.reject(v.why, 'presence record');
+      this.stats.lookups.missing++;
+      return null;
+    }
+    const relay = v.record.relay;
+    if (relay === this.selfId) {
+      this.stats.lookups.self++;
+      return null;
+    }
+    const entry = this.view.get(relay);
+    if (entry === undefined || entry.draining) {
+      this.stats.lookups.missing++;
+      return null;
+    }
+    this.stats.lookups.found++;
+    return entry;
+  }
+
   /** Forgets a room this relay no longer serves (closed locally). */
   forget(room: string): void {
     this.bridgedRooms.delete(room);
@@ -734,6 +848,8 @@ export class Fleet {
         refused: this.stats.refused,
         unplaced: this.stats.unplaced,
         reconciled: this.stats.reconciled,
+        presence_published: this.presence.size,
+        callee_lookups: { ...this.stats.lookups },
         records_rejected: { ...this.stats.rejected },
         errors: Object.fromEntries(this.stats.errors),
       },

@@ -5,6 +5,10 @@
  * - A **relay entry** says: relay `id` (SHA-256(public key)[0..8]) with this
  *   Ed25519 key is alive at these URLs, with this load, since boot `epoch`.
  * - A **room claim** says: room `room` lives on relay `owner` at `epoch`.
+ * - A **presence record** says: the person whose fingerprint hashes to
+ *   `user` is registered on the hub of relay `relay` (direct calls,
+ *   docs/calls.md). The directory holds only the hash, so reading it does
+ *   not list who uses the fleet.
  *
  * Every record is signed. With an operator fleet key (`fleet_key`) the
  * relays sign with it and a record is trusted iff the fleet signature
@@ -22,6 +26,7 @@ import { fingerprint, Identity, verifyEd25519 } from '../signal/index.js';
 
 const RELAY_CONTEXT = 'wzp-fleet-v1 relay\n';
 const CLAIM_CONTEXT = 'wzp-fleet-v1 claim\n';
+const PRESENCE_CONTEXT = 'wzp-fleet-v1 presence\n';
 
 /** Clock difference tolerated between relays when checking record freshness. */
 export const CLOCK_SKEW_MS = 5000;
@@ -65,6 +70,26 @@ export interface RoomClaim {
   ts: number;
 }
 
+export interface PresenceRecord {
+  /** `presenceKey(fingerprint)`: 32 hex characters. */
+  user: string;
+  /** Relay id of the relay whose hub the person is registered on. */
+  relay: string;
+  ts: number;
+}
+
+/**
+ * The directory key of a person's presence: SHA-256 of
+ * `"wzp-presence\n" ‖ fingerprint`, first 16 bytes, hex.
+ */
+export function presenceKey(fp: string): string {
+  return createHash('sha256')
+    .update(`wzp-presence\n${fp.toLowerCase()}`)
+    .digest()
+    .subarray(0, 16)
+    .toString('hex');
+}
+
 interface Signed {
   /** Hex public key of the signer (own-key mode), or "fleet". */
   signer: string;
@@ -90,6 +115,10 @@ function relayFields(e: RelayEntry): unknown[] {
 
 function claimFields(c: RoomClaim): unknown[] {
   return [c.room, c.owner, c.epoch, c.ts];
+}
+
+function presenceFields(p: PresenceRecord): unknown[] {
+  return [p.user, p.relay, p.ts];
 }
 
 function message(context: string, fields: unknown[], signer: string): Buffer {
@@ -173,6 +202,14 @@ export class FleetTrust {
     return JSON.stringify({ v: 1, ...claim, ...this.sign(CLAIM_CONTEXT, claimFields(claim)) });
   }
 
+  encodePresence(record: PresenceRecord): string {
+    return JSON.stringify({
+      v: 1,
+      ...record,
+      ...this.sign(PRESENCE_CONTEXT, presenceFields(record)),
+    });
+  }
+
   private sign(context: string, fields: unknown[]): Signed {
     if (this.fleet !== null) {
       return {
@@ -223,6 +260,42 @@ export class FleetTrust {
     const claim: RoomClaim = { room: r, owner, epoch, ts };
     const why = this.check(CLAIM_CONTEXT, claimFields(claim), o, ts, null);
     return why === null ? { ok: true, record: claim } : { ok: false, why };
+  }
+
+  /**
+   * Parses and verifies a presence record stored for `user`. In own-key mode
+   * it must be signed by the relay it names (a relay vouches only for its own
+   * hub). Never throws.
+   */
+  decodePresence(
+    user: string,
+    raw: string,
+    relayKey: (id: string) => string | null,
+  ): Verified<PresenceRecord> {
+    const o = parseObject(raw);
+    if (o === null || o.v !== 1) {
+      return { ok: false, why: 'malformed' };
+    }
+    const { user: u, relay, ts } = o;
+    if (
+      typeof u !== 'string' ||
+      !/^[0-9a-f]{32}$/.test(u) ||
+      typeof relay !== 'string' ||
+      !/^[0-9a-f]{16}$/.test(relay) ||
+      !isCount(ts)
+    ) {
+      return { ok: false, why: 'malformed' };
+    }
+    if (u !== user) {
+      return { ok: false, why: 'mismatch' };
+    }
+    const record: PresenceRecord = { user: u, relay, ts };
+    const ownKey = relayKey(relay);
+    if (this.fleet === null && ownKey === null) {
+      return { ok: false, why: 'untrusted' };
+    }
+    const why = this.check(PRESENCE_CONTEXT, presenceFields(record), o, ts, ownKey);
+    return why === null ? { ok: true, record } : { ok: false, why };
   }
 
   /**

@@ -7,6 +7,7 @@
  * | `relay:<id>` | string | `fleet_ttl_ms` | signed relay entry |
  * | `room:<name>` | string | `fleet_ttl_ms` | signed room claim |
  * | `epoch:<name>` | string | 24 h | the room's epoch counter (INCR) |
+ * | `presence:<user>` | string | `fleet_ttl_ms` | signed presence record (hub) |
  *
  * A new claim is `SET room:<name> <claim> NX PX <ttl>` after `INCR
  * epoch:<name>`; the home refreshes it, and a relay takes over a dead home's
@@ -59,6 +60,9 @@ type FleetRedis = Redis & {
   ): Promise<[number, string?, string?]>;
   fleetRelease(claimKey: string, expect: string): Promise<number>;
 };
+
+/** Presence records written per MULTI (a relay with many registered users writes in chunks). */
+const PRESENCE_CHUNK = 500;
 
 export interface RedisDirectoryOptions {
   url: string;
@@ -228,6 +232,29 @@ export class RedisDirectory implements Directory {
   release(room: string, expect: string): Promise<boolean> {
     return this.run('release', async () => {
       return (await this.redis.fleetRelease(`${this.prefix}room:${room}`, expect)) === 1;
+    });
+  }
+
+  setPresence(records: readonly (readonly [string, string])[], ttlMs: number): Promise<void> {
+    return this.run('set presence', async () => {
+      for (let i = 0; i < records.length; i += PRESENCE_CHUNK) {
+        const m = this.redis.multi();
+        for (const [user, raw] of records.slice(i, i + PRESENCE_CHUNK)) {
+          m.set(`${this.prefix}presence:${user}`, raw, 'PX', ttlMs);
+        }
+        await m.exec();
+      }
+    });
+  }
+
+  getPresence(user: string): Promise<string | null> {
+    return this.run('get presence', () => this.redis.get(`${this.prefix}presence:${user}`));
+  }
+
+  clearPresence(user: string, expect: string): Promise<boolean> {
+    // The same compare-and-delete as a room claim's release.
+    return this.run('clear presence', async () => {
+      return (await this.redis.fleetRelease(`${this.prefix}presence:${user}`, expect)) === 1;
     });
   }
 

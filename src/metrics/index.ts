@@ -405,7 +405,7 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     name: 'wzp_call_signals_forwarded_total',
     type: 'counter',
     labels: ['result'],
-    help: 'Call signals across federation links (sent, delivered, transit, loop, hop_limit, unroutable, duplicate).',
+    help: 'Call signals across federation links (sent, directory, delivered, transit, loop, hop_limit, unroutable, duplicate).',
   },
 ];
 

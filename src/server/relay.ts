@@ -12,7 +12,7 @@ import { HubConnection } from '../calls/hub-connection.js';
 import type { RelayConfig } from '../config/index.js';
 import { WzpError } from '../errors/index.js';
 import { FEDERATION_PATH, Federation } from '../federation/index.js';
-import type { Fleet, RelayEntry } from '../fleet/index.js';
+import type { Directory, Fleet, RelayEntry } from '../fleet/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { DatagramPathStats } from '../media/datagram-path.js';
 import { DROP_REASONS, MediaEngine } from '../media/engine.js';
@@ -91,6 +91,7 @@ export class Relay implements RelayCore {
   readonly federation: Federation | null;
   /** The fleet directory (in-memory when `directory_url` is unset). */
   readonly fleet: Fleet;
+  private readonly fleetDirectory: Directory;
   private readonly fleetMetrics: FleetMetricsSync;
   private urls: AdvertisedUrls | null = null;
   /** The direct-call hub (`/v2/hub`). */
@@ -214,7 +215,8 @@ export class Relay implements RelayCore {
     this.federation =
       this.config.peers.length > 0 ||
       this.config.global_rooms.length > 0 ||
-      (this.config.directory_url !== undefined && this.config.fleet_mode === 'bridge')
+      // A shared directory: rooms bridged on demand, and calls to people on other relays.
+      (this.config.directory_url !== undefined && this.config.directory_url !== 'memory:')
         ? new Federation({
             config: this.config,
             identity: this.identity,
@@ -236,7 +238,7 @@ export class Relay implements RelayCore {
           })
         : null;
     this.engine.federation = this.federation;
-    this.fleet = createFleet({
+    const fleetParts = createFleet({
       config: this.config,
       identity: this.identity,
       log: this.log,
@@ -260,7 +262,9 @@ export class Relay implements RelayCore {
         unbridge: (room) => this.unbridgeRoom(room),
         homed: (room) => this.homeRoom(room),
       },
-    }).fleet;
+    });
+    this.fleet = fleetParts.fleet;
+    this.fleetDirectory = fleetParts.directory;
     this.fleetMetrics = new FleetMetricsSync(this.fleet, this.metrics, this.bridge);
     this.hub = new Hub({
       config: this.config,
@@ -270,8 +274,29 @@ export class Relay implements RelayCore {
       onCallEnded: (room) => this.onCallEnded(room),
     });
     if (this.federation !== null) {
-      this.hub.links = this.federation;
-      this.federation.callSink = this.hub;
+      const fed = this.federation;
+      this.hub.links = fed;
+      fed.callSink = this.hub;
+      if (this.fleetDirectory.kind === 'redis') {
+        // A callee on another relay of the fleet is found in the directory.
+        const fleet = this.fleet;
+        this.hub.locator = {
+          announce: (fp) => fleet.announcePresence(fp),
+          withdraw: (fp) => fleet.withdrawPresence(fp),
+          locate: async (fp) => {
+            const e = await fleet.locate(fp);
+            if (e === null) {
+              return null;
+            }
+            fed.addPeer({
+              label: e.label,
+              url: e.federationUrl,
+              publicKey: Buffer.from(e.publicKey, 'hex'),
+            });
+            return e.id;
+          },
+        };
+      }
     }
     this.http = new HttpServer({
       headerTimeoutMs: headerTimeout,
