@@ -16,6 +16,7 @@ import {
   type ReceivedMedia,
   WzpClient,
 } from '../src/client/index.js';
+import { presenceKey } from '../src/fleet/index.js';
 import {
   decodeSignal,
   encodeSignal,
@@ -24,7 +25,6 @@ import {
   signRegisterPresence,
 } from '../src/signal/index.js';
 import { createHeader } from '../src/wire/index.js';
-import { presenceKey } from '../src/fleet/index.js';
 import { Cluster, metricValue } from './cluster.js';
 import { until, untilAsync } from './helpers.js';
 import { REDIS_BIN, TestRedis } from './redis.js';
