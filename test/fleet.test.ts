@@ -458,6 +458,33 @@ describe.skipIf(REDIS_BIN === null)('fleet of relay processes (bridge mode)', ()
     await bridged('br2', { b: ['c'], c: ['b'] });
     await exchange([n1, n2], 20);
   });
+
+  it('when the home dies, a bridging relay takes the room over and the other re-bridges to it', async () => {
+    const m1 = await join(a, 'hd', 'm1');
+    const m2 = await join(b, 'hd', 'm2');
+    const m3 = await join(c, 'hd', 'm3');
+    await roomSize([m1, m2, m3], 3);
+    expect((await fleetOf(a)).rooms.homed.map((h) => h.room)).toContain('hd');
+    await cluster.stop('a', 'SIGKILL');
+    const t0 = Date.now();
+    // Without reconnecting, m2 and m3 meet again through the new home.
+    await until(
+      () => m2.client.lastRoomUpdate?.count === 1 && m3.client.lastRoomUpdate?.count === 1,
+      "the dead home's participants gone",
+      5000,
+    );
+    await roomSize([m2, m3], 2, TTL_MS + REFRESH_MS + 6000);
+    const elapsed = Date.now() - t0;
+    console.info(`[fleet] bridged room re-homed ${elapsed} ms after SIGKILL of its home`);
+    expect(elapsed).toBeLessThan(TTL_MS + REFRESH_MS + 4000);
+    const [fb, fc] = await Promise.all([fleetOf(b), fleetOf(c)]);
+    const homes = [fb, fc].filter((f) => f.rooms.homed.some((h) => h.room === 'hd'));
+    expect(homes).toHaveLength(1);
+    const newHome = homes[0] === fb ? 'b' : 'c';
+    const other = newHome === 'b' ? 'c' : 'b';
+    await bridged('hd', { [newHome]: [other], [other]: [newHome] });
+    await exchange([m2, m3], 20);
+  });
 });
 
 describe.skipIf(REDIS_BIN !== null)('fleet of relay processes', () => {
