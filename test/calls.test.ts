@@ -102,6 +102,35 @@ async function meet(a: CallSetupInfo, b: CallSetupInfo, aId: Identity, bId: Iden
   return { ca, cb };
 }
 
+async function fleetJson(c: Cluster, relay: string): Promise<unknown> {
+  return (await fetch(`${c.get(relay).httpUrl}/v2/fleet`)).json();
+}
+
+/**
+ * Alice (registered on `c`'s relay a) calls Bob (on relay b), Bob accepts:
+ * it rang, the call room is on b, both derived one key, media flows, and the
+ * caller's hang-up reaches Bob.
+ */
+async function callAcross(
+  a: HubClient,
+  b: HubClient,
+  aId: Identity,
+  bId: Identity,
+  calleeRelayUrl: string,
+): Promise<void> {
+  const inc = nextIncoming(b);
+  let rang = false;
+  const placed = a.call(bId.fingerprint, { onRinging: () => (rang = true) });
+  const [sa, sb] = await Promise.all([placed.setup, (await inc).accept()]);
+  expect(rang).toBe(true);
+  expect(sa.relayUrl).toBe(calleeRelayUrl);
+  expect(sa.roomKey.equals(sb.roomKey)).toBe(true);
+  await meet(sa, sb, aId, bId);
+  const hang = nextHangup(b);
+  a.hangup(sa.callId);
+  expect(await hang).toBe('Normal');
+}
+
 describe('direct calls on one relay', () => {
   it('register, offer, ringing, answer, CallSetup; media flows; a third identity cannot join', async () => {
     const c = await oneRelay();
@@ -307,17 +336,7 @@ describe('direct calls across relays', () => {
     const bId = Identity.generate();
     const a = await register(c, 'a', 'alice', [], aId);
     const b = await register(c, 'b', 'bob', [], bId);
-    const inc = nextIncoming(b);
-    let rang = false;
-    const placed = a.call(bId.fingerprint, { onRinging: () => (rang = true) });
-    const [sa, sb] = await Promise.all([placed.setup, (await inc).accept()]);
-    expect(rang).toBe(true);
-    expect(sa.relayUrl).toBe(c.get('b').url);
-    expect(sa.roomKey.equals(sb.roomKey)).toBe(true);
-    await meet(sa, sb, aId, bId);
-    const hang = nextHangup(a);
-    b.hangup(sa.callId);
-    expect(await hang).toBe('Normal');
+    await callAcross(a, b, aId, bId, c.get('b').url);
     const textM = await c.metrics('m');
     expect(
       metricValue(textM, 'wzp_call_signals_forwarded_total', { result: 'transit' }),
@@ -385,30 +404,18 @@ describe.skipIf(REDIS_BIN === null)('direct calls in a fleet (shared directory)'
       // Both relays must see each other before a lookup can trust b's record.
       await untilAsync(
         async () => {
-          const f = (await (await fetch(`${c.get('a').httpUrl}/v2/fleet`)).json()) as {
-            relays: unknown[];
-          };
+          const f = (await fleetJson(c, 'a')) as { relays: unknown[] };
           return f.relays.length === 2;
         },
         'relay a to see relay b',
         10_000,
       );
-      const inc = nextIncoming(b);
-      let rang = false;
-      const placed = a.call(bId.fingerprint, { onRinging: () => (rang = true) });
-      const [sa, sb] = await Promise.all([placed.setup, (await inc).accept()]);
-      expect(rang).toBe(true);
-      expect(sa.relayUrl).toBe(c.get('b').url);
-      expect(sa.roomKey.equals(sb.roomKey)).toBe(true);
-      await meet(sa, sb, aId, bId);
-      const hang = nextHangup(b);
-      a.hangup(sa.callId);
-      expect(await hang).toBe('Normal');
+      await callAcross(a, b, aId, bId, c.get('b').url);
       const textA = await c.metrics('a');
       expect(metricValue(textA, 'wzp_call_signals_forwarded_total', { result: 'directory' })).toBe(
         1,
       );
-      const fleetA = (await (await fetch(`${c.get('a').httpUrl}/v2/fleet`)).json()) as {
+      const fleetA = (await fleetJson(c, 'a')) as {
         stats: { callee_lookups: { found: number } };
       };
       expect(fleetA.stats.callee_lookups.found).toBe(1);
@@ -458,7 +465,7 @@ describe.skipIf(REDIS_BIN === null)('direct calls in a fleet (shared directory)'
       );
       const a = await register(c, 'a', 'alice');
       await expect(a.call(victim.fingerprint).setup).rejects.toMatchObject({ reason: 'Normal' });
-      const f = (await (await fetch(`${c.get('a').httpUrl}/v2/fleet`)).json()) as {
+      const f = (await fleetJson(c, 'a')) as {
         stats: { callee_lookups: { missing: number }; records_rejected: { bad_signature: number } };
       };
       expect(f.stats.callee_lookups.missing).toBe(1);
