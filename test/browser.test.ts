@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient, type ReceivedMedia, WzpClient } from '../src/client/index.js';
-import { MediaType } from '../src/wire/index.js';
+import { FLAG_KEYFRAME, MediaType } from '../src/wire/index.js';
 import {
   callStats,
   findChromium,
@@ -489,5 +489,187 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
       await carol.close();
     }
     await waitFor(async () => await visible(callB, '#join-view'), 'page leaves the call', 15_000);
+  }, 60_000);
+
+  // ── simulcast and subscriptions (issue 13) ──────────────────────────────────
+
+  let simA: Page;
+  let simB: Page;
+  let simTagA = 0;
+  let simNode: WzpClient | null = null;
+  const simGot: ReceivedMedia[] = [];
+  const peerStat = async (p: Page, tag: number) =>
+    (await callStats(p))?.peers.find((x) => x.tag === tag) as unknown as
+      | {
+          videoLayer: number | null;
+          videoSize: [number, number] | null;
+          videoFramesDecoded: number;
+          audioFramesDecoded: number;
+          subscription: { video: boolean; maxLayer: number };
+        }
+      | undefined;
+  /** B's tile of A: its inline style (the grid decides the size otherwise). */
+  const styleTileOfA = (style: string) =>
+    simB.$eval(
+      `.tile[data-tile="${simTagA}"]`,
+      (e, st) => {
+        (e as unknown as { style: { cssText: string } }).style.cssText = st;
+      },
+      style,
+    );
+
+  it('simulcast: three layers from three encoders; a big tile gets the full layer, a small one layer 0, a hidden one no video', async () => {
+    await callA?.close();
+    await callB?.close();
+    const room = (name: string) =>
+      `http://127.0.0.1:${signalPort}/?room=simul&name=${name}&join=1&video=320x240`;
+    simA = await a.browser.newPage();
+    simB = await b.browser.newPage();
+    await simB.setViewport({ width: 1600, height: 700 });
+    await simA.goto(room('sa'));
+    await simB.goto(room('sb'));
+    simNode = await relay.connect('simul', { alias: 'node-sim' });
+    simNode.on('media', (m) => simGot.push(m));
+    await waitFor(
+      async () => (await wzpStats(simB))?.participants === 2,
+      'B sees A and the Node client',
+      30_000,
+    );
+    simTagA = (await callStats(simA))?.tag ?? -1;
+    // A encodes three layers: ¼, ½ and full size of its 320×240 camera.
+    await waitFor(
+      async () =>
+        (
+          (await callStats(simA)) as unknown as { layers: { frames: number }[] } | null
+        )?.layers.every((l) => l.frames > 10) ?? false,
+      'three layers encoded',
+      20_000,
+    );
+    const layers = (
+      (await callStats(simA)) as unknown as {
+        layers: { streamId: number; width: number; height: number }[];
+      }
+    ).layers.map((l) => [l.streamId, l.width, l.height]);
+    expect(layers).toEqual([
+      [0, 80, 60],
+      [1, 160, 120],
+      [2, 320, 240],
+    ]);
+    // B's tile of A is wide (three tiles in 1600 px: > 480 px each): the relay forwards layer 2, B decodes 320×240.
+    await waitFor(
+      async () => {
+        const st = await peerStat(simB, simTagA);
+        return st?.videoLayer === 2 && st.videoSize?.[0] === 320 && st.videoFramesDecoded > 5;
+      },
+      'B decodes the full layer',
+      20_000,
+    ).catch(async (err) => {
+      console.log(JSON.stringify(await peerStat(simB, simTagA)));
+      throw err;
+    });
+    // The Node client (no subscription) gets one layer at a time: runs of one stream id (it
+    // may start on a lower layer that had a keyframe first), settling on the highest.
+    const nodeVideo = () =>
+      simGot.filter((m) => m.senderTag === simTagA && m.header.mediaType === MediaType.Video);
+    await waitFor(() => nodeVideo().length > 60, 'Node gets video', 15_000);
+    const ids = nodeVideo().map((m) => m.header.streamId);
+    const runs = ids.filter((id, i) => i === 0 || id !== ids[i - 1]);
+    expect(runs.length).toBeLessThanOrEqual(3);
+    expect(runs.at(-1)).toBe(2);
+    expect(new Set(ids.slice(-30))).toEqual(new Set([2]));
+
+    // A small tile: B asks for max_layer 0 and decodes the 80×60 layer.
+    await styleTileOfA('width: 150px; aspect-ratio: 4 / 3;');
+    await waitFor(
+      async () => {
+        const st = await peerStat(simB, simTagA);
+        return st?.subscription.maxLayer === 0 && st.videoLayer === 0 && st.videoSize?.[0] === 80;
+      },
+      'B switched to layer 0',
+      15_000,
+    );
+    const decodedAt0 = (await peerStat(simB, simTagA))?.videoFramesDecoded ?? 0;
+    await waitFor(
+      async () => ((await peerStat(simB, simTagA))?.videoFramesDecoded ?? 0) > decodedAt0 + 10,
+      'B decodes layer 0',
+      15_000,
+    );
+    // The relay says the same: B receives A on layer 0.
+    const rooms = (await (await fetch(`${relay.httpUrl}/v2/rooms`)).json()) as {
+      rooms: {
+        name: string;
+        participants: { alias: string; receiving: { tag: number; video_layer: number | null }[] }[];
+      }[];
+    };
+    const bAtRelay = rooms.rooms
+      .find((r) => r.name === 'simul')
+      ?.participants.find((x) => x.alias === 'sb');
+    expect(bAtRelay?.receiving.find((r) => r.tag === simTagA)?.video_layer).toBe(0);
+
+    // Hidden tile: video off (audio keeps coming).
+    await styleTileOfA('display: none;');
+    await waitFor(
+      async () => (await peerStat(simB, simTagA))?.subscription.video === false,
+      'B unsubscribed video',
+      10_000,
+    );
+    await new Promise((r) => setTimeout(r, 600));
+    const off0 = await peerStat(simB, simTagA);
+    await new Promise((r) => setTimeout(r, 2000));
+    const off1 = await peerStat(simB, simTagA);
+    expect((off1?.videoFramesDecoded ?? 0) - (off0?.videoFramesDecoded ?? 0)).toBeLessThanOrEqual(
+      1,
+    );
+    expect((off1?.audioFramesDecoded ?? 0) - (off0?.audioFramesDecoded ?? 0)).toBeGreaterThan(25);
+
+    // Shown again at full size: layer 2 again.
+    await styleTileOfA('');
+    await waitFor(
+      async () => {
+        const st = await peerStat(simB, simTagA);
+        return st?.subscription.video === true && st.videoLayer === 2 && st.videoSize?.[0] === 320;
+      },
+      'B back on layer 2',
+      15_000,
+    );
+  }, 60_000);
+
+  it('a PLI makes the sender send a keyframe of that layer', async () => {
+    const node = simNode as WzpClient;
+    const keyframesAt = () =>
+      simGot
+        .filter(
+          (m) =>
+            m.senderTag === simTagA &&
+            m.header.mediaType === MediaType.Video &&
+            m.header.streamId === 2 &&
+            (m.header.flags & FLAG_KEYFRAME) !== 0,
+        )
+        .map((m) => m.header.timestamp);
+    const plis0 = (await callStats(simA))?.sent as unknown as { plisReceived: number };
+    // Periodic keyframes come every 100 frames (5 s at 20 fps): five PLIs each answered within
+    // 2 s would happen by chance with probability 0.4^5 (1 %); answered they are in tens of ms.
+    const delays: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const before = new Set(keyframesAt()).size;
+      const t0 = Date.now();
+      node.requestKeyframe(simTagA, 2);
+      await waitFor(
+        () => new Set(keyframesAt()).size > before,
+        `keyframe after PLI ${i + 1}`,
+        2000,
+        10,
+      )
+        .then(() => delays.push(Date.now() - t0))
+        .catch(() => {});
+      // Past the relay's PLI suppression (200 ms per sender and stream).
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    console.log({ pliToKeyframeMs: delays });
+    expect(delays).toHaveLength(5);
+    const plis1 = (await callStats(simA))?.sent as unknown as { plisReceived: number };
+    expect(plis1.plisReceived - plis0.plisReceived).toBeGreaterThanOrEqual(5);
+    await simNode?.close(false).catch(() => {});
+    simNode = null;
   }, 60_000);
 });

@@ -67,7 +67,7 @@ function params(): { room: string; name: string; join: boolean; key: string | nu
 function shareLink(room: string, key: string | null): string {
   const u = new URL(location.pathname, location.origin);
   u.searchParams.set('room', room);
-  for (const extra of ['cipher', 'video']) {
+  for (const extra of ['cipher', 'video', 'simulcast']) {
     const v = new URLSearchParams(location.search).get(extra);
     if (v !== null) {
       u.searchParams.set(extra, v);
@@ -168,7 +168,8 @@ async function join(
   $<HTMLButtonElement>('join').disabled = true;
   localStorage.setItem('wzp-name', name);
   try {
-    // Optional: ?cipher=js forces the pure-JS cipher; ?video=WxH asks for a camera size; ?video=0 no camera.
+    // Optional: ?cipher=js forces the pure-JS cipher; ?video=WxH asks for a camera size; ?video=0 no camera;
+    // ?simulcast=0 sends one video layer.
     const q = new URLSearchParams(location.search);
     const cipher = q.get('cipher');
     const size = /^(\d+)x(\d+)$/.exec(q.get('video') ?? '');
@@ -179,6 +180,7 @@ async function join(
       ...(key === null ? {} : { roomKey: key }),
       ...(opts.direct !== undefined && identity !== null ? { identity } : {}),
       ...(cipher === 'js' || cipher === 'webcrypto' ? { cipher } : {}),
+      ...(q.get('simulcast') === '0' ? { simulcast: false } : {}),
       ...(q.get('video') === '0'
         ? { video: false }
         : size !== null

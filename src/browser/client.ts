@@ -87,8 +87,21 @@ export interface ConnectOptions {
   video?: boolean | MediaTrackConstraints;
   /** Video codecs to offer, in order of preference (default both that this browser encodes). */
   videoCodecs?: VideoCodecName[];
-  /** Video layers (default one layer on stream_id 1). Simulcast: three layers on 0–2. */
+  /**
+   * Simulcast (default true): three encoders send the camera on stream_id 0
+   * (¼ size), 1 (½) and 2 (full), and the relay forwards each receiver one
+   * of them (BINDING §6.3). false: one layer on stream_id 1.
+   */
+  simulcast?: boolean;
+  /** Video layers, overriding `simulcast` (each `{ streamId, scale, bitrate }`). */
   layers?: SimulcastLayer[];
+  /**
+   * 'auto' (default): each participant's video subscription follows its
+   * canvas: not in the document, hidden or off screen (or the page hidden)
+   * → `video: false`; drawn small → a lower `max_layer` (SubscriptionUpdate).
+   * 'manual': only `setSubscription()` sends them.
+   */
+  subscriptions?: 'auto' | 'manual';
   /** 'auto' (WebCrypto when available, else pure JS), 'webcrypto' or 'js'. */
   cipher?: 'auto' | CipherImpl;
   /** Reconnect backoff (ms): first delay and cap. */
@@ -111,6 +124,11 @@ export type CallState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
 export interface PeerStats {
   tag: number;
+  /** The simulcast layer (stream_id 0–2) of this sender the relay forwards now (null before video). */
+  videoLayer: number | null;
+  layerSwitches: number;
+  /** What this page asked the relay for (SubscriptionUpdate). */
+  subscription: { video: boolean; maxLayer: number };
   alias: string | null;
   fingerprint: string;
   relayLabel: string | null;
@@ -160,7 +178,17 @@ export interface CallStats {
     dropped: number;
     /** Milliseconds of microphone audio captured. */
     capturedMs: number;
+    /** PictureLossIndications received (each answered with a keyframe of that layer). */
+    plisReceived: number;
   };
+  /** The camera's layers as encoded now. */
+  layers: {
+    streamId: number;
+    width: number;
+    height: number;
+    frames: number;
+    keyframes: number;
+  }[];
   mediaBufferedBytes: number;
   peers: PeerStats[];
 }
@@ -181,6 +209,21 @@ export interface WzpStats {
 }
 
 const MAX_VIDEO_PAYLOAD = 1000;
+/** The highest simulcast layer (stream_id 2); video on higher stream ids is not layered. */
+const MAX_LAYER = 2;
+/** Simulcast layers: ¼, ½ and full size of the camera (bitrates for a 640×480 camera). */
+export const SIMULCAST_LAYERS: readonly SimulcastLayer[] = [
+  { streamId: 0, scale: 0.25, bitrate: 120_000 },
+  { streamId: 1, scale: 0.5, bitrate: 350_000 },
+  { streamId: 2, scale: 1, bitrate: 900_000 },
+];
+/**
+ * Tile widths (device pixels) below which a receiver caps a sender at layer
+ * 0 and layer 1; wider tiles get every layer.
+ */
+export const LAYER_WIDTH_THRESHOLDS: readonly [number, number] = [240, 480];
+/** Subscription changes are sent at most this often (ms). */
+const SUBSCRIPTION_DEBOUNCE_MS = 150;
 const AUDIO_RING = 48_000;
 const PLI_MIN_INTERVAL_MS = 500;
 const MAX_PENDING_CRYPTO = 256;
@@ -211,7 +254,14 @@ interface Peer {
   audioExpect: number;
   audioStarted: boolean;
   video: Map<number, VideoAssembly>;
+  /** The layer stream (0–2) video last came on: another one means the relay switched. */
+  videoLayer: number;
   canvas: HTMLCanvasElement;
+  /** Canvas state the auto subscription follows. */
+  view: { intersecting: boolean; widthPx: number };
+  /** The subscription the relay has for this sender (its defaults until we send one). */
+  sub: { video: boolean; maxLayer: number };
+  observers: { io: IntersectionObserver | null; ro: ResizeObserver | null };
   ring: Float32Array;
   ringPos: number;
   lastArrival: number;
@@ -284,7 +334,10 @@ export class WzpCall extends EventTarget {
     width: number;
     height: number;
     frames: number;
+    keyframes: number;
   })[];
+  private subTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly onVisibility = (): void => this.scheduleSubscriptions();
   private audioReader: ReadableStreamDefaultReader<AudioData> | null = null;
   private videoReader: ReadableStreamDefaultReader<VideoFrame> | null = null;
   private audioCtx: AudioContext | null = null;
@@ -305,6 +358,7 @@ export class WzpCall extends EventTarget {
     bytes: 0,
     dropped: 0,
     capturedMs: 0,
+    plisReceived: 0,
   };
   private speakerTimer: ReturnType<typeof setInterval> | null = null;
 
@@ -318,9 +372,14 @@ export class WzpCall extends EventTarget {
           ? parseRoomKey(options.roomKey)
           : options.roomKey;
     this.cameraOn = options.video !== false;
-    // One layer by default. It uses stream_id 1 so that relays that key stream statistics by
-    // stream_id alone do not mix it with audio on stream 0 (false loss); simulcast uses 0–2.
-    this.layers = (options.layers ?? [{ streamId: 1, scale: 1, bitrate: 600_000 }]).map((l) => ({
+    // Without simulcast one layer, on stream_id 1 (the relay's mid layer; relays that key stream
+    // statistics by stream_id alone then do not mix it with audio on stream 0).
+    const layers =
+      options.layers ??
+      (options.simulcast === false
+        ? [{ streamId: 1, scale: 1, bitrate: 600_000 }]
+        : SIMULCAST_LAYERS);
+    this.layers = layers.map((l) => ({
       ...l,
       encoder: null,
       seq: 0,
@@ -329,6 +388,7 @@ export class WzpCall extends EventTarget {
       width: 0,
       height: 0,
       frames: 0,
+      keyframes: 0,
     }));
   }
 
@@ -360,6 +420,9 @@ export class WzpCall extends EventTarget {
     await this.openDevices();
     await this.join();
     this.speakerTimer = setInterval(() => this.updateSpeaker(), 200);
+    if (this.options.subscriptions !== 'manual') {
+      document.addEventListener('visibilitychange', this.onVisibility);
+    }
     this.startCapture();
   }
 
@@ -375,6 +438,10 @@ export class WzpCall extends EventTarget {
     if (this.speakerTimer !== null) {
       clearInterval(this.speakerTimer);
     }
+    if (this.subTimer !== null) {
+      clearTimeout(this.subTimer);
+    }
+    document.removeEventListener('visibilitychange', this.onVisibility);
     await this.audioReader?.cancel().catch(() => {});
     await this.videoReader?.cancel().catch(() => {});
     for (const t of this.localStream?.getTracks() ?? []) {
@@ -926,6 +993,7 @@ export class WzpCall extends EventTarget {
     this.sent.videoFrames++;
     if (key) {
       this.sent.keyframes++;
+      layer.keyframes++;
     }
     for (let off = 0; off < data.length || off === 0; off += MAX_VIDEO_PAYLOAD) {
       const end = Math.min(data.length, off + MAX_VIDEO_PAYLOAD);
@@ -1034,7 +1102,10 @@ export class WzpCall extends EventTarget {
         this.dispatchEvent(new CustomEvent('quality', { detail: msg.body }));
         break;
       case 'PictureLossIndication': {
+        // The relay forwards PLIs for our own streams (tag = ours): the next frame of that
+        // layer is a keyframe.
         const sid = msg.body.stream_id;
+        this.sent.plisReceived++;
         for (const l of this.layers) {
           if (l.streamId === sid) {
             l.forceKey = true;
@@ -1067,7 +1138,9 @@ export class WzpCall extends EventTarget {
         this.peers.delete(p.tag);
       }
       if (!this.peers.has(p.tag)) {
-        this.peers.set(p.tag, this.newPeer(p));
+        const peer = this.newPeer(p);
+        this.peers.set(p.tag, peer);
+        this.observe(peer);
         this.dispatchEvent(new CustomEvent('peerjoined', { detail: p }));
       } else {
         const peer = this.peers.get(p.tag) as Peer;
@@ -1104,7 +1177,11 @@ export class WzpCall extends EventTarget {
       audioExpect: 0,
       audioStarted: false,
       video: new Map(),
+      videoLayer: -1,
       canvas,
+      view: { intersecting: true, widthPx: canvas.width },
+      sub: { video: true, maxLayer: MAX_LAYER },
+      observers: { io: null, ro: null },
       ring: new Float32Array(AUDIO_RING),
       ringPos: 0,
       lastArrival: 0,
@@ -1113,6 +1190,9 @@ export class WzpCall extends EventTarget {
       lossWindow: { received: 0, lost: 0 },
       stats: {
         tag: p.tag,
+        videoLayer: null,
+        layerSwitches: 0,
+        subscription: { video: true, maxLayer: MAX_LAYER },
         alias: p.alias,
         fingerprint: p.fingerprint,
         relayLabel: p.relay_label,
@@ -1139,6 +1219,8 @@ export class WzpCall extends EventTarget {
   }
 
   private dropPeer(p: Peer): void {
+    p.observers.io?.disconnect();
+    p.observers.ro?.disconnect();
     if (p.audioDecoder !== null && p.audioDecoder.state !== 'closed') {
       p.audioDecoder.close();
     }
@@ -1319,6 +1401,9 @@ export class WzpCall extends EventTarget {
 
   private onVideo(peer: Peer, h: MediaHeader, payload: Uint8Array): void {
     peer.stats.videoPackets++;
+    if (h.streamId <= MAX_LAYER && h.streamId !== peer.videoLayer) {
+      this.onLayerSwitch(peer, h);
+    }
     let a = peer.video.get(h.streamId);
     if (a === undefined) {
       a = {
@@ -1382,6 +1467,40 @@ export class WzpCall extends EventTarget {
       off += p.length;
     }
     this.decodeVideo(peer, a, h, frame);
+  }
+
+  /**
+   * The relay forwards one layer of a sender at a time and switches only at
+   * the first packet of a frame (up: a keyframe; down: a frame boundary,
+   * BINDING §6.3). The new layer's stream starts a frame here and needs a
+   * keyframe; the old layer's decoder is closed.
+   */
+  private onLayerSwitch(peer: Peer, h: MediaHeader): void {
+    if (peer.videoLayer >= 0) {
+      peer.stats.layerSwitches++;
+    }
+    for (const [sid, old] of peer.video) {
+      if (sid <= MAX_LAYER && sid !== h.streamId) {
+        if (old.decoder !== null && old.decoder.state !== 'closed') {
+          old.decoder.close();
+        }
+        peer.video.delete(sid);
+      }
+    }
+    peer.videoLayer = h.streamId;
+    peer.stats.videoLayer = h.streamId;
+    peer.video.set(h.streamId, {
+      decoder: null,
+      codecId: h.codecId,
+      expectSeq: h.seq,
+      started: true,
+      prevEnd: true,
+      inFrame: false,
+      parts: [],
+      partsKey: false,
+      needKey: true,
+      lastPli: -Infinity,
+    });
   }
 
   private decodeVideo(peer: Peer, a: VideoAssembly, h: MediaHeader, frame: Uint8Array): void {
@@ -1458,6 +1577,92 @@ export class WzpCall extends EventTarget {
     });
   }
 
+  // ── subscriptions (what this page asks the relay for, BINDING §6.3) ─────
+
+  /**
+   * Asks the relay for (or to stop) a sender's audio or video, or caps its
+   * video layer. `tag: null` sets the default for every sender. With
+   * `subscriptions: 'auto'` the next tile change recomputes `video` and
+   * `maxLayer` of that sender.
+   */
+  setSubscription(
+    tag: number | null,
+    want: { audio?: boolean; video?: boolean; maxLayer?: number },
+  ): void {
+    this.session?.sendSignal({
+      type: 'SubscriptionUpdate',
+      body: {
+        tag,
+        ...(want.audio === undefined ? {} : { audio: want.audio }),
+        ...(want.video === undefined ? {} : { video: want.video }),
+        ...(want.maxLayer === undefined ? {} : { max_layer: want.maxLayer }),
+      },
+    });
+    const targets = tag === null ? [...this.peers.values()] : [this.peers.get(tag)];
+    for (const p of targets) {
+      if (p !== undefined) {
+        p.sub = {
+          video: want.video ?? p.sub.video,
+          maxLayer: want.maxLayer ?? p.sub.maxLayer,
+        };
+        p.stats.subscription = { ...p.sub };
+      }
+    }
+  }
+
+  /** Watches a participant's canvas: its visibility and drawn size drive its subscription. */
+  private observe(peer: Peer): void {
+    if (this.options.subscriptions === 'manual' || typeof IntersectionObserver === 'undefined') {
+      return;
+    }
+    peer.observers.io = new IntersectionObserver(
+      (entries) => {
+        for (const e of entries) {
+          peer.view.intersecting = e.isIntersecting;
+        }
+        this.scheduleSubscriptions();
+      },
+      { rootMargin: '64px' },
+    );
+    peer.observers.io.observe(peer.canvas);
+    if (typeof ResizeObserver !== 'undefined') {
+      peer.observers.ro = new ResizeObserver((entries) => {
+        for (const e of entries) {
+          peer.view.widthPx = e.contentRect.width * (globalThis.devicePixelRatio || 1);
+        }
+        this.scheduleSubscriptions();
+      });
+      peer.observers.ro.observe(peer.canvas);
+    }
+  }
+
+  private scheduleSubscriptions(): void {
+    if (this.subTimer === null) {
+      this.subTimer = setTimeout(() => {
+        this.subTimer = null;
+        this.updateSubscriptions();
+      }, SUBSCRIPTION_DEBOUNCE_MS);
+    }
+  }
+
+  /** Sends a SubscriptionUpdate for each sender whose tile asks for something else now. */
+  private updateSubscriptions(): void {
+    if (this.session === null) {
+      return;
+    }
+    const pageHidden = document.visibilityState === 'hidden';
+    const [t0, t1] = LAYER_WIDTH_THRESHOLDS;
+    for (const p of this.peers.values()) {
+      const shown =
+        !pageHidden && p.canvas.isConnected && p.view.intersecting && p.view.widthPx > 0;
+      const maxLayer = p.view.widthPx < t0 ? 0 : p.view.widthPx < t1 ? 1 : MAX_LAYER;
+      const want = { video: shown, maxLayer: shown ? maxLayer : p.sub.maxLayer };
+      if (want.video !== p.sub.video || want.maxLayer !== p.sub.maxLayer) {
+        this.setSubscription(p.tag, want);
+      }
+    }
+  }
+
   // ── speakers and stats ───────────────────────────────────────────────────
 
   private updateSpeaker(): void {
@@ -1516,6 +1721,13 @@ export class WzpCall extends EventTarget {
       muted: this.muted,
       cameraOn: this.cameraOn,
       sent: { ...this.sent },
+      layers: this.layers.map((l) => ({
+        streamId: l.streamId,
+        width: l.width,
+        height: l.height,
+        frames: l.frames,
+        keyframes: l.keyframes,
+      })),
       mediaBufferedBytes: this.session?.mediaBuffered ?? 0,
       peers: [...this.peers.values()].map((p) => ({ ...p.stats })),
     };
