@@ -8,7 +8,15 @@ import { mintToken } from '../src/auth/token.js';
 import { WzpClient } from '../src/client/index.js';
 import { isWzpError } from '../src/errors/index.js';
 import { DEGRADED, GOOD, Identity, type SignalMessage, STUDIO_48K } from '../src/signal/index.js';
-import { createHeader, MediaType, qualityFromPathStats } from '../src/wire/index.js';
+import {
+  createHeader,
+  decodeCompactFrame,
+  FrameType,
+  MediaType,
+  MiniContext,
+  qualityFromPathStats,
+  writeHeaderUnchecked,
+} from '../src/wire/index.js';
 import { collect, sleep, startRelay, type TestRelay, until } from './helpers.js';
 
 let current: TestRelay | null = null;
@@ -20,6 +28,26 @@ afterEach(async () => {
 async function relay(overrides: Parameters<typeof startRelay>[0] = {}): Promise<TestRelay> {
   current = await startRelay(overrides);
   return current;
+}
+
+/**
+ * What a receiver gets of a sender's compact frames: the same bytes, except
+ * that a MINI frame whose number (1-based) is a multiple of `anchor` arrives
+ * as its FULL form (the header it stands for, its payload).
+ */
+function expandAnchors(frames: Buffer[], anchor: number): Buffer[] {
+  const ctx = new MiniContext();
+  return frames.map((f, k) => {
+    const { header, payload } = decodeCompactFrame(f, ctx);
+    if (f[0] !== FrameType.Mini || (k + 1) % anchor !== 0) {
+      return f;
+    }
+    const full = Buffer.alloc(1 + 16 + payload.length);
+    full[0] = FrameType.Full;
+    writeHeaderUnchecked(header, full, 1);
+    Buffer.from(payload).copy(full, 17);
+    return full;
+  });
 }
 
 const audio = (seq: number) => createHeader({ seq, timestamp: seq * 20, fecRatio: 20 });
@@ -63,7 +91,8 @@ describe('relay: join and fan-out', () => {
           continue;
         }
         const fromOther = mine.filter((m) => m.senderTag === other.tag);
-        expect(fromOther.map((m) => m.frame)).toEqual(sent[j]);
+        // Byte-identical, except the anchored FULL of every 10th frame (BINDING.md §4.6).
+        expect(fromOther.map((m) => m.frame)).toEqual(expandAnchors(sent[j] ?? [], 10));
         expect(fromOther.map((m) => m.payload.toString())).toEqual(
           Array.from({ length: 20 }, (_, s) => `c${j}-p${s}`),
         );
@@ -92,7 +121,11 @@ describe('relay: join and fan-out', () => {
     }
     await until(() => gotC.length === 10, 'late joiner frames');
     expect(gotC[0]?.frameType).toBe('full');
-    expect(gotC.slice(1).every((m) => m.frameType === 'mini')).toBe(true);
+    // MINI from then on, but the sender's 20th frame is an anchored FULL (BINDING.md §4.6).
+    expect(gotC.slice(1).map((m) => m.frameType)).toEqual([
+      ...Array.from({ length: 8 }, () => 'mini'),
+      'full',
+    ]);
     expect(gotC.map((m) => m.header.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 10 + i));
     expect(gotC.map((m) => m.header.timestamp)).toEqual(
       Array.from({ length: 10 }, (_, i) => (10 + i) * 20),
@@ -100,8 +133,11 @@ describe('relay: join and fan-out', () => {
     expect(gotC.map((m) => m.payload.toString())).toEqual(
       Array.from({ length: 10 }, (_, i) => `p${10 + i}`),
     );
-    // The early receiver kept getting the frames unchanged (MINI).
-    expect(gotB.slice(10).every((m) => m.frameType === 'mini')).toBe(true);
+    // The early receiver kept getting the frames unchanged (MINI), but for the anchor.
+    expect(gotB.slice(10).map((m) => m.frameType)).toEqual([
+      ...Array.from({ length: 9 }, () => 'mini'),
+      'full',
+    ]);
   });
 
   it('keeps rooms apart', async () => {

@@ -75,6 +75,18 @@ export interface ClientOptions {
   /** Send MINI frames when possible (default true); false sends every frame FULL. */
   miniFrames?: boolean;
   /**
+   * UDP port of the relay's media socket (default: the CallAnswer's
+   * `udp_port`); e.g. a port forward or a loss-injecting proxy.
+   */
+  udpPort?: number;
+  /**
+   * Send a ResyncRequest for a sender whose frame failed to expand (no
+   * baseline) or to authenticate (BINDING.md §4.6), at most one per sender
+   * per 50 ms, and while a sender's sequence numbers show loss, one per
+   * second to keep its frames FULL. Default true.
+   */
+  autoResync?: boolean;
+  /**
    * Fast path for load generation: called for every received frame instead of
    * the `media` event, with a view of the (still encrypted) payload. The view is
    * valid only during the call.
@@ -132,6 +144,12 @@ export class WzpClient extends EventEmitter<ClientEvents> {
   private readonly sendKey: Buffer | null;
   private readonly recvKeys = new Map<string, Buffer>();
   private outBuf = Buffer.allocUnsafe(2048);
+  /** When (ms) the last ResyncRequest per sender tag went out. */
+  private readonly resyncAt = new Map<number, number>();
+  /** ResyncRequests this client sent. */
+  resyncsSent = 0;
+  /** Last seq seen per (sender tag, media type, stream id) key (loss detection for resync). */
+  private readonly lastSeq = new Map<number, number>();
   private closed = false;
   private currentUrl: string;
 
@@ -452,7 +470,7 @@ export class WzpClient extends EventEmitter<ClientEvents> {
       }
       return;
     }
-    const port = this.answer?.udp_port;
+    const port = this.options.udpPort ?? this.answer?.udp_port;
     if (this.udp === null || port === undefined) {
       return;
     }
@@ -512,9 +530,41 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     });
   }
 
-  /** Asks the relay to send sender `tag`'s next frame FULL (BINDING.md §4.5). */
+  /** Asks the relay to send sender `tag`'s frames FULL for a while (BINDING.md §4.6). */
   requestResync(tag: number): void {
+    this.resyncsSent++;
     this.sendSignal({ type: 'ResyncRequest', body: { version: 1, tag } });
+  }
+
+  /** The mini context of sender `tag` is out of sync: ask for a resync (rate-limited). */
+  private lostSync(tag: number, minGapMs = 50): void {
+    if (this.options.autoResync === false) {
+      return;
+    }
+    const now = performance.now();
+    const last = this.resyncAt.get(tag);
+    if (last !== undefined && now - last < minGapMs) {
+      return;
+    }
+    this.resyncAt.set(tag, now);
+    this.requestResync(tag);
+  }
+
+  /**
+   * A decoded frame: a forward gap in its stream's seq means loss on the way
+   * here, so the relay should keep (or start) sending this sender FULL
+   * (one request per second at most).
+   */
+  private noteSeq(tag: number, h: MediaHeader): void {
+    const key = tag * 65536 + h.mediaType * 256 + h.streamId;
+    const last = this.lastSeq.get(key);
+    this.lastSeq.set(key, h.seq);
+    if (last !== undefined) {
+      const step = (h.seq - last) >>> 0;
+      if (step > 1 && step < 0x8000) {
+        this.lostSync(tag, 1000);
+      }
+    }
   }
 
   /** Sends raw bytes on the signalling WebSocket (tests of malformed signalling). */
@@ -625,6 +675,9 @@ export class WzpClient extends EventEmitter<ClientEvents> {
       }
       const err = readCompact(msg, e.offset, e.offset + e.length, ctx, view);
       if (err !== null) {
+        if (err === 'WIRE_NO_BASELINE') {
+          this.lostSync(e.tag);
+        }
         this.emit('decodeError', err);
         continue;
       }
@@ -650,11 +703,17 @@ export class WzpClient extends EventEmitter<ClientEvents> {
         const key = this.recvKey(fp, payload.subarray(0, KEY_SALT_SIZE));
         const plain = decryptPayload(key, view.header, payload, quality);
         if (plain === null) {
+          // After a lost datagram a MINI expands to a wrong seq/timestamp: the nonce
+          // and AAD no longer match. Ask for FULL frames (BINDING.md §4.6).
+          if (view.frameType === FrameType.Mini) {
+            this.lostSync(e.tag);
+          }
           this.emit('decodeError', 'payload authentication failed');
           continue;
         }
         payload = plain;
       }
+      this.noteSeq(e.tag, view.header);
       this.emit('media', {
         senderTag: e.tag,
         senderFingerprint: fp,

@@ -77,6 +77,14 @@ const FIELDS = {
     z.number().int().min(0).max(60_000).default(200),
     'Window in which repeated PictureLossIndications for one stream are dropped.',
   ],
+  resync_anchor_frames: [
+    z.number().int().min(0).max(65_535).default(10),
+    'Anchored FULL: every this many frames of a sender go FULL to every receiver (MINI chains resync without asking); 0 off.',
+  ],
+  resync_full_ms: [
+    z.number().int().min(0).max(600_000).default(5000),
+    "After a receiver's ResyncRequest, the sender's frames go FULL to it for this long (ms).",
+  ],
   keyframe_cache_stream_bytes: [
     z.number().int().min(0).max(64_000_000).default(200_000),
     'Keyframe cache: largest keyframe cached per (sender, video stream); larger ones are not cached.',

@@ -17,7 +17,12 @@ import {
   MiniCompressor,
   MiniContext,
 } from '../wire/index.js';
-import { MediaEngine, type TrunkingOptions } from './engine.js';
+import {
+  MediaEngine,
+  RESYNC_DEFAULTS,
+  type ResyncOptions,
+  type TrunkingOptions,
+} from './engine.js';
 import { Session } from './session.js';
 import { UdpEndpoint } from './udp-endpoint.js';
 
@@ -53,7 +58,15 @@ async function until(cond: () => boolean, what: string, ms = 2000): Promise<void
   }
 }
 
-async function relay(trunking: Partial<TrunkingOptions> = {}) {
+/** The engine's clock: real time plus what a test skips ahead. */
+const clock = {
+  offset: 0,
+  now(): number {
+    return performance.now() + this.offset;
+  },
+};
+
+async function relay(trunking: Partial<TrunkingOptions> = {}, resync: Partial<ResyncOptions> = {}) {
   let engine: MediaEngine | null = null;
   const endpoint = new UdpEndpoint({
     host: '127.0.0.1',
@@ -64,6 +77,8 @@ async function relay(trunking: Partial<TrunkingOptions> = {}) {
   engine = new MediaEngine({
     send: (data, p, a) => endpoint.send(data, p, a),
     trunking: { enabled: false, maxEntries: 10, mtu: 1200, flushMs: 5, ...trunking },
+    resync,
+    now: () => clock.now(),
   });
   cleanups.push(async () => {
     engine?.close();
@@ -287,7 +302,103 @@ describe('MediaEngine over UDP', () => {
       expect(e.length).toBeLessThanOrEqual(10);
       return e;
     });
-    expect(entries.map((e) => Buffer.from(e.data))).toEqual(sent);
+    // Frames 10 and 20 of the sender are anchors (resync_anchor_frames = 10): FULL.
+    expectForwarded(
+      entries.map((e) => Buffer.from(e.data)),
+      sent,
+      RESYNC_DEFAULTS.anchorFrames,
+    );
     expect(b.inbox.length).toBeLessThan(25);
   });
+
+  it('anchored FULL: every K-th frame of a sender goes FULL to every receiver, the rest unchanged', async () => {
+    const r = await relay({}, { anchorFrames: 4 });
+    const a = await peer();
+    const b = await peer();
+    const c = await peer();
+    const sa = r.join();
+    for (const [p, s] of [
+      [a, sa],
+      [b, r.join()],
+      [c, r.join()],
+    ] as const) {
+      await bind(p, r.port, s);
+    }
+    const comp = new MiniCompressor();
+    const sent: Buffer[] = [];
+    for (let i = 0; i < 12; i++) {
+      sent.push(comp.encode(audio(i), Buffer.alloc(30, i)));
+      a.socket.send(sent[i] as Buffer, r.port, '127.0.0.1');
+    }
+    await until(() => b.inbox.length >= 12 && c.inbox.length >= 12, 'all frames');
+    for (const p of [b, c]) {
+      expectForwarded(
+        p.inbox.map((d) => Buffer.from(decodeTrunk(d, 1)[0]?.data ?? [])),
+        sent,
+        4,
+      );
+    }
+    // Frames 4, 8, 12 (one expansion each, shared by both receivers).
+    expect(r.engine.stats.fullAnchor).toBe(6);
+  });
+
+  it('ResyncRequest: the sender goes FULL to that receiver only, for fullMs', async () => {
+    const r = await relay({}, { anchorFrames: 0, fullMs: 1000 });
+    const a = await peer();
+    const b = await peer();
+    const c = await peer();
+    const sa = r.join();
+    const sb = r.join();
+    await bind(a, r.port, sa);
+    await bind(b, r.port, sb);
+    await bind(c, r.port, r.join());
+    const comp = new MiniCompressor();
+    let seq = 0;
+    const sendSome = async (n: number): Promise<void> => {
+      const want = b.inbox.length + n;
+      for (let i = 0; i < n; i++) {
+        a.socket.send(comp.encode(audio(seq), Buffer.alloc(30, seq)), r.port, '127.0.0.1');
+        seq++;
+      }
+      await until(() => b.inbox.length >= want && c.inbox.length >= want, 'frames');
+    };
+    const types = (p: Peer, from: number) =>
+      p.inbox.slice(from).map((d) => (decodeTrunk(d, 1)[0]?.data[0] === 0 ? 'F' : 'M'));
+    await sendSome(3);
+    expect(types(b, 0).join('')).toBe('FMM');
+    expect(r.engine.resync(sb, 999)).toBe(false);
+    expect(r.engine.resync(sb, sb.tag)).toBe(false);
+    expect(r.engine.resync(sb, sa.tag)).toBe(true);
+    await sendSome(4);
+    expect(types(b, 3).join('')).toBe('FFFF');
+    expect(types(c, 3).join('')).toBe('MMMM');
+    clock.offset += 1001; // the window ends
+    await sendSome(2);
+    expect(types(b, 7).join('')).toBe('MM');
+    expect(r.engine.stats.resyncs).toBe(1);
+    expect(r.engine.stats.fullChain).toBe(1);
+    expect(r.engine.stats.fullResync).toBe(3);
+  });
 });
+
+/**
+ * `got` is what a receiver got of `sent` in order: byte-identical, except that
+ * the sender's frames whose number (1-based) is a multiple of `anchor` came
+ * FULL when they were MINI, with the same header and payload.
+ */
+function expectForwarded(got: Buffer[], sent: Buffer[], anchor: number): void {
+  expect(got).toHaveLength(sent.length);
+  const ctxSent = new MiniContext();
+  const ctxGot = new MiniContext();
+  sent.forEach((s, k) => {
+    const want = decodeCompactFrame(s, ctxSent);
+    const have = decodeCompactFrame(got[k] as Buffer, ctxGot);
+    expect(have.header).toEqual(want.header);
+    expect(Buffer.from(have.payload)).toEqual(Buffer.from(want.payload));
+    if (anchor > 0 && (k + 1) % anchor === 0 && s[0] === FrameType.Mini) {
+      expect(got[k]?.[0]).toBe(FrameType.Full);
+    } else {
+      expect(got[k]).toEqual(s);
+    }
+  });
+}

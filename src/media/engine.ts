@@ -15,6 +15,7 @@
  */
 import type { RemoteInfo } from 'node:dgram';
 import { DeadlineQueue } from '../util/deadline-queue.js';
+import { BufferSlab } from '../util/slab.js';
 import {
   BIND_MIN_SIZE,
   bindTokenHex,
@@ -99,6 +100,14 @@ export class EngineStats {
   pings = 0;
   /** ResyncRequests applied. */
   resyncs = 0;
+  /**
+   * MINI frames sent expanded to FULL, per receiver, by cause (BINDING.md §4.6):
+   * the receiver did not get the previous frame (join, layer switch, subscription,
+   * the frame after a ResyncRequest), the resync window, the anchor.
+   */
+  fullChain = 0;
+  fullResync = 0;
+  fullAnchor = 0;
   /** Bytes forwarded by media type (index = media_type). */
   readonly bytesByMediaType = [0, 0, 0, 0];
   readonly dropped: Record<DropReason, number> = {
@@ -177,7 +186,29 @@ export interface MediaEngineOptions {
    * sends a PLI to the sender (or across federation), with suppression.
    */
   onKeyframeNeeded?: (sender: Session, streamId: number) => void;
+  /** Loss resilience of compact framing towards receivers (BINDING.md §4.6); defaults below. */
+  resync?: Partial<ResyncOptions>;
 }
+
+/** Loss resilience of the relay→receiver MINI chains (BINDING.md §4.6). */
+export interface ResyncOptions {
+  /**
+   * Anchored FULL: every frame of a sender whose frame number (counted by the
+   * relay over the sender's whole flow) is a multiple of this goes FULL to every
+   * receiver, so a receiver that lost a datagram is back in sync within this many
+   * frames without asking. 0 turns it off.
+   */
+  anchorFrames: number;
+  /**
+   * After a receiver's ResyncRequest for a sender, every frame of that sender
+   * goes FULL to that receiver for this long (ms): a receiver that reports loss
+   * gets frames that need no chain. 0: only the next frame goes FULL.
+   */
+  fullMs: number;
+}
+
+/** Defaults of the resync options (config keys resync_anchor_frames, resync_full_ms). */
+export const RESYNC_DEFAULTS: ResyncOptions = { anchorFrames: 10, fullMs: 5000 };
 
 /** Defaults of the bind guard (config keys bind_challenge_ttl_ms, bind_*_rate). */
 export const BIND_DEFAULTS: BindGuardOptions = {
@@ -211,6 +242,9 @@ export class MediaEngine {
   readonly keyframes: KeyframeCache;
   readonly layerStats = new LayerStats();
   private readonly onKeyframeNeeded: MediaEngineOptions['onKeyframeNeeded'];
+  readonly resyncOptions: ResyncOptions;
+  /** Backing store of expanded (MINI → FULL) frames: a view per datagram, no copy. */
+  private readonly slab = new BufferSlab();
   /** The sender of the packet being fanned out (for `layerEvents`). */
   private current: Session | null = null;
   private readonly layerEvents: LayerEvents = {
@@ -240,6 +274,7 @@ export class MediaEngine {
     this.onRebind = options.onRebind;
     this.bindGuard = new BindGuard({ ...BIND_DEFAULTS, ...options.bind });
     this.onKeyframeNeeded = options.onKeyframeNeeded;
+    this.resyncOptions = { ...RESYNC_DEFAULTS, ...options.resync };
     this.keyframes = new KeyframeCache(options.keyframeLimits ?? DEFAULT_KEYFRAME_LIMITS);
     this.flushQueue = options.trunking.enabled
       ? new DeadlineQueue(options.trunking.flushMs, this.now)
@@ -413,18 +448,18 @@ export class MediaEngine {
   }
 
   /**
-   * A receiver lost sync with sender `tag` (ResyncRequest, BINDING.md §4.5):
-   * that sender's next frame goes FULL to it. False if no such sender.
+   * A receiver lost sync with sender `tag` (ResyncRequest, BINDING.md §4.6):
+   * that sender's next frame goes FULL to it, and so does every frame for
+   * `resync.fullMs`. False if no such sender.
    */
   resync(receiver: Session, tag: number): boolean {
     const sender = senderByTag(receiver.room.snapshot, tag);
-    if (sender === null || sender === receiver) {
+    if (sender === null || sender === receiver || sender.closed) {
       return false;
     }
-    const d = sender.av.down.get(receiver);
-    if (d !== undefined) {
-      d.lastFrame = -2;
-    }
+    const d = sender.av.downstream(receiver);
+    d.lastFrame = -2;
+    d.fullUntil = this.now() + this.resyncOptions.fullMs;
     this.stats.resyncs++;
     return true;
   }
@@ -535,6 +570,9 @@ export class MediaEngine {
     const sv = this.videoIn(sender, msg, view, now);
     const frameStart = sv?.frameStart(h) === true;
     const isAudio = h.mediaType === MediaType.Audio;
+    const anchorEvery = this.resyncOptions.anchorFrames;
+    // Anchored FULL (BINDING.md §4.6): the same frame for every receiver, so one expansion serves all.
+    const anchor = isMini && anchorEvery > 0 && frameNo % anchorEvery === 0;
     let videoSenders = -1;
     this.current = sender;
     // Lazily built, shared by every receiver that needs the same bytes.
@@ -581,10 +619,18 @@ export class MediaEngine {
       }
       let frame = msg;
       // A MINI chains on the sender's previous frame: it goes unchanged only to
-      // receivers that got that frame; the others get it expanded to FULL.
-      if (isMini && d.lastFrame !== frameNo - 1) {
+      // receivers that got that frame (and are not due a FULL, §4.6); the others
+      // get it expanded to FULL.
+      if (isMini && (anchor || d.lastFrame !== frameNo - 1 || d.fullUntil > now)) {
         expanded ??= this.expandToFull(msg, view, tag);
         frame = expanded;
+        if (d.lastFrame !== frameNo - 1) {
+          stats.fullChain++;
+        } else if (d.fullUntil > now) {
+          stats.fullResync++;
+        } else {
+          stats.fullAnchor++;
+        }
       }
       d.lastFrame = frameNo;
       if (trunking) {
@@ -649,11 +695,11 @@ export class MediaEngine {
     const payload = msg.subarray(view.payloadOffset, view.payloadOffset + view.payloadLength);
     const frameLen = fullFrameSize(view.payloadLength, false);
     if (this.trunking.enabled) {
-      const buf = Buffer.allocUnsafe(frameLen);
+      const buf = this.slab.take(frameLen);
       writeFullFrameUnchecked(view.header, payload, null, buf, 0);
       return buf;
     }
-    const buf = Buffer.allocUnsafe(SINGLE_PREFIX + frameLen);
+    const buf = this.slab.take(SINGLE_PREFIX + frameLen);
     writeSinglePrefix(buf, 0, tag, frameLen);
     writeFullFrameUnchecked(view.header, payload, null, buf, SINGLE_PREFIX);
     return buf;

@@ -110,6 +110,8 @@ export class ReceiverPrefs {
 export class Downstream {
   /** The sender's frame number last forwarded here (MINI frames chain on it). */
   lastFrame = -1;
+  /** Until when (monotonic ms) every frame goes FULL here (after a ResyncRequest, BINDING.md §4.6). */
+  fullUntil = 0;
   /** Video layer forwarded now (-1: none yet). */
   layer = -1;
   /** Layer the selection wants (-1: none). */

@@ -237,7 +237,13 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     name: 'wzp_relay_resync_requests_total',
     type: 'counter',
     labels: [],
-    help: "ResyncRequests applied (the sender's next frame went FULL to that receiver).",
+    help: "ResyncRequests applied (the sender's frames go FULL to that receiver for resync_full_ms).",
+  },
+  {
+    name: 'wzp_relay_full_expansions_total',
+    type: 'counter',
+    labels: ['reason'],
+    help: 'MINI frames sent expanded to FULL, per receiver: chain (the receiver missed the previous frame: join, layer switch, subscription, resync), resync (resync_full_ms window), anchor (every resync_anchor_frames frames).',
   },
   {
     name: 'wzp_federation_peer_status',
@@ -458,6 +464,7 @@ export class RelayMetrics {
   readonly layerSwitches: Counter<'direction'>;
   readonly forwardedBytes: Counter<'media_type'>;
   readonly resyncs: Counter;
+  readonly fullExpansions: Counter<'reason'>;
   readonly fedPeerStatus: Gauge<'peer'>;
   readonly fedPeerRtt: Gauge<'peer'>;
   readonly fedPackets: Counter<'peer' | 'direction'>;
@@ -557,6 +564,7 @@ export class RelayMetrics {
     this.layerSwitches = counter('wzp_relay_layer_switches_total', ['direction']);
     this.forwardedBytes = counter('wzp_relay_forwarded_bytes_total', ['media_type']);
     this.resyncs = counter('wzp_relay_resync_requests_total');
+    this.fullExpansions = counter('wzp_relay_full_expansions_total', ['reason']);
     this.fedPeerStatus = gauge('wzp_federation_peer_status', ['peer']);
     this.fedPeerRtt = gauge('wzp_federation_peer_rtt_ms', ['peer']);
     this.fedPackets = counter('wzp_federation_packets_forwarded_total', ['peer', 'direction']);

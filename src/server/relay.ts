@@ -156,6 +156,10 @@ export class Relay implements RelayCore {
         unknownRate: this.config.bind_unknown_rate_per_source,
       },
       onKeyframeNeeded: (sender, streamId) => this.sendPli(sender, streamId, 'relay'),
+      resync: {
+        anchorFrames: this.config.resync_anchor_frames,
+        fullMs: this.config.resync_full_ms,
+      },
       keyframeLimits: {
         streamBytes: this.config.keyframe_cache_stream_bytes,
         roomBytes: this.config.keyframe_cache_room_bytes,
@@ -1175,6 +1179,9 @@ export class Relay implements RelayCore {
     setCounter(m.layerSwitches.labels('up'), ls.switchesUp);
     setCounter(m.layerSwitches.labels('down'), ls.switchesDown);
     setCounter(m.resyncs, st.resyncs);
+    setCounter(m.fullExpansions.labels('chain'), st.fullChain);
+    setCounter(m.fullExpansions.labels('resync'), st.fullResync);
+    setCounter(m.fullExpansions.labels('anchor'), st.fullAnchor);
     MEDIA_TYPE_LABELS.forEach((name, i) => {
       setCounter(m.forwardedBytes.labels(name), st.bytesByMediaType[i] as number);
     });

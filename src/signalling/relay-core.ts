@@ -63,7 +63,7 @@ export interface RelayCore {
   subscribe(session: Session, change: SubscriptionChange): void;
   /** A receiver's TransportFeedback (§6.4). */
   transportFeedback(session: Session, feedback: BodyOf<'TransportFeedback'>): void;
-  /** A receiver's ResyncRequest (§4.5); false when `tag` is no sender of its room. */
+  /** A receiver's ResyncRequest (BINDING.md §4.6); false when `tag` is no sender of its room. */
   resync(session: Session, tag: number): boolean;
   /** The WebSocket of `conn` closed. */
   connectionClosed(conn: SignalPeer): void;
