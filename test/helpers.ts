@@ -8,6 +8,12 @@ import { loadConfig, type RelayConfigInput } from '../src/config/index.js';
 import { createLogger } from '../src/log/index.js';
 import { Relay } from '../src/server/relay.js';
 import { Identity } from '../src/signal/index.js';
+import {
+  decodeCompactFrame,
+  FrameType,
+  MiniContext,
+  writeHeaderUnchecked,
+} from '../src/wire/index.js';
 
 /** The media send path the relay tests run on (TEST_UDP_IO, default auto). */
 export const TEST_UDP_IO = (process.env.TEST_UDP_IO ?? 'auto') as 'auto' | 'dgram' | 'native';
@@ -111,4 +117,24 @@ export function collect(client: WzpClient): ReceivedMedia[] {
   const got: ReceivedMedia[] = [];
   client.on('media', (m) => got.push(m));
   return got;
+}
+
+/**
+ * What a receiver gets of a sender's compact frames: the same bytes, except
+ * that a MINI frame whose number (1-based) is a multiple of `anchor` arrives
+ * as its FULL form (the header it stands for, its payload).
+ */
+export function expandAnchors(frames: Buffer[], anchor = 10): Buffer[] {
+  const ctx = new MiniContext();
+  return frames.map((f, k) => {
+    const { header, payload } = decodeCompactFrame(f, ctx);
+    if (f[0] !== FrameType.Mini || (k + 1) % anchor !== 0) {
+      return f;
+    }
+    const full = Buffer.alloc(1 + 16 + payload.length);
+    full[0] = FrameType.Full;
+    writeHeaderUnchecked(header, full, 1);
+    Buffer.from(payload).copy(full, 17);
+    return full;
+  });
 }

@@ -8,16 +8,8 @@ import { mintToken } from '../src/auth/token.js';
 import { WzpClient } from '../src/client/index.js';
 import { isWzpError } from '../src/errors/index.js';
 import { DEGRADED, GOOD, Identity, type SignalMessage, STUDIO_48K } from '../src/signal/index.js';
-import {
-  createHeader,
-  decodeCompactFrame,
-  FrameType,
-  MediaType,
-  MiniContext,
-  qualityFromPathStats,
-  writeHeaderUnchecked,
-} from '../src/wire/index.js';
-import { collect, sleep, startRelay, type TestRelay, until } from './helpers.js';
+import { createHeader, MediaType, qualityFromPathStats } from '../src/wire/index.js';
+import { collect, expandAnchors, sleep, startRelay, type TestRelay, until } from './helpers.js';
 
 let current: TestRelay | null = null;
 afterEach(async () => {
@@ -28,26 +20,6 @@ afterEach(async () => {
 async function relay(overrides: Parameters<typeof startRelay>[0] = {}): Promise<TestRelay> {
   current = await startRelay(overrides);
   return current;
-}
-
-/**
- * What a receiver gets of a sender's compact frames: the same bytes, except
- * that a MINI frame whose number (1-based) is a multiple of `anchor` arrives
- * as its FULL form (the header it stands for, its payload).
- */
-function expandAnchors(frames: Buffer[], anchor: number): Buffer[] {
-  const ctx = new MiniContext();
-  return frames.map((f, k) => {
-    const { header, payload } = decodeCompactFrame(f, ctx);
-    if (f[0] !== FrameType.Mini || (k + 1) % anchor !== 0) {
-      return f;
-    }
-    const full = Buffer.alloc(1 + 16 + payload.length);
-    full[0] = FrameType.Full;
-    writeHeaderUnchecked(header, full, 1);
-    Buffer.from(payload).copy(full, 17);
-    return full;
-  });
 }
 
 const audio = (seq: number) => createHeader({ seq, timestamp: seq * 20, fecRatio: 20 });
