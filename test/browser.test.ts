@@ -5,6 +5,7 @@
  * room, then mute, the dashboard, and a relay restart. Two browser launches
  * for the whole file (the fake microphone file is per launch).
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
   wzpStats,
 } from './browser-harness.js';
 import { startRelay, type TestRelay } from './helpers.js';
+import { REDIS_BIN, TestRedis } from './redis.js';
 
 const chromium = findChromium();
 if (chromium === null) {
@@ -672,4 +674,82 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
     await simNode?.close(false).catch(() => {});
     simNode = null;
   }, 60_000);
+
+  it.skipIf(REDIS_BIN === null)(
+    'fleet: a page that reaches another relay follows the Redirect to the room home',
+    async () => {
+      await simA?.close();
+      await simB?.close();
+      const redis = await TestRedis.start();
+      const fleet = {
+        directory_url: redis.url,
+        fleet_key: randomBytes(32).toString('hex'),
+        fleet_mode: 'redirect' as const,
+        fleet_refresh_ms: 300,
+        fleet_ttl_ms: 1200,
+        log_level: 'info' as const,
+      };
+      const started: TestRelay[] = [];
+      let home: WzpClient | null = null;
+      try {
+        const f1 = await startRelay({ ...fleet, relay_label: 'f1' });
+        started.push(f1);
+        const f2 = await startRelay({ ...fleet, relay_label: 'f2' });
+        started.push(f2);
+        const fleetSize = async (r: TestRelay) =>
+          ((await (await fetch(`${r.httpUrl}/v2/fleet`)).json()) as { relays: unknown[] }).relays
+            .length;
+        await waitFor(
+          async () => (await fleetSize(f1)) === 2 && (await fleetSize(f2)) === 2,
+          'both relays in the directory',
+          15_000,
+        );
+        // The room's home is f1 (a Node client made it there).
+        const got: ReceivedMedia[] = [];
+        home = await f1.connect('fleet-room', { alias: 'home-node' });
+        home.on('media', (m) => got.push(m));
+        const h = home;
+        const ping = setInterval(() => void h.ping().catch(() => {}), 2000);
+        try {
+          // The page is served by f2 and joins there: f2 redirects it to f1.
+          const page = await a.browser.newPage();
+          const f2Port = f2.relay.ports.signalPort;
+          await page.goto(`http://127.0.0.1:${f2Port}/?room=fleet-room&name=roamer&join=1&video=0`);
+          await waitFor(
+            async () => (await wzpStats(page))?.participants === 1,
+            'the page meets the Node client',
+            30_000,
+          );
+          const st = (await callStats(page)) as unknown as {
+            relayUrl: string;
+            redirects: number;
+            tag: number;
+          };
+          expect(st.redirects).toBe(1);
+          expect(st.relayUrl).toBe(f1.url);
+          await waitFor(
+            () =>
+              got.filter((m) => m.senderTag === st.tag && m.header.mediaType === MediaType.Audio)
+                .length > 25,
+            'the page audio at the home',
+            20_000,
+          );
+          const redirects = (await (await fetch(`${f2.httpUrl}/metrics`)).text())
+            .split('\n')
+            .find((l) => l.startsWith('wzp_fleet_redirects_total'));
+          expect(Number(redirects?.split(' ').at(-1))).toBeGreaterThanOrEqual(1);
+          await page.close();
+        } finally {
+          clearInterval(ping);
+        }
+      } finally {
+        await home?.close(false).catch(() => {});
+        for (const r of started.reverse()) {
+          await r.close().catch(() => {});
+        }
+        await redis.stop();
+      }
+    },
+    60_000,
+  );
 });

@@ -113,6 +113,12 @@ export interface ConnectOptions {
   /** Handshake timeout (ms). */
   timeoutMs?: number;
   /**
+   * Redirects (fleet, docs/fleet.md) followed for one join (default 3).
+   * Every join and reconnect starts at `url` (the entry relay), which
+   * redirects to the room's current home.
+   */
+  maxRedirects?: number;
+  /**
    * The identity to join with (default: a fresh one per call). A call room
    * (`call-<id>`) admits only the two parties' registered identities, so a
    * direct call joins with the identity the hub knows (`BrowserIdentity.persistent()`).
@@ -163,6 +169,10 @@ export interface CallStats {
   profile: QualityProfileBody | null;
   videoCodec: string | null;
   transport: 'websocket';
+  /** The relay the call is on (the room's home after a Redirect). */
+  relayUrl: string | null;
+  /** Redirects followed (all joins). */
+  redirects: number;
   rttMs: number | null;
   reconnects: number;
   e2ee: { enabled: boolean; impl: CipherImpl | null };
@@ -346,6 +356,7 @@ export class WzpCall extends EventTarget {
   private pings = new Map<string, number>();
   private rttMs: number | null = null;
   private reconnects = 0;
+  private redirects = 0;
   private closedByUser = false;
   private reconnecting = false;
   private localLevel = 0;
@@ -502,8 +513,14 @@ export class WzpCall extends EventTarget {
       onSignal: (msg) => this.onSignal(msg),
       onDatagram: (d) => this.onDatagram(d),
       onClosed: (why) => this.onSessionLost(why),
+      ...(this.options.maxRedirects === undefined
+        ? {}
+        : { maxRedirects: this.options.maxRedirects }),
+      onRedirect: (url, label) =>
+        this.dispatchEvent(new CustomEvent('redirect', { detail: { url, relayLabel: label } })),
     });
     this.session = session;
+    this.redirects += session.redirects;
     this.profile = session.answer.chosen_profile;
     const vc = session.answer.video_codec;
     this.videoCodec =
@@ -1715,6 +1732,8 @@ export class WzpCall extends EventTarget {
       profile: this.profile,
       videoCodec: this.videoCodec,
       transport: 'websocket',
+      relayUrl: this.session?.url ?? null,
+      redirects: this.redirects,
       rttMs: this.rttMs,
       reconnects: this.reconnects,
       e2ee: { enabled: this.roomKey !== null, impl: this.cipherImpl },

@@ -33,6 +33,20 @@ export interface SessionOptions {
   onDatagram: (data: Uint8Array) => void;
   /** Either socket closed (after the session was up). */
   onClosed: (why: string) => void;
+  /** Redirects (fleet, BINDING §3.2) followed before failing with FLEET_REDIRECT_LOOP (3). */
+  maxRedirects?: number;
+  /** Told each Redirect followed (the home relay's signalling URL). */
+  onRedirect?: (url: string, relayLabel: string | null) => void;
+}
+
+/** The relay answered the CallOffer with `Redirect` (a fleet): join at `url` instead. */
+class Redirected extends Error {
+  constructor(
+    readonly url: string,
+    readonly relayLabel: string | null,
+  ) {
+    super(`redirected to ${url}`);
+  }
 }
 
 export class SignalError extends Error {
@@ -84,23 +98,49 @@ function openSocket(url: string, timeoutMs: number): Promise<WebSocket> {
 
 export class Session {
   answer!: BodyOf<'CallAnswer'>;
+  /** Redirects followed to get here. */
+  redirects = 0;
   private signal!: WebSocket;
   private media!: WebSocket;
   private closed = false;
 
-  private constructor(private readonly options: SessionOptions) {}
+  private constructor(
+    private readonly options: SessionOptions,
+    /** The relay this session is on (after any Redirect). */
+    readonly url: string,
+  ) {}
 
-  /** Handshake, media socket, BIND until BIND_ACK. */
+  /**
+   * Handshake, media socket, BIND until BIND_ACK. A `Redirect` before the
+   * CallAnswer (a fleet, BINDING §3.2) starts over at the home relay's URL:
+   * a new WebSocket, the same token, a fresh CallOffer; the media socket then
+   * goes to that relay too.
+   */
   static async open(options: SessionOptions): Promise<Session> {
-    const s = new Session(options);
-    try {
-      await s.handshake();
-      await s.bind();
-    } catch (err) {
-      s.close();
-      throw err;
+    const max = options.maxRedirects ?? 3;
+    let url = options.url;
+    for (let hops = 0; ; hops++) {
+      const s = new Session(options, url);
+      s.redirects = hops;
+      try {
+        await s.handshake();
+        await s.bind();
+        return s;
+      } catch (err) {
+        s.close();
+        if (!(err instanceof Redirected)) {
+          throw err;
+        }
+        if (hops >= max) {
+          throw new SignalError(
+            'FLEET_REDIRECT_LOOP',
+            `redirected more than ${max} times (last to ${err.url})`,
+          );
+        }
+        options.onRedirect?.(err.url, err.relayLabel);
+        url = err.url;
+      }
     }
-    return s;
   }
 
   get tag(): number {
@@ -138,7 +178,7 @@ export class Session {
 
   private async handshake(): Promise<void> {
     const o = this.options;
-    const urls = relayUrls(o.url);
+    const urls = relayUrls(this.url);
     const ws = await openSocket(urls.signal, o.timeoutMs);
     this.signal = ws;
     const answered = new Promise<BodyOf<'CallAnswer'>>((resolve, reject) => {
@@ -162,6 +202,10 @@ export class Session {
           } else if (msg.type === 'Error') {
             clearTimeout(timer);
             reject(new SignalError(msg.body.code, msg.body.message));
+          } else if (msg.type === 'Redirect') {
+            clearTimeout(timer);
+            reject(new Redirected(msg.body.url, msg.body.relay_label));
+            return;
           } else if (msg.type === 'Hangup') {
             clearTimeout(timer);
             reject(
@@ -210,7 +254,7 @@ export class Session {
 
   private async bind(): Promise<void> {
     const o = this.options;
-    const ws = await openSocket(relayUrls(o.url).media, o.timeoutMs);
+    const ws = await openSocket(relayUrls(this.url).media, o.timeoutMs);
     this.media = ws;
     const token = this.answer.bind_token;
     // BINDING §4.5: BIND (padded, never smaller than the challenge it provokes) → BIND_CHALLENGE
