@@ -7,11 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { encode } from '@msgpack/msgpack';
 import {
+  AvSource,
   type ClientOptions,
   HubClient,
   type HubClientOptions,
   type IncomingCall,
   type ReceivedMedia,
+  runSource,
   WzpClient,
 } from '../client/index.js';
 import { isWzpError } from '../errors/index.js';
@@ -72,6 +74,7 @@ export class ScenarioTools {
   private readonly opened: WzpClient[] = [];
   private readonly hubs: HubClient[] = [];
   private readonly sockets: Socket[] = [];
+  private readonly timers: NodeJS.Timeout[] = [];
   private readonly room = `conf-${randomBytes(4).toString('hex')}`;
 
   constructor(private readonly ctx: ScenarioContext) {}
@@ -177,7 +180,23 @@ export class ScenarioTools {
     return h;
   }
 
+  /**
+   * A receiver that sends no media PINGs (§4) a few times per session
+   * timeout, so the relay keeps its session for long scenarios.
+   */
+  keepAlive(c: WzpClient): WzpClient {
+    const every = Math.max(50, Math.min(5000, Math.floor(this.ctx.sessionTimeoutMs / 4)));
+    const timer = setInterval(() => {
+      c.ping(every).catch(() => {});
+    }, every);
+    this.timers.push(timer);
+    return c;
+  }
+
   async closeAll(): Promise<void> {
+    for (const timer of this.timers.splice(0)) {
+      clearInterval(timer);
+    }
     await Promise.all(this.hubs.map((h) => h.close().catch(() => {})));
     await Promise.all(this.opened.map((c) => c.close(false).catch(() => {})));
     await Promise.all(this.sockets.map((s) => new Promise<void>((r) => s.close(() => r()))));
@@ -211,6 +230,34 @@ async function handshakeError(ctx: ScenarioContext, options: Partial<ClientOptio
   }
   await client.close(false);
   return { error, seen };
+}
+
+function videoHeader(streamId: number, seq: number, flags: number): MediaHeader {
+  return createHeader({
+    mediaType: MediaType.Video,
+    codecId: 9,
+    streamId,
+    flags,
+    seq,
+    timestamp: seq * 33,
+  });
+}
+
+/** A synthetic camera (src/client/media-source.ts) at 0.1× the reference bitrates, answering PLIs. */
+function startCamera(
+  client: WzpClient,
+  options: { audio: boolean; layers: number[]; keyframeInterval: number },
+): { source: AvSource; stop(): void; plis: number[] } {
+  const source = new AvSource({ ...options, bitrateScale: 0.1 });
+  const plis: number[] = [];
+  client.on('signal', (m) => {
+    if (m.type === 'PictureLossIndication') {
+      plis.push(m.body.stream_id);
+      source.requestKeyframe(m.body.stream_id);
+    }
+  });
+  const run = runSource(source, (h, p) => client.sendMedia(h, p));
+  return { source, stop: () => run.stop(), plis };
 }
 
 /** A ringing call between two fresh hub clients; `accept` answers it. */
@@ -657,7 +704,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     id: 'pli-suppression',
-    section: '§6',
+    section: '§6.1',
     level: 'MUST',
     requirement:
       'A PictureLossIndication without tag goes to the sender of video on that stream_id, at most once per 200 ms per (sender, stream).',
@@ -692,9 +739,334 @@ export const SCENARIOS: Scenario[] = [
       );
     },
   },
+  // ── video (§5, §6) and resync (§4.6) ────────────────────────────────
+  {
+    id: 'av-stream-identity',
+    section: '§5',
+    level: 'MUST',
+    requirement:
+      'Audio and video on stream_id 0 are separate streams: both delivered (≥ 98 %), no false loss, no downgrade QualityDirective.',
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = t.keepAlive(await t.join());
+      const got = t.collect(b);
+      const directives = [a, b].map((c) => t.signals(c));
+      // Longer than three 1 s loss evaluations: false loss would downgrade within this time.
+      const cam = startCamera(a, { audio: true, layers: [0], keyframeInterval: 30 });
+      await sleep(3600);
+      cam.stop();
+      await sleep(200);
+      const audioN = got.filter((m) => m.header.mediaType === MediaType.Audio).length;
+      const videoN = got.filter(
+        (m) => m.header.mediaType === MediaType.Video && m.header.streamId === 0,
+      ).length;
+      t.expect(audioN >= cam.source.sent.audio * 0.98, `audio ${audioN}/${cam.source.sent.audio}`);
+      const sentV = cam.source.sent.video[0] as number;
+      t.expect(videoN >= sentV * 0.98, `video ${videoN}/${sentV}`);
+      for (const d of directives) {
+        const q = d.filter((m) => m.type === 'QualityDirective');
+        t.expect(q.length === 0, `a QualityDirective was sent: ${JSON.stringify(q[0]?.body)}`);
+      }
+    },
+  },
+  {
+    id: 'pli-targeted',
+    section: '§6.1',
+    level: 'MUST',
+    requirement:
+      'A PictureLossIndication with tag goes to that sender only (carrying its own tag), even when other cameras send on the same stream_id.',
+    async run(_ctx, t) {
+      const cam1 = await t.join();
+      const cam2 = await t.join();
+      const viewer = t.keepAlive(await t.join());
+      const got = t.collect(viewer);
+      const plis1 = t.signals(cam1);
+      const plis2 = t.signals(cam2);
+      for (const [i, c] of [cam1, cam2].entries()) {
+        c.sendMedia(videoHeader(0, 1, FLAG_KEYFRAME | FLAG_FRAME_END), Buffer.from(`cam${i}`));
+      }
+      await t.until(() => got.length === 2, 'a frame of each camera');
+      viewer.requestKeyframe(cam1.tag, 0);
+      const isPli = (m: SignalMessage) => m.type === 'PictureLossIndication';
+      await t.until(() => plis1.some(isPli), 'the PLI at the first camera');
+      await sleep(300);
+      t.expect(!plis2.some(isPli), 'the other camera of the stream got the PLI too');
+      const pli = plis1.find(isPli);
+      t.expect(
+        pli?.type === 'PictureLossIndication' &&
+          pli.body.tag === cam1.tag &&
+          pli.body.stream_id === 0,
+        `PLI body ${JSON.stringify(pli?.body)}`,
+      );
+    },
+  },
+  {
+    id: 'keyframe-cache-joiner',
+    section: '§6.2',
+    level: 'MUST',
+    requirement:
+      "A joiner gets the sender's cached keyframe right after its first BIND, as FULL frames, before any other frame of that sender.",
+    async run(_ctx, t) {
+      const cam = await t.join();
+      const early = t.keepAlive(await t.join());
+      const gotEarly = t.collect(early);
+      // One keyframe at the start, then only delta frames: a joiner can decode only from the cache.
+      const c = startCamera(cam, { audio: false, layers: [0], keyframeInterval: 100_000 });
+      try {
+        await t.until(() => gotEarly.length > 10, 'video at the early receiver');
+        const keySeqs = gotEarly
+          .filter((m) => (m.header.flags & FLAG_KEYFRAME) !== 0)
+          .map((m) => m.header.seq);
+        t.expect(keySeqs.length > 0, 'the early receiver saw no keyframe');
+        const late = t.keepAlive(await t.join());
+        const got = t.collect(late);
+        await t.until(() => got.length > keySeqs.length + 3, 'video at the joiner');
+        const head = got.slice(0, keySeqs.length);
+        t.expect(
+          head.every((m) => (m.header.flags & FLAG_KEYFRAME) !== 0 && m.frameType === 'full'),
+          `the joiner's first ${keySeqs.length} frames are not the keyframe as FULL frames`,
+        );
+        t.expect(
+          head.map((m) => m.header.seq).join() === keySeqs.join(),
+          `replayed seqs ${head.map((m) => m.header.seq).join()} ≠ keyframe ${keySeqs.join()}`,
+        );
+        t.expect(
+          got.slice(keySeqs.length).every((m) => (m.header.flags & FLAG_KEYFRAME) === 0),
+          'keyframe packets after the delta frames',
+        );
+      } finally {
+        c.stop();
+      }
+    },
+  },
+  {
+    id: 'simulcast-one-layer',
+    section: '§6.3',
+    level: 'MUST',
+    requirement:
+      'An uncapped receiver gets at most one video layer of a sender at a time (the highest available).',
+    async run(_ctx, t) {
+      const cam = await t.join();
+      const rx = t.keepAlive(await t.join());
+      const got = t.collect(rx);
+      const c = startCamera(cam, { audio: false, layers: [0, 1, 2], keyframeInterval: 15 });
+      await sleep(2000);
+      c.stop();
+      await sleep(100);
+      const runs: number[] = [];
+      for (const m of got) {
+        if (m.header.mediaType === MediaType.Video && runs[runs.length - 1] !== m.header.streamId) {
+          runs.push(m.header.streamId);
+        }
+      }
+      t.expect(runs.length > 0, 'no video');
+      t.expect(new Set(runs).size === runs.length, `layers interleaved: runs ${runs.join(',')}`);
+      t.expect(runs[runs.length - 1] === 2, `settled on layer ${runs[runs.length - 1]}, not 2`);
+    },
+  },
+  {
+    id: 'simulcast-max-layer',
+    section: '§6.3',
+    level: 'MUST',
+    requirement: 'SubscriptionUpdate { tag: nil, max_layer: 0 } caps every sender at layer 0.',
+    async run(_ctx, t) {
+      const cam = await t.join();
+      const rx = t.keepAlive(await t.join());
+      rx.subscribe(null, { maxLayer: 0 });
+      await sleep(100);
+      const got = t.collect(rx);
+      const c = startCamera(cam, { audio: false, layers: [0, 1, 2], keyframeInterval: 15 });
+      await sleep(1500);
+      c.stop();
+      await sleep(100);
+      const layers = new Set(
+        got.filter((m) => m.header.mediaType === MediaType.Video).map((m) => m.header.streamId),
+      );
+      t.expect(layers.size === 1 && layers.has(0), `layers received: ${[...layers].join(',')}`);
+    },
+  },
+  {
+    id: 'simulcast-switch-up-keyframe',
+    section: '§6.3',
+    level: 'MUST',
+    requirement:
+      'Raising the cap switches the layer up at a keyframe of the new layer (the relay asks for one with a PLI), and the first frame after the switch is FULL.',
+    async run(_ctx, t) {
+      const cam = await t.join();
+      const rx = t.keepAlive(await t.join());
+      rx.subscribe(cam.tag, { maxLayer: 0 });
+      await sleep(100);
+      const got = t.collect(rx);
+      // Rare keyframes: the switch must come from the relay's PLI, answered by the camera.
+      const c = startCamera(cam, { audio: false, layers: [0, 2], keyframeInterval: 100_000 });
+      try {
+        await sleep(600);
+        rx.subscribe(cam.tag, { maxLayer: 2 });
+        await t.until(
+          () => got.some((m) => m.header.mediaType === MediaType.Video && m.header.streamId === 2),
+          'layer 2 after raising the cap',
+          3000,
+        );
+        const first = got.find(
+          (m) => m.header.mediaType === MediaType.Video && m.header.streamId === 2,
+        );
+        t.expect(
+          ((first?.header.flags ?? 0) & FLAG_KEYFRAME) !== 0,
+          'layer 2 began on a delta frame',
+        );
+        t.expect(first?.frameType === 'full', 'the first frame after the switch was not FULL');
+        t.expect(
+          c.plis.some((p) => p === 2),
+          'the relay sent no PLI for layer 2',
+        );
+      } finally {
+        c.stop();
+      }
+    },
+  },
+  {
+    id: 'subscription-video-off',
+    section: '§6.3',
+    level: 'MUST',
+    requirement:
+      "SubscriptionUpdate { tag, video: false } stops that sender's video and keeps its audio.",
+    async run(_ctx, t) {
+      const cam = await t.join();
+      const rx = t.keepAlive(await t.join());
+      const got = t.collect(rx);
+      const c = startCamera(cam, { audio: true, layers: [0], keyframeInterval: 15 });
+      try {
+        await t.until(() => got.some((m) => m.header.mediaType === MediaType.Video), 'video');
+        rx.subscribe(cam.tag, { video: false });
+        await sleep(200);
+        const from = got.length;
+        await sleep(600);
+        const after = got.slice(from);
+        t.expect(
+          !after.some((m) => m.header.mediaType === MediaType.Video),
+          'video still arrives after video: false',
+        );
+        t.expect(
+          after.filter((m) => m.header.mediaType === MediaType.Audio).length >= 20,
+          'audio stopped too',
+        );
+      } finally {
+        c.stop();
+      }
+    },
+  },
+  {
+    id: 'feedback-lowers-layer',
+    section: '§6.4',
+    level: 'MUST',
+    requirement:
+      'TransportFeedback with remb_bps below the current layer rate lowers the layer at once; the way back up waits for the 3000 ms hold.',
+    async run(_ctx, t) {
+      const cam = await t.join();
+      const rx = t.keepAlive(await t.join());
+      const got = t.collect(rx);
+      // Layer rates at 0.1× the reference: about 15, 60 and 250 kbit/s (plus keyframes).
+      const c = startCamera(cam, { audio: false, layers: [0, 1, 2], keyframeInterval: 15 });
+      const lastLayer = () =>
+        got.filter((m) => m.header.mediaType === MediaType.Video).at(-1)?.header.streamId ?? -1;
+      try {
+        await t.until(() => lastLayer() === 2, 'layer 2 without feedback', 4000);
+        await sleep(700); // the relay measures layer rates over 500 ms windows
+        // 120 kbit/s fits layer 1 (about 60) but not layer 2 (about 250).
+        rx.sendFeedback(120_000);
+        await t.until(() => lastLayer() < 2, 'a lower layer after remb_bps 120 kbit/s', 2000);
+        const low = Date.now();
+        let upAt = -1;
+        while (Date.now() - low < 9000 && upAt < 0) {
+          rx.sendFeedback(50_000_000);
+          await sleep(250);
+          if (lastLayer() === 2) {
+            upAt = Date.now() - low;
+          }
+        }
+        t.expect(upAt >= 0, 'never went back up to layer 2 with ample remb_bps');
+        t.expect(upAt >= 2500, `went back up after ${upAt} ms, before the 3000 ms hold`);
+      } finally {
+        c.stop();
+      }
+    },
+  },
+  {
+    id: 'resync-request',
+    section: '§4.6',
+    level: 'MUST',
+    requirement:
+      "After ResyncRequest { tag }, that sender's frames go FULL to the requester (not to others) for the resync window; an unknown tag gets Error SIGNAL_UNKNOWN_TAG.",
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const c = await t.join();
+      const gotB = t.collect(b);
+      const gotC = t.collect(c);
+      const errors = t.signals(b);
+      let seq = 0;
+      const send = async (n: number): Promise<void> => {
+        const want = gotB.length + n;
+        for (let i = 0; i < n; i++) {
+          a.sendMedia(audio(seq), Buffer.from(`p${seq}`));
+          seq++;
+          await sleep(2);
+        }
+        await t.until(() => gotB.length >= want && gotC.length >= want, 'frames');
+      };
+      await send(3); // relay frames 1–3: FULL then MINI
+      b.requestResync(a.tag);
+      await sleep(100);
+      await send(5); // frames 4–8 (the anchor is frame 10)
+      const kinds = (g: ReceivedMedia[]) =>
+        g
+          .slice(3)
+          .map((m) => m.frameType[0])
+          .join('');
+      t.expect(kinds(gotB) === 'fffff', `requester got ${kinds(gotB)} after ResyncRequest`);
+      t.expect(kinds(gotC) === 'mmmmm', `other receiver got ${kinds(gotC)}`);
+      t.expect(
+        gotB
+          .slice(3)
+          .every((m, i) => m.header.seq === 3 + i && m.payload.toString() === `p${3 + i}`),
+        'the FULL frames do not carry the MINI frames’ headers and payloads',
+      );
+      b.requestResync(0xfffe);
+      await t.until(
+        () => errors.some((m) => m.type === 'Error' && m.body.code === 'SIGNAL_UNKNOWN_TAG'),
+        'Error SIGNAL_UNKNOWN_TAG for an unknown tag',
+      );
+    },
+  },
+  {
+    id: 'resync-anchor',
+    section: '§4.6',
+    level: 'MUST',
+    requirement:
+      "Every 10th frame of a sender (resync_anchor_frames) goes FULL to every receiver, with the MINI frame's header and payload.",
+    async run(_ctx, t) {
+      const a = await t.join();
+      const b = await t.join();
+      const c = await t.join();
+      const got = [t.collect(b), t.collect(c)];
+      for (let i = 0; i < 20; i++) {
+        a.sendMedia(audio(i), Buffer.from(`p${i}`));
+        await sleep(2);
+      }
+      await t.until(() => got.every((g) => g.length >= 20), 'twenty frames');
+      for (const g of got) {
+        const kinds = g.map((m) => m.frameType[0]).join('');
+        t.expect(kinds === `f${'m'.repeat(8)}f${'m'.repeat(9)}f`, `frame kinds ${kinds}`);
+        t.expect(
+          g.every((m, i) => m.header.seq === i && m.payload.toString() === `p${i}`),
+          'wrong header or payload',
+        );
+      }
+    },
+  },
   {
     id: 'signal-ping',
-    section: '§6',
+    section: '§6.5',
     level: 'SHOULD',
     requirement:
       'Ping is answered with Pong carrying the same timestamp_ms; UDP PING with PONG and the same u64.',
