@@ -63,6 +63,14 @@ export const ERROR_CODES = {
   ROOM_TAGS_EXHAUSTED: 'No free participant tag is left in the room.',
   RELAY_DRAINING: 'The relay is shutting down and refuses new sessions.',
 
+  // ── media policing (src/media/policer.ts) ───────────────────────────────────
+  MEDIA_POLICED:
+    'Warning: media of this session exceeded its policed limits (tiers A-E); the excess is dropped.',
+  MEDIA_POLICY_VIOLATION:
+    'Code of Hangup PolicyViolation: media stayed over its policed limits for policing_strikes seconds.',
+  POLICY_COOLDOWN:
+    'This identity was hung up for a policy violation and may not rejoin until its cool-down ends.',
+
   // ── configuration (src/config) ───────────────────────────────────────────
   CONFIG_INVALID: 'The configuration (file, environment or flags) failed validation.',
   CONFIG_UNREADABLE: 'The configuration file could not be read or parsed.',

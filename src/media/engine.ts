@@ -30,6 +30,7 @@ import {
   FrameType,
   fullFrameSize,
   MediaType,
+  MAX_FORWARDED_FULL_FRAME,
   readCompact,
   TRUNK_ENTRY_OVERHEAD,
   TrunkBatcher,
@@ -47,6 +48,7 @@ import {
   retarget,
   type SenderVideo,
 } from './layer-selector.js';
+import { Policer, type PolicingConfig, type PolicingKind, type PolicingTier } from './policer.js';
 import { Session } from './session.js';
 import { MAX_LAYER, type SubscriptionChange } from './subscriptions.js';
 import type { UdpDestination } from './udp-io.js';
@@ -64,6 +66,8 @@ export type DropReason =
   | 'bind_bad_challenge'
   | 'bind_expired'
   | 'bad_control'
+  | 'oversize'
+  | 'policed'
   | 'draining';
 
 export const DROP_REASONS: readonly DropReason[] = [
@@ -78,6 +82,8 @@ export const DROP_REASONS: readonly DropReason[] = [
   'bind_bad_challenge',
   'bind_expired',
   'bad_control',
+  'oversize',
+  'policed',
   'draining',
 ];
 
@@ -122,6 +128,8 @@ export class EngineStats {
     bind_bad_challenge: 0,
     bind_expired: 0,
     bad_control: 0,
+    oversize: 0,
+    policed: 0,
     draining: 0,
   };
   /** Malformed media by wire error code. */
@@ -188,6 +196,12 @@ export interface MediaEngineOptions {
   onKeyframeNeeded?: (sender: Session, streamId: number) => void;
   /** Loss resilience of compact framing towards receivers (BINDING.md §4.6); defaults below. */
   resync?: Partial<ResyncOptions>;
+  /** Media policing (src/media/policer.ts): limits and the control-plane hooks. */
+  policing?: Partial<PolicingConfig>;
+  policingHooks?: {
+    onWarn?: (session: Session, tier: PolicingTier, kind: PolicingKind) => void;
+    onViolation?: (session: Session, code: string, reason: string) => void;
+  };
 }
 
 /** Loss resilience of the relay→receiver MINI chains (BINDING.md §4.6). */
@@ -236,6 +250,8 @@ export class MediaEngine {
   private readonly remoteView: CompactView = createCompactView();
   /** Return-path validation of BINDs (challenges, per-source limits). */
   readonly bindGuard: BindGuard;
+  /** Media policing per session and kind (tiers A-E). */
+  readonly policer: Policer;
   /** Set by the federation when it starts. */
   federation: FederationPlane | null = null;
   /** Last complete keyframe per (sender, video stream). */
@@ -276,6 +292,15 @@ export class MediaEngine {
     this.onKeyframeNeeded = options.onKeyframeNeeded;
     this.resyncOptions = { ...RESYNC_DEFAULTS, ...options.resync };
     this.keyframes = new KeyframeCache(options.keyframeLimits ?? DEFAULT_KEYFRAME_LIMITS);
+    const hooks = options.policingHooks;
+    this.policer = new Policer(options.policing, {
+      ...(hooks?.onWarn === undefined
+        ? {}
+        : { onWarn: (o, tier, kind) => hooks.onWarn?.(o as Session, tier, kind) }),
+      ...(hooks?.onViolation === undefined
+        ? {}
+        : { onViolation: (o, code, reason) => hooks.onViolation?.(o as Session, code, reason) }),
+    });
     this.flushQueue = options.trunking.enabled
       ? new DeadlineQueue(options.trunking.flushMs, this.now)
       : null;
@@ -397,6 +422,9 @@ export class MediaEngine {
       stats.dropped.not_permitted++;
       return;
     }
+    if (!this.admit(sender, msg, view, now)) {
+      return;
+    }
     stats.mediaIn++;
     sender.packetsIn++;
     sender.bytesIn += msg.length;
@@ -417,6 +445,25 @@ export class MediaEngine {
     if (sender.globalRoom !== null && this.federation !== null) {
       this.federation.egress(sender, msg, view);
     }
+  }
+
+  /**
+   * Ingress limits of a decoded frame before any fan-out: a frame whose
+   * forwarded form cannot fit one datagram (issue 12 item 8), then media
+   * policing (src/media/policer.ts). Both drop and count.
+   */
+  private admit(sender: Session, msg: Buffer, view: CompactView, now: number): boolean {
+    const full =
+      view.frameType === FrameType.Mini ? fullFrameSize(view.payloadLength, false) : msg.length;
+    if (full > MAX_FORWARDED_FULL_FRAME) {
+      this.stats.dropped.oversize++;
+      return false;
+    }
+    if (!this.policer.admit(sender, view.header, view.payloadLength, now)) {
+      this.stats.dropped.policed++;
+      return false;
+    }
+    return true;
   }
 
   /**

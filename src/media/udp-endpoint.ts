@@ -22,6 +22,12 @@ export interface UdpEndpointOptions {
   onDatagram: (msg: Buffer, rinfo: RemoteInfo) => void;
   /** Called when the socket reports an error (for example a failed send). */
   onError?: (err: Error) => void;
+  /**
+   * Send and socket errors by code, at most once per second (the first error
+   * at once, then a summary of the rest at the end of the second): for
+   * logging a flood of errors in O(1) lines per second.
+   */
+  onErrorSummary?: (counts: Record<string, number>) => void;
   /** Send path (src/media/udp-io.ts); default `auto`. */
   udpIo?: UdpIoMode;
 }
@@ -41,8 +47,14 @@ export class UdpEndpoint {
     this.type = type;
     this.socket = createSocket({ type, reuseAddr: false });
     this.socket.on('message', options.onDatagram);
-    this.socket.on('error', (err) => options.onError?.(err));
+    this.socket.on('error', (err) => {
+      this.errorLog.note((err as NodeJS.ErrnoException).code ?? 'socket_error', 1);
+      options.onError?.(err);
+    });
   }
+
+  /** Errors since the last summary (see `onErrorSummary`). */
+  private readonly errorLog = new ErrorSummary((counts) => this.options.onErrorSummary?.(counts));
 
   /** Binds the socket; resolves with the bound port. */
   start(): Promise<number> {
@@ -63,6 +75,7 @@ export class UdpEndpoint {
           const chosen = createUdpIo(this.options.udpIo ?? 'auto', this.socket, this.type);
           this.io = chosen.io;
           this.ioReason = chosen.reason;
+          chosen.io.stats.onError = (code, n) => this.errorLog.note(code, n);
         } catch (err) {
           this.socket.close();
           reject(err);
@@ -134,7 +147,59 @@ export class UdpEndpoint {
       return Promise.resolve();
     }
     this.open = false;
+    this.errorLog.close();
     return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/**
+ * Counts errors by code and reports them at most once per `intervalMs`: the
+ * first error of a quiet period at once, later ones summed into one report
+ * when the interval ends (one unref'd timer, armed only while errors wait).
+ */
+export class ErrorSummary {
+  private pending = new Map<string, number>();
+  private lastReport = Number.NEGATIVE_INFINITY;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly report: (counts: Record<string, number>) => void,
+    private readonly intervalMs = 1000,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  note(code: string, n: number): void {
+    this.pending.set(code, (this.pending.get(code) ?? 0) + n);
+    const now = this.now();
+    if (now - this.lastReport >= this.intervalMs) {
+      this.flush(now);
+    } else if (this.timer === null) {
+      this.timer = setTimeout(
+        () => {
+          this.timer = null;
+          this.flush(this.now());
+        },
+        this.lastReport + this.intervalMs - now,
+      );
+      this.timer.unref();
+    }
+  }
+
+  close(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+
+  private flush(now: number): void {
+    if (this.pending.size === 0) {
+      return;
+    }
+    this.lastReport = now;
+    const counts = Object.fromEntries(this.pending);
+    this.pending = new Map();
+    this.report(counts);
   }
 }
 

@@ -45,8 +45,12 @@ export class UdpIoStats {
   /** Failed destinations by code: an errno name (EINVAL, EACCES, ...) or `oversize`. */
   readonly errors = new Map<string, number>();
 
+  /** Told of every counted error (the endpoint's once-per-second summary log). */
+  onError: ((code: string, n: number) => void) | null = null;
+
   countError(code: string, n = 1): void {
     this.errors.set(code, (this.errors.get(code) ?? 0) + n);
+    this.onError?.(code, n);
   }
 }
 

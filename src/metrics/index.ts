@@ -192,6 +192,18 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'QualityDirective broadcasts (room tier changes).',
   },
   {
+    name: 'wzp_relay_media_policed_total',
+    type: 'counter',
+    labels: ['kind', 'tier'],
+    help: 'Media packets dropped by policing, by kind (audio, video) and first failed tier (A bitrate, B packet rate, C timestamp drift, D payload size, E absolute cap).',
+  },
+  {
+    name: 'wzp_relay_policy_actions_total',
+    type: 'counter',
+    labels: ['action'],
+    help: 'Policing escalation: warn (first violating second, Error MEDIA_POLICED sent), hangup (Hangup PolicyViolation), cooldown_refused (a join refused during the cool-down), observed (over-limit packets forwarded in mode observe).',
+  },
+  {
     name: 'wzp_relay_pli_total',
     type: 'counter',
     labels: ['result'],
@@ -465,6 +477,8 @@ export class RelayMetrics {
   readonly forwardedBytes: Counter<'media_type'>;
   readonly resyncs: Counter;
   readonly fullExpansions: Counter<'reason'>;
+  readonly policed: Counter<'kind' | 'tier'>;
+  readonly policyActions: Counter<'action'>;
   readonly fedPeerStatus: Gauge<'peer'>;
   readonly fedPeerRtt: Gauge<'peer'>;
   readonly fedPackets: Counter<'peer' | 'direction'>;
@@ -565,6 +579,8 @@ export class RelayMetrics {
     this.forwardedBytes = counter('wzp_relay_forwarded_bytes_total', ['media_type']);
     this.resyncs = counter('wzp_relay_resync_requests_total');
     this.fullExpansions = counter('wzp_relay_full_expansions_total', ['reason']);
+    this.policed = counter('wzp_relay_media_policed_total', ['kind', 'tier']);
+    this.policyActions = counter('wzp_relay_policy_actions_total', ['action']);
     this.fedPeerStatus = gauge('wzp_federation_peer_status', ['peer']);
     this.fedPeerRtt = gauge('wzp_federation_peer_rtt_ms', ['peer']);
     this.fedPackets = counter('wzp_federation_packets_forwarded_total', ['peer', 'direction']);

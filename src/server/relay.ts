@@ -16,6 +16,7 @@ import type { Directory, Fleet, RelayEntry } from '../fleet/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { DatagramPathStats } from '../media/datagram-path.js';
 import { DROP_REASONS, MediaEngine } from '../media/engine.js';
+import { POLICING_KINDS, POLICING_TIERS } from '../media/policer.js';
 import { SessionObserver } from '../media/quality-observer.js';
 import { RoomState } from '../media/room-state.js';
 import { Session } from '../media/session.js';
@@ -165,6 +166,19 @@ export class Relay implements RelayCore {
         roomBytes: this.config.keyframe_cache_room_bytes,
         relayBytes: this.config.keyframe_cache_relay_bytes,
       },
+      policing: {
+        mode: this.config.media_policing,
+        burstMs: this.config.policing_burst_ms,
+        videoHeadroom: this.config.policing_video_headroom,
+        videoDefaultKbps: this.config.policing_video_default_kbps,
+        audioCapKbps: this.config.policing_audio_cap_kbps,
+        videoCapKbps: this.config.policing_video_cap_kbps,
+        strikes: this.config.policing_strikes,
+      },
+      policingHooks: {
+        onWarn: (session, tier, kind) => this.onPolicyWarn(session, tier, kind),
+        onViolation: (session, code, reason) => this.onPolicyViolation(session, code, reason),
+      },
       onRebind: (session, from, to) =>
         this.log.info(
           { session: session.id, from, to },
@@ -177,7 +191,8 @@ export class Relay implements RelayCore {
       bufferBytes: this.config.udp_buffer_bytes,
       udpIo: this.config.udp_io,
       onDatagram: (msg, rinfo) => this.engine.onDatagram(msg, rinfo),
-      onError: (err) => this.log.warn({ err: err.message }, 'udp socket error'),
+      onErrorSummary: (errors) =>
+        this.log.warn({ errors }, 'udp send errors (by code, ≤ 1 line/s)'),
     });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -797,6 +812,7 @@ export class Relay implements RelayCore {
 
   async join(conn: SignalPeer, request: JoinRequest): Promise<Session> {
     const now = performance.now();
+    this.checkCooldown(request.fingerprint, now);
     this.reserveSession(request.subject, request.fingerprint);
     let result: Awaited<ReturnType<typeof this.rooms.join>>;
     try {
@@ -842,6 +858,11 @@ export class Relay implements RelayCore {
       throw err;
     }
     const session = result.participant.sink;
+    this.engine.policer.configure(
+      session,
+      request.policy ?? { audioCodec: 'Opus24k', frameMs: 20, videoKbps: null },
+      now,
+    );
     this.engine.register(session);
     this.sessions.set(session.id, {
       session,
@@ -1009,6 +1030,12 @@ export class Relay implements RelayCore {
     }
     this.metrics.directives.inc();
     this.log.info({ room: room.name, tier: tierName(next) }, 'room tier changed');
+    const recommended = PROFILES_BY_TIER[next] as (typeof PROFILES_BY_TIER)[number];
+    const now = performance.now();
+    for (const p of room.snapshot) {
+      // Policing follows what the relay recommends (never lowers what was negotiated).
+      this.engine.policer.allowAudio(p.sink, recommended.codec, recommended.frame_duration_ms, now);
+    }
     this.sendToAll(room.snapshot, {
       type: 'QualityDirective',
       body: {
@@ -1017,6 +1044,66 @@ export class Relay implements RelayCore {
         reason: directiveReason(next),
       },
     });
+  }
+
+  // ── media policing (src/media/policer.ts) ─────────────────────────────────
+
+  /** Identity fingerprint → end of its cool-down (performance clock), after a policy hangup. */
+  private readonly cooldowns = new Map<string, number>();
+
+  private checkCooldown(fingerprint: string, now: number): void {
+    const until = this.cooldowns.get(fingerprint);
+    if (until === undefined) {
+      return;
+    }
+    if (now >= until) {
+      this.cooldowns.delete(fingerprint);
+      return;
+    }
+    this.metrics.policyActions.labels('cooldown_refused').inc();
+    throw new WzpError(
+      'POLICY_COOLDOWN',
+      `hung up for a policy violation; rejoin in ${Math.ceil((until - now) / 1000)} s`,
+    );
+  }
+
+  private onPolicyWarn(session: Session, tier: string, kind: string): void {
+    this.metrics.policyActions.labels('warn').inc();
+    this.log.warn({ session: session.id, tier, kind }, 'media over its policed limits');
+    session.signal.send({
+      type: 'Error',
+      body: {
+        code: 'MEDIA_POLICED',
+        message: `${kind} media over its policed limits (tier ${tier}): the excess is dropped`,
+      },
+    });
+  }
+
+  private onPolicyViolation(session: Session, code: string, reason: string): void {
+    const entry = this.sessions.get(session.id);
+    if (entry === undefined) {
+      return;
+    }
+    this.metrics.policyActions.labels('hangup').inc();
+    const cooldown = this.config.policing_cooldown_ms;
+    if (cooldown > 0) {
+      if (this.cooldowns.size >= 100_000) {
+        const oldest = this.cooldowns.keys().next().value;
+        if (oldest !== undefined) {
+          this.cooldowns.delete(oldest);
+        }
+      }
+      this.cooldowns.set(session.fingerprint, performance.now() + cooldown);
+    }
+    this.log.warn(
+      { session: session.id, fingerprint: session.fingerprint, code, cooldown_ms: cooldown },
+      'policy violation: hanging up',
+    );
+    entry.conn.send({
+      type: 'Hangup',
+      body: { version: 1, reason: { PolicyViolation: { code, reason } } },
+    });
+    void this.endSession(session, 'policy').then(() => entry.conn.close(4010, code));
   }
 
   private sendToAll(
@@ -1148,6 +1235,13 @@ export class Relay implements RelayCore {
     for (const reason of DROP_REASONS) {
       setCounter(m.dropped.labels(reason), st.dropped[reason]);
     }
+    const pol = this.engine.policer.stats;
+    for (const kind of POLICING_KINDS) {
+      for (const tier of POLICING_TIERS) {
+        setCounter(m.policed.labels(kind, tier), pol.dropped[kind][tier]);
+      }
+    }
+    setCounter(m.policyActions.labels('observed'), pol.observed);
     for (const [code, n] of st.malformedByCode) {
       setCounter(m.malformed.labels(code), n);
     }

@@ -410,6 +410,11 @@ export class SignalConnection implements SignalPeer {
       bindToken,
       canPublish: this.grants?.publish ?? true,
       canSubscribe: this.grants?.subscribe ?? true,
+      policy: {
+        audioCodec: profile.codec,
+        frameMs: profile.frame_duration_ms,
+        videoKbps: announcedVideoKbps(offer.supported_profiles),
+      },
     });
     if (this.ws.readyState !== this.ws.OPEN) {
       // The client left while we were joining.
@@ -529,4 +534,18 @@ function x25519Public(): Buffer {
   const { publicKey } = generateKeyPairSync('x25519');
   const der = publicKey.export({ format: 'der', type: 'spki' });
   return Buffer.from(der.subarray(der.length - 32));
+}
+
+/** The largest video_bitrate_kbps of the offered profiles (what media policing allows), or null. */
+function announcedVideoKbps(
+  profiles: readonly { video_bitrate_kbps?: number | null }[],
+): number | null {
+  let best: number | null = null;
+  for (const p of profiles) {
+    const v = p.video_bitrate_kbps;
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0 && (best === null || v > best)) {
+      best = v;
+    }
+  }
+  return best;
 }

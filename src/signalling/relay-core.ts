@@ -11,7 +11,14 @@ import type { RelayMetrics } from '../metrics/index.js';
 import type { BodyOf, Identity, OutgoingSignal } from '../signal/index.js';
 import type { LogSampler } from '../util/log-sampler.js';
 
-export type EndReason = 'hangup' | 'ws_close' | 'timeout' | 'shutdown' | 'error' | 'moved';
+export type EndReason =
+  | 'hangup'
+  | 'ws_close'
+  | 'timeout'
+  | 'shutdown'
+  | 'error'
+  | 'moved'
+  | 'policy';
 
 /** Where a room lives (fleet placement): here, or on another relay the client is redirected to. */
 export type Route = { kind: 'here' } | { kind: 'redirect'; url: string; label: string };
@@ -25,6 +32,8 @@ export interface JoinRequest {
   bindToken: Buffer;
   canPublish: boolean;
   canSubscribe: boolean;
+  /** What media policing meters this session against (negotiated profile, announced video). */
+  policy?: { audioCodec: string; frameMs: number; videoKbps: number | null };
 }
 
 /** What the relay may do with a signalling connection (implemented by `SignalConnection`). */
