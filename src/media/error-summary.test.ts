@@ -6,7 +6,11 @@ describe('ErrorSummary', () => {
   it('reports the first error at once and sums the rest into one report per interval', async () => {
     let now = 0;
     const reports: Record<string, number>[] = [];
-    const e = new ErrorSummary((c) => reports.push(c), 50, () => now);
+    const e = new ErrorSummary(
+      (c) => reports.push(c),
+      50,
+      () => now,
+    );
     e.note('EMSGSIZE', 1);
     for (let i = 0; i < 10_000; i++) {
       now = i / 1000; // 10 ms of errors
