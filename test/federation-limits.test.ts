@@ -88,8 +88,13 @@ describe('federation limits', () => {
     const b = await relayWith(ib, {
       federation_peer_pps: 50,
       peers: [{ label: 'A', public_key: hex(ia) }],
+      media_policing: 'off',
     });
-    const a = await relayWith(ia, { peers: [{ label: 'B', public_key: hex(ib), url: fedUrl(b) }] });
+    // The sender floods on purpose (to exceed the federation rates): no local media policing on A.
+    const a = await relayWith(ia, {
+      peers: [{ label: 'B', public_key: hex(ib), url: fedUrl(b) }],
+      media_policing: 'off',
+    });
     await linked(a, 1);
     const sender = await a.connect('g');
     const receiver = await b.connect('g');
