@@ -158,6 +158,12 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
     const aFromB = window(0, tagB);
     const bFromA = window(1, tagA);
     console.log({ aFromB, bFromA });
+    // Legitimate browser media is never policed (issue 12 item 7): no tier dropped any of it.
+    const policed = relay.relay.engine.policer.stats;
+    console.log({ policed: policed.dropped, warnings: policed.warnings });
+    console.log(relay.logs.filter((l) => l.msg === 'media over its policed limits'));
+    expect(relay.logs.filter((l) => l.msg === 'media over its policed limits')).toEqual([]);
+    expect(policed.warnings).toBe(0);
     // 400 frames of 20 ms would be real time; a loaded 2-core machine captures less.
     expect(aFromB.sent).toBeGreaterThan(100);
     expect(bFromA.sent).toBeGreaterThan(100);
@@ -192,6 +198,29 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
     expect(fromB.filter((m) => m.header.mediaType === MediaType.Audio).length).toBeGreaterThan(150);
     expect(fromA.filter((m) => m.header.mediaType === MediaType.Video).length).toBeGreaterThan(20);
     expect(nodeErrors.filter((e) => e.includes('authentication'))).toEqual([]);
+    // What the browsers send, against the policer's limits (docs/operator.md, media policing):
+    // audio payload sizes, video bytes/s and the largest keyframe, as the Node client got them.
+    const sentShape = (from: ReceivedMedia[]) => {
+      const audioSizes = from
+        .filter((m) => m.header.mediaType === MediaType.Audio)
+        .map((m) => m.frame.length);
+      const video = from.filter((m) => m.header.mediaType === MediaType.Video);
+      const keyframes = new Map<string, number>();
+      for (const m of video) {
+        if ((m.header.flags & FLAG_KEYFRAME) !== 0) {
+          const k = `${m.header.streamId}/${m.header.timestamp}`;
+          keyframes.set(k, (keyframes.get(k) ?? 0) + m.frame.length);
+        }
+      }
+      const ts = video.map((m) => m.header.timestamp);
+      const seconds = Math.max(1, Math.max(...ts) - Math.min(...ts)) / 1000;
+      return {
+        audioFrameBytes: [Math.min(...audioSizes), Math.max(...audioSizes)],
+        videoBytesPerSec: Math.round(video.reduce((n, m) => n + m.frame.length, 0) / seconds),
+        largestKeyframe: Math.max(0, ...keyframes.values()),
+      };
+    };
+    console.log({ sentByA: sentShape(fromA), sentByB: sentShape(fromB) });
     // The screenshot shows one tile per participant (self, the other page, the Node client).
     expect(await pageA.$$eval('.tile', (t) => t.length)).toBe(3);
     await pageA.setViewport({ width: 1100, height: 720 });

@@ -329,6 +329,15 @@ export class WzpCall extends EventTarget {
   private sendPending = 0;
   private readonly t0 = performance.now();
   private audioSeq = 0;
+  /**
+   * Media clock of the audio stream: header timestamps follow the capture
+   * clock of the encoded chunks (`chunk.timestamp`), anchored once to
+   * `now()`. Stamping each chunk when the encoder hands it over would
+   * squeeze a burst of frames (encoder start-up, a busy main thread) into
+   * a few milliseconds, and relays police timestamps that advance less than
+   * half a frame per packet (tier C, docs/operator.md).
+   */
+  private audioClock: { offsetMs: number; lastMs: number } | null = null;
   private audioEncoder: AudioEncoder | null = null;
   private audioConfig: {
     sampleRate: number;
@@ -474,7 +483,18 @@ export class WzpCall extends EventTarget {
   }
 
   private profilesToOffer(): QualityProfile[] {
-    return [STUDIO_64K, STUDIO_48K, STUDIO_32K, GOOD];
+    const audio = [STUDIO_64K, STUDIO_48K, STUDIO_32K, GOOD];
+    if (this.options.video === false) {
+      return audio;
+    }
+    // The relay polices video against the announced bitrate (with headroom for keyframes,
+    // docs/operator.md): announce what the encoders are configured for, every layer summed.
+    let bps = 0;
+    for (const l of this.layers) {
+      bps += l.bitrate;
+    }
+    const kbps = Math.ceil(bps / 1000);
+    return audio.map((p) => ({ ...p, video_bitrate_kbps: kbps }));
   }
 
   private async videoCodecsToOffer(): Promise<VideoCodecName[]> {
@@ -898,13 +918,29 @@ export class WzpCall extends EventTarget {
       streamId: 0,
       fecRatio: Math.min(200, Math.round((this.profile?.fec_ratio ?? 0) * 100)),
       seq: this.audioSeq,
-      timestamp: this.now(),
+      timestamp: this.audioTimestamp(chunk.timestamp / 1000),
     });
     this.audioSeq = (this.audioSeq + 1) >>> 0;
     this.sent.audioFrames++;
     // A QualityReport once a second lets the relay see this receiver's view of the path.
     const q = this.audioSeq % 50 === 0 ? this.qualityReport() : null;
     this.sendMedia(h, data, q, 'audio');
+  }
+
+  /** Header timestamp of an audio chunk captured at `captureMs` (see `audioClock`). */
+  private audioTimestamp(captureMs: number): number {
+    const now = this.now();
+    let c = this.audioClock;
+    const at = c === null ? Number.NaN : captureMs + c.offsetMs;
+    // Re-anchor when there is no clock yet, or the capture clock jumped (a new track, a
+    // device change): backwards, or far ahead of our own clock.
+    if (c === null || !(at >= c.lastMs) || at > now + 5000) {
+      c = { offsetMs: now - captureMs, lastMs: c === null ? 0 : c.lastMs };
+      this.audioClock = c;
+    }
+    const ts = Math.max(c.lastMs, Math.round(captureMs + c.offsetMs));
+    c.lastMs = ts;
+    return ts >>> 0;
   }
 
   private qualityReport(): QualityReport {

@@ -3,8 +3,14 @@
  * what is dropped and counted, and the bound on what receivers can get.
  */
 import { describe, expect, it } from 'vitest';
-import { codecByName, createHeader, FLAG_REPAIR, MediaType } from '../wire/index.js';
-import { audioCeilingBytes, audioMaxPps, Policer } from './policer.js';
+import { codecByName, createHeader, FLAG_KEYFRAME, FLAG_REPAIR, MediaType } from '../wire/index.js';
+import {
+  audioCeilingBytes,
+  audioMaxPps,
+  DRIFT_MIN_PACKETS,
+  Policer,
+  VIDEO_KEYFRAME_BURST_BYTES,
+} from './policer.js';
 
 const opus24 = { audioCodec: 'Opus24k', frameMs: 20, videoKbps: null };
 
@@ -76,9 +82,9 @@ describe('Policer', () => {
     for (let i = 0; i < 100; i++) {
       results.push(p.admit(s, audio(i, i * 5), 40, i * 20));
     }
-    expect(results.slice(0, 16).every(Boolean)).toBe(true);
-    expect(results.slice(17).some(Boolean)).toBe(false);
-    expect(p.stats.dropped.audio.C).toBeGreaterThan(80);
+    expect(results.slice(0, DRIFT_MIN_PACKETS).every(Boolean)).toBe(true);
+    expect(results.slice(DRIFT_MIN_PACKETS + 1).some(Boolean)).toBe(false);
+    expect(p.stats.dropped.audio.C).toBeGreaterThanOrEqual(100 - DRIFT_MIN_PACKETS - 1);
     // Repair packets and DTX gaps (timestamps jumping ahead) are not drift.
     const q = new Policer();
     q.configure(s, opus24, 0);
@@ -89,6 +95,67 @@ describe('Policer', () => {
       ok += q.admit(s, audio(1000 + i, 0, FLAG_REPAIR), 40, i * 20 + 1) ? 1 : 0;
     }
     expect(ok).toBe(200);
+  });
+
+  it('tier C: a start-up burst stamped at encoder output (25 frames within 5 ms), then real time, passes', () => {
+    // What a WebCodecs client stamping chunks with performance.now() sends after its encoder
+    // started (or its main thread stalled for 500 ms): 25 frames, timestamps 0..4 ms.
+    const p = new Policer();
+    const s = {};
+    p.configure(s, opus24, 0);
+    let passed = 0;
+    for (let i = 0; i < 500; i++) {
+      const ts = i < 25 ? Math.floor(i / 5) : 500 + (i - 25) * 20;
+      passed += p.admit(s, audio(i, ts), 80, ts) ? 1 : 0;
+    }
+    expect(passed).toBe(500);
+    expect(p.stats.warnings).toBe(0);
+  });
+
+  it('tier D: a payload bound scales with the negotiated frame duration', () => {
+    const p = new Policer();
+    const s = {};
+    // Opus24k in 40 ms frames: payloads up to 2 × 160 × 2 = 640 B.
+    p.configure(s, { ...opus24, frameMs: 40 }, 0);
+    expect(p.admit(s, audio(0, 0), 600, 0)).toBe(true);
+    expect(p.admit(s, audio(1, 40), 641, 40)).toBe(false);
+    expect(p.stats.dropped.audio.D).toBe(1);
+  });
+
+  it('video: a keyframe burst passes even on a low announced bitrate; the rate still bounds', () => {
+    const p = new Policer({ videoHeadroom: 1.5, burstMs: 1000 });
+    const s = {};
+    // 100 kbit/s announced: 1 s of the bucket is 18.75 KB, smaller than one keyframe.
+    p.configure(s, { ...opus24, videoKbps: 100 }, 0);
+    let seq = 0;
+    const send = (bytes: number, t: number, key: boolean) => {
+      let ok = 0;
+      for (let off = 0; off < bytes; off += 1000) {
+        const h = createHeader({
+          mediaType: MediaType.Video,
+          codecId: 9,
+          seq: seq++,
+          timestamp: t,
+          flags: key ? FLAG_KEYFRAME : 0,
+        });
+        const n = Math.min(1000, bytes - off);
+        ok += p.admit(s, h, n, t) ? 16 + n : 0;
+      }
+      return ok;
+    };
+    // A 60 KB keyframe at once: every packet passes.
+    let passed = send(60_000, 0, true);
+    expect(passed).toBe(60 * 1016);
+    expect(p.stats.dropped.video.A + p.stats.dropped.video.B).toBe(0);
+    // 10 s of 1 Mbit/s (10× the announcement): at most rate × t + the keyframe burst passes.
+    for (let t = 50; t <= 10_000; t += 50) {
+      passed += send(6250, t, false);
+    }
+    const rate = p.meter(s, 0).video.bytesPerSec;
+    expect(rate).toBe(((100 * 1000) / 8) * 1.5);
+    expect(passed).toBeLessThanOrEqual(rate * 10 + VIDEO_KEYFRAME_BURST_BYTES);
+    expect(passed).toBeGreaterThan(rate * 10 * 0.9);
+    expect(p.stats.dropped.video.A + p.stats.dropped.video.B).toBeGreaterThan(0);
   });
 
   it('meters video separately, from the announced bitrate with headroom', () => {

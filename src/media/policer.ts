@@ -9,15 +9,24 @@
  *   the session may use (the negotiated profile, raised by every profile the
  *   relay later recommends to it). Video rate: announced
  *   `video_bitrate_kbps` × `videoHeadroom` (the default when none is announced).
+ *   Video buckets (tiers A, B and E) are at least `VIDEO_KEYFRAME_BURST_BYTES`
+ *   deep (and that / 250 packets), whatever the rate: a keyframe arrives as
+ *   one burst several times a delta frame's size.
  * - Tier B, packet rate: token bucket on packets. Audio:
  *   `floor((1000 / frame_ms) × 3 × 1.5)` per second; video: the byte rate /
  *   250 (packets of at least 250 B on average), at least 135.
- * - Tier C, timestamp drift (audio, non-repair): over ≥ 16 packets of a
- *   stream, timestamps must advance at least half a frame per packet
- *   (`dt/ds ≥ 0.5 × frame_ms`). The upper bound of the original is not
- *   enforced: silence suppression (DTX) legitimately advances timestamps faster.
- *   Video is exempt (packets of one frame share a timestamp).
- * - Tier D, payload size: a payload above 2 × the codec table's bound.
+ * - Tier C, timestamp drift (audio, non-repair): over ≥ `DRIFT_MIN_PACKETS`
+ *   (50, one second of 20 ms frames) packets of a stream, timestamps must
+ *   advance at least half a frame per packet (`dt/ds ≥ 0.5 × frame_ms`). A
+ *   client that stamps frames when its encoder hands them over (not at
+ *   capture) sends a start-up or stall burst with nearly equal timestamps;
+ *   50 packets tolerate such a burst of up to 25 frames (500 ms). The upper
+ *   bound of the original is not enforced: silence suppression (DTX)
+ *   legitimately advances timestamps faster. Video is exempt (packets of one
+ *   frame share a timestamp).
+ * - Tier D, payload size: a payload above 2 × the codec table's bound, scaled
+ *   by the negotiated frame duration over the codec's (40 ms Opus frames are
+ *   twice as large as the table's 20 ms ones).
  * - Tier E, absolute cap: token bucket at `audioCapKbps` / `videoCapKbps`,
  *   whatever the profile or the announcement.
  *
@@ -58,6 +67,15 @@ export interface PolicingConfig {
   videoCapKbps: number;
   strikes: number;
 }
+
+/** Tier C judges a stream over at least this many packets (see above). */
+export const DRIFT_MIN_PACKETS = 50;
+
+/**
+ * Smallest burst of a video bucket: one keyframe of a realtime 720p encoder
+ * at ~2 Mbit/s (measured 40-60 KB) arriving at once, with margin.
+ */
+export const VIDEO_KEYFRAME_BURST_BYTES = 96 * 1024;
 
 export const POLICING_DEFAULTS: PolicingConfig = {
   mode: 'hangup',
@@ -115,13 +133,22 @@ class KindMeter {
     capBytesPerSec: number,
     burstMs: number,
     now: number,
+    minBurstBytes = 1500,
   ) {
     this.bytesPerSec = bytesPerSec;
     this.pps = pps;
     const depth = burstMs / 1000;
-    this.bytes = new TokenBucket(bytesPerSec, Math.max(bytesPerSec * depth, 1500), now);
-    this.packets = new TokenBucket(pps, Math.max(pps * depth, 4), now);
-    this.cap = new TokenBucket(capBytesPerSec, Math.max(capBytesPerSec * depth, 1500), now);
+    this.bytes = new TokenBucket(bytesPerSec, Math.max(bytesPerSec * depth, minBurstBytes), now);
+    this.packets = new TokenBucket(
+      pps,
+      Math.max(pps * depth, 4, Math.ceil(minBurstBytes / 250)),
+      now,
+    );
+    this.cap = new TokenBucket(
+      capBytesPerSec,
+      Math.max(capBytesPerSec * depth, minBurstBytes),
+      now,
+    );
   }
 }
 
@@ -160,6 +187,7 @@ export class SessionMeter {
       (config.videoCapKbps * 1000) / 8,
       config.burstMs,
       now,
+      VIDEO_KEYFRAME_BURST_BYTES,
     );
     this.windowStart = now;
   }
@@ -251,7 +279,10 @@ export class Policer {
     const size = MEDIA_HEADER_SIZE + payloadLength;
     const codec = codecById(h.codecId);
     let tier: PolicingTier | null = null;
-    if (codec !== undefined && payloadLength > 2 * codec.payloadBound) {
+    if (
+      codec !== undefined &&
+      payloadLength > 2 * codec.payloadBound * Math.max(1, m.frameMs / codec.frameMs)
+    ) {
       tier = 'D';
     } else if (!video && (h.flags & FLAG_REPAIR) === 0 && this.drifts(m, h, codec)) {
       tier = 'C';
@@ -318,7 +349,7 @@ export class Policer {
     }
     const frame = codec?.frameMs ?? m.frameMs;
     const dt = (h.timestamp - a.ts) >>> 0;
-    if (ds >= 16 && dt < ds * frame * 0.5) {
+    if (ds >= DRIFT_MIN_PACKETS && dt < ds * frame * 0.5) {
       return true;
     }
     if (ds >= 200) {
