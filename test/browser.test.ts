@@ -696,7 +696,7 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
       // Past the relay's PLI suppression (200 ms per sender and stream).
       await new Promise((r) => setTimeout(r, 300));
     }
-    console.log({ pliToKeyframeMs: delays });
+    console.log({ pliToKeyframeMs: delays, policed: relay.relay.engine.policer.stats.dropped });
     expect(delays).toHaveLength(5);
     const plis1 = (await callStats(simA))?.sent as unknown as { plisReceived: number };
     expect(plis1.plisReceived - plis0.plisReceived).toBeGreaterThanOrEqual(5);
