@@ -2,24 +2,30 @@
 // Browser benchmark (npm run bench:browser): a relay process, two headless
 // Chromium participants and Node clients on 127.0.0.1.
 //  1. Mouth-to-ear latency: page A's fake microphone plays 100 ms tone bursts
-//     once a second; each onset is timed when A captures it and when page B
+//     every 2 s; each onset is timed when A captures it and when page B
 //     decodes it and when it reaches B's audio output (AudioWorklet), p50/p99.
 //  2. CPU of one browser participant (all of its Chromium processes, /proc)
 //     while sending and receiving audio and 320×240 video.
 //  3. Added latency of the WebSocket media path: one UDP sender, a UDP and a
 //     WebSocket Node receiver in one room, one-way latency p50/p99 of each.
-// Options: BENCH_SECONDS (default 20).
+// Options: BENCH_SECONDS (default 40); BENCH_PERIOD_MS (burst period, default 2000); BENCH_SIMULCAST=0 sends one video layer
+// instead of three. The machine's load average is printed with the result:
+// the latency numbers mean something only on a quiet machine.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { WzpClient } from '../dist/client/index.js';
 import { createHeader } from '../dist/wire/index.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 40);
+const SIMULCAST = process.env.BENCH_SIMULCAST !== '0';
+// One 100 ms tone burst per period; a latency above the period would alias (match the next
+// burst), so the period bounds what can be measured.
+const PERIOD_MS = Number(process.env.BENCH_PERIOD_MS ?? 2000);
 const CHROMIUM = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].find(
   (p) => p !== undefined && p !== '' && existsSync(p),
 );
@@ -156,12 +162,12 @@ async function main() {
       }
       await sleep(100);
     }
-    wav(join(dir, 'burst.wav'), 1000, 60, { onMs: 100, periodMs: 1000 });
+    wav(join(dir, 'burst.wav'), 1000, 90, { onMs: 100, periodMs: PERIOD_MS });
     wav(join(dir, 'silence.wav'), 0, 60, null);
     const a = await launch(dir, 'a', join(dir, 'burst.wav'));
     const b = await launch(dir, 'b', join(dir, 'silence.wav'));
     browsers.push(a, b);
-    const base = `http://127.0.0.1:${signalPort}/?room=bench&join=1&video=320x240`;
+    const base = `http://127.0.0.1:${signalPort}/?room=bench&join=1&video=320x240${SIMULCAST ? '' : '&simulcast=0'}`;
     const pa = await a.newPage();
     const pb = await b.newPage();
     await pa.goto(`${base}&name=A`);
@@ -193,10 +199,12 @@ async function main() {
       window.onsets = [];
       let quiet = 0;
       window.wzpCall.addEventListener('micframe', (e) => {
-        const { at, level, frames } = e.detail;
-        if (level > 0.02) {
+        // `at` is when the chunk reached the page, i.e. about when its last sample was captured:
+        // the onset is `frames - firstLoud` samples earlier.
+        const { at, frames, sampleRate, firstLoud } = e.detail;
+        if (firstLoud >= 0) {
           if (quiet > 20) {
-            window.onsets.push(at - (frames / 48) * 0.5);
+            window.onsets.push(at - ((frames - firstLoud) / sampleRate) * 1000);
           }
           quiet = 0;
         } else {
@@ -209,7 +217,8 @@ async function main() {
       window.played = [];
       let quiet = 0;
       window.wzpCall.addEventListener('audioframe', (e) => {
-        if (e.detail.level > 0.02) {
+        // The same threshold as at the microphone and the output: a sample above 0.05.
+        if (e.detail.firstLoud >= 0) {
           if (quiet > 10) {
             window.decoded.push(e.detail.at);
           }
@@ -220,6 +229,7 @@ async function main() {
       });
       window.wzpCall.addEventListener('playoutonset', (e) => window.played.push(e.detail.at));
     });
+    const load0 = loadavg();
     const t0 = cpuTicks(a.process().pid);
     const w0 = performance.now();
     await sleep(SECONDS * 1000);
@@ -232,7 +242,7 @@ async function main() {
     const match = (onsets, heard) => {
       const out = [];
       for (const s of onsets) {
-        const h = heard.find((x) => x > s && x - s < 900);
+        const h = heard.find((x) => x > s && x - s < PERIOD_MS - 100);
         if (h !== undefined) {
           out.push(h - s);
         }
@@ -244,6 +254,9 @@ async function main() {
     const peerA = statsB.peers.find((p) => p.tag === statsA.tag);
     const result = {
       date: new Date().toISOString(),
+      chromium: await a.version(),
+      loadAverage1m: { before: round(load0[0]), after: round(loadavg()[0]) },
+      simulcast: SIMULCAST,
       seconds: SECONDS,
       mouthToDecodeMs: {
         n: toDecode.length,
@@ -253,6 +266,8 @@ async function main() {
       mouthToEarMs: { n: toEar.length, p50: round(pct(toEar, 50)), p99: round(pct(toEar, 99)) },
       onsetsSent: sent.length,
       jitterBufferMs: round(peerA?.jitterBufferMs ?? Number.NaN),
+      audioFramesDecodedB: peerA?.audioFramesDecoded ?? 0,
+      audioCapturedMsA: round(statsA.sent.capturedMs),
       cpuOneParticipantPct: round(cpuA),
       videoFramesSentA: statsA.sent.videoFrames,
       rttMs: round(statsA.rttMs ?? Number.NaN),

@@ -816,8 +816,13 @@ export class WzpCall extends EventTarget {
       }
     }
     let sum = 0;
+    let firstLoud = -1;
     for (let i = 0; i < n; i++) {
-      sum += (mono[i] as number) ** 2;
+      const v = mono[i] as number;
+      sum += v * v;
+      if (firstLoud < 0 && (v > 0.05 || v < -0.05)) {
+        firstLoud = i;
+      }
     }
     this.localLevel = this.muted ? 0 : Math.sqrt(sum / Math.max(1, n));
     this.dispatchEvent(
@@ -826,6 +831,9 @@ export class WzpCall extends EventTarget {
           at: performance.timeOrigin + performance.now(),
           level: this.localLevel,
           frames: n,
+          sampleRate: data.sampleRate,
+          /** Index of the first sample above 0.05 in magnitude (-1: none), for onset timing. */
+          firstLoud,
         },
       }),
     );
@@ -1431,8 +1439,13 @@ export class WzpCall extends EventTarget {
       const pcm = new Float32Array(n);
       data.copyTo(pcm, { planeIndex: 0, format: 'f32-planar' });
       let sum = 0;
+      let firstLoud = -1;
       for (let i = 0; i < n; i++) {
-        sum += (pcm[i] as number) ** 2;
+        const v = pcm[i] as number;
+        sum += v * v;
+        if (firstLoud < 0 && (v > 0.05 || v < -0.05)) {
+          firstLoud = i;
+        }
       }
       const level = Math.sqrt(sum / Math.max(1, n));
       const s = peer.stats;
@@ -1444,7 +1457,14 @@ export class WzpCall extends EventTarget {
         peer.ringPos = (peer.ringPos + 1) % ring.length;
       }
       this.dispatchEvent(
-        new CustomEvent('audioframe', { detail: { tag: peer.tag, at: performance.now(), level } }),
+        new CustomEvent('audioframe', {
+          detail: {
+            tag: peer.tag,
+            at: performance.timeOrigin + performance.now(),
+            level,
+            firstLoud,
+          },
+        }),
       );
       this.playback?.port.postMessage({ type: 'pcm', tag: peer.tag, samples: pcm }, [pcm.buffer]);
     } finally {

@@ -5,10 +5,19 @@
  * Per sender: decoded 48 kHz mono PCM chunks queue up; playback of a sender
  * starts once `targetMs` are queued (and again after an underrun), and when
  * more than `maxMs` are queued the oldest samples are dropped down to the
- * target, so latency stays bounded whatever the network did.
+ * target, so latency stays bounded whatever the network did. Below the
+ * maximum the queue drains too: if even its smallest fill over a half-second
+ * window stayed more than `DRAIN_SLACK_MS` above the target, that much audio
+ * was never needed against jitter and the excess is dropped, so a burst
+ * does not leave the delay high for the rest of the call.
  */
+const DRAIN_SLACK_MS = 20;
 declare class AudioWorkletProcessor {
-  readonly port: MessagePort;
+  // The parts of MessagePort used here (structural: test/worklet.test.ts runs this in Node).
+  readonly port: {
+    onmessage: ((ev: { data: unknown }) => void) | null;
+    postMessage(message: unknown): void;
+  };
 }
 declare function registerProcessor(name: string, ctor: unknown): void;
 declare const sampleRate: number;
@@ -22,6 +31,25 @@ interface Queue {
   underruns: number;
   dropped: number;
   played: number;
+  /** Smallest fill (samples) since the last drain check, while playing. */
+  minQueued: number;
+}
+
+/** Drops `n` samples from the head of the queue. */
+function dropFront(q: Queue, n: number): void {
+  while (n > 0 && q.chunks.length > 0) {
+    const c = q.chunks[0] as Float32Array;
+    const avail = c.length - q.offset;
+    const take = Math.min(avail, n);
+    q.offset += take;
+    q.queued -= take;
+    q.dropped += take;
+    n -= take;
+    if (q.offset >= c.length) {
+      q.chunks.shift();
+      q.offset = 0;
+    }
+  }
 }
 
 class WzpPlayback extends AudioWorkletProcessor {
@@ -34,7 +62,7 @@ class WzpPlayback extends AudioWorkletProcessor {
 
   constructor() {
     super();
-    this.port.onmessage = (ev: MessageEvent) => {
+    this.port.onmessage = (ev: { data: unknown }) => {
       const m = ev.data as
         | { type: 'pcm'; tag: number; samples: Float32Array }
         | { type: 'remove'; tag: number }
@@ -50,6 +78,7 @@ class WzpPlayback extends AudioWorkletProcessor {
             underruns: 0,
             dropped: 0,
             played: 0,
+            minQueued: Number.POSITIVE_INFINITY,
           };
           this.queues.set(m.tag, q);
         }
@@ -108,6 +137,9 @@ class WzpPlayback extends AudioWorkletProcessor {
       if (i < n) {
         q.playing = false;
         q.underruns++;
+        q.minQueued = Number.POSITIVE_INFINITY;
+      } else if (q.queued < q.minQueued) {
+        q.minQueued = q.queued;
       }
     }
     // A rising edge after 200 ms of quiet: report when it reaches the output (latency bench).
@@ -132,6 +164,15 @@ class WzpPlayback extends AudioWorkletProcessor {
     this.frames += n;
     if (this.frames >= sampleRate / 2) {
       this.frames = 0;
+      const slack = (sampleRate * DRAIN_SLACK_MS) / 1000;
+      for (const q of this.queues.values()) {
+        if (q.playing && q.minQueued !== Number.POSITIVE_INFINITY) {
+          if (q.minQueued > this.target + slack) {
+            dropFront(q, q.minQueued - this.target);
+          }
+        }
+        q.minQueued = Number.POSITIVE_INFINITY;
+      }
       const stats: Record<number, { queuedMs: number; underruns: number; droppedMs: number }> = {};
       for (const [tag, q] of this.queues) {
         stats[tag] = {
