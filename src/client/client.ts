@@ -80,6 +80,11 @@ export interface ClientOptions {
    */
   udpPort?: number;
   /**
+   * Default subscription (BINDING.md §6.3) for every sender, applied before
+   * the UDP bind so even the keyframe replay after the first BIND follows it.
+   */
+  subscription?: { audio?: boolean; video?: boolean; maxLayer?: number };
+  /**
    * Send a ResyncRequest for a sender whose frame failed to expand (no
    * baseline) or to authenticate (BINDING.md §4.6), at most one per sender
    * per 50 ms, and while a sender's sequence numbers show loss, one per
@@ -169,6 +174,11 @@ export class WzpClient extends EventEmitter<ClientEvents> {
     const client = new WzpClient(options);
     try {
       await client.handshake();
+      if (options.subscription !== undefined) {
+        client.subscribe(null, options.subscription);
+        // The relay handles signalling in order: once the Pong is back, the subscription holds.
+        await client.signalPing();
+      }
       await client.bind();
     } catch (err) {
       await client.close(false);
@@ -501,6 +511,27 @@ export class WzpClient extends EventEmitter<ClientEvents> {
         ...(change.video === undefined ? {} : { video: change.video }),
         ...(change.maxLayer === undefined ? {} : { max_layer: change.maxLayer }),
       },
+    });
+  }
+
+  /** A signalling round trip (Ping → Pong, BINDING.md §6.5), in ms. */
+  signalPing(timeoutMs = 3000): Promise<number> {
+    const stamp = Date.now();
+    const start = performance.now();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off('signal', onSignal);
+        reject(new WzpError('TRANSPORT_TIMEOUT', `no Pong within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onSignal = (m: SignalMessage): void => {
+        if (m.type === 'Pong' && Number(m.body.timestamp_ms) === stamp) {
+          clearTimeout(timer);
+          this.off('signal', onSignal);
+          resolve(performance.now() - start);
+        }
+      };
+      this.on('signal', onSignal);
+      this.sendSignal({ type: 'Ping', body: { version: 1, timestamp_ms: stamp } });
     });
   }
 

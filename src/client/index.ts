@@ -3,3 +3,4 @@ export * from './hub.js';
 export * from './loss-recovery.js';
 export * from './lossy-proxy.js';
 export * from './media-source.js';
+export * from './receive-stats.js';
