@@ -478,7 +478,7 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
     expect(calls.find((l) => l.includes('outcome="cancelled"'))).toMatch(/ 1$/);
   }, 60_000);
 
-  it('a Node HubClient calls the page: the page derives the same call key (the Node client authenticates its payloads)', async () => {
+  it('a Node HubClient calls the page: the page derives the same call key (the Node client authenticates its payloads); the page leaves the call when its hub connection drops', async () => {
     const carol = await HubClient.connect({
       url: `ws://127.0.0.1:${signalPort}/v2/hub`,
       alias: 'carol',
@@ -515,11 +515,22 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
       }
       expect(errors.filter((e) => e.includes('authentication'))).toEqual([]);
       expect((await wzpStats(callB))?.room).toBe(s.room);
+      // The page loses its hub connection: the relay ends the call (carol gets a Hangup) and
+      // the page leaves the call room by itself.
+      const hungUp = new Promise((resolve) => carol.once('hangup', resolve));
+      await callB.evaluate(() =>
+        (globalThis as unknown as { wzpHub: { close(): void } }).wzpHub.close(),
+      );
+      await hungUp;
+      await waitFor(async () => await visible(callB, '#join-view'), 'page leaves the call', 15_000);
+      expect(await text(callB, '#call-error')).toBe(
+        'Call ended: the connection to the hub was lost',
+      );
+      expect(await text(callB, '#hub-state')).toBe('offline');
     } finally {
       await nodeCall?.close(false).catch(() => {});
       await carol.close();
     }
-    await waitFor(async () => await visible(callB, '#join-view'), 'page leaves the call', 15_000);
   }, 60_000);
 
   // ── simulcast and subscriptions (issue 13) ──────────────────────────────────

@@ -409,6 +409,16 @@ async function goOnline(): Promise<void> {
     if (hub === h) {
       hub = null;
       setHubState('offline', false);
+      // The relay ends the calls of a party whose hub connection closed: so does this page.
+      if (direct !== null) {
+        const d = direct;
+        if (d.state === 'ringing') {
+          direct = null;
+          hideRing();
+        } else {
+          void leaveCall('Call ended: the connection to the hub was lost');
+        }
+      }
       renderPresence();
     }
   });
