@@ -157,6 +157,7 @@ describe('federation link rules', () => {
       udpPort: 9,
       timeoutMs: 3000,
       maxFrameBytes: 1 << 20,
+      budget: { bytesPerSec: 64 << 10, burstBytes: 2 << 20 },
     };
     const results = await Promise.allSettled([dialHandshake(peer, ctx), dialHandshake(peer, ctx)]);
     const ok = results.filter((r) => r.status === 'fulfilled');
@@ -187,6 +188,93 @@ describe('federation link rules', () => {
     expect(got.filter((m) => m.type === 'Pong').length).toBeLessThan(200);
     expect(ws.readyState).toBe(WebSocket.OPEN);
     ws.close();
+  });
+
+  it('control frames: Error replies limited (burst 8, then 1/s, with the count), every refusal counted, over federation_signal_budget_bytes_per_sec the link is closed; before authentication the client limits apply', async () => {
+    const fake = Identity.generate();
+    const ib = Identity.generate();
+    const budget = 256 << 10;
+    const b = await relayWith(ib, {
+      federation_signal_rate_per_sec: 10_000,
+      federation_signal_budget_bytes_per_sec: budget,
+      peers: [{ label: 'fake', public_key: hex(fake) }],
+    });
+    // A stranger on the federation path gets the client limits: 2000 items is too complex.
+    const stranger = new WebSocket(fedUrl(b));
+    await new Promise((r) => stranger.once('open', r));
+    const strangerGot = new Promise<SignalMessage>((resolve) =>
+      stranger.once('message', (d) => resolve(decodeSignal(d as Buffer))),
+    );
+    stranger.send(Buffer.concat([Buffer.from([0xdc, 0x07, 0xd0]), Buffer.alloc(2000)]));
+    const refusal = await strangerGot;
+    expect(refusal.type === 'Error' && refusal.body.code).toBe('SIGNAL_TOO_COMPLEX');
+    await until(() => stranger.readyState === WebSocket.CLOSED, 'stranger closed', 5000);
+
+    const dir = new PeerDirectory([{ label: 'B', public_key: hex(ib), url: fedUrl(b) }]);
+    const peer = dir.peers[0];
+    if (peer === undefined) {
+      throw new Error('no peer');
+    }
+    const { ws } = await dialHandshake(peer, {
+      identity: fake,
+      label: 'fake',
+      directory: dir,
+      udpPort: 9,
+      timeoutMs: 3000,
+      maxFrameBytes: 1 << 20,
+      budget: { bytesPerSec: 64 << 10, burstBytes: 2 << 20 },
+    });
+    const link = () => [...(b.relay.federation?.links.values() ?? [])][0];
+    await until(() => link() !== undefined, 'link installed', 5000);
+    const got: SignalMessage[] = [];
+    ws.on('message', (d) => got.push(decodeSignal(d as Buffer)));
+    // 2000 undecodable frames in about a second: at most the burst plus one a second answered,
+    // the answers standing for all of them.
+    const t0 = Date.now();
+    for (let i = 0; i < 2000; i++) {
+      ws.send(Buffer.from([0xc1]));
+      if (i % 200 === 199) {
+        await sleep(100);
+      }
+    }
+    await until(() => (link()?.signalsRejected ?? 0) === 2000, '2000 refusals counted', 10_000);
+    ws.send(Buffer.from([0xc1])); // one more, after the flood: carries the suppressed count
+    await sleep(1100);
+    ws.send(Buffer.from([0xc1]));
+    await until(
+      () => got.filter((m) => m.type === 'Error').length >= 9,
+      'the burst and the count reply',
+      5000,
+    );
+    const errors = got.flatMap((m) => (m.type === 'Error' ? [m.body] : []));
+    const seconds = (Date.now() - t0) / 1000;
+    expect(errors.length).toBeLessThanOrEqual(8 + Math.ceil(seconds) + 1);
+    expect(errors.every((e) => e.code === 'SIGNAL_UNDECODABLE')).toBe(true);
+    // Replies plus the counts they carry stand for every refusal.
+    const represented = errors.reduce((n, e) => n + (e.count ?? 1), 0);
+    expect(represented).toBeGreaterThanOrEqual(1990);
+    expect(represented).toBeLessThanOrEqual(2002);
+    expect(ws.readyState).toBe(WebSocket.OPEN);
+    // Over the decode budget (burst: 2 of the largest frames, ~8.9 MB): 262 143-item frames
+    // cost ~4.5 MB each; the third one closes the link with SIGNAL_OVER_BUDGET.
+    const items = 262_143;
+    const heavy = Buffer.concat([
+      Buffer.from([0xdd, 0x00, (items >> 16) & 0xff, (items >> 8) & 0xff, items & 0xff]),
+      Buffer.alloc(items),
+    ]);
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+    for (let i = 0; i < 4 && ws.readyState === WebSocket.OPEN; i++) {
+      ws.send(heavy);
+    }
+    await closed;
+    expect(got.some((m) => m.type === 'Error' && m.body.code === 'SIGNAL_OVER_BUDGET')).toBe(true);
+    await until(() => (b.relay.federation?.links.size ?? 1) === 0, 'link gone', 5000);
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${b.relay.ports.httpPort}/metrics`)
+    ).text();
+    const line = metrics.split('\n').find((l) => l.includes('event="signal_rejected"'));
+    expect(line).toBeDefined();
+    expect(Number(line?.split(' ').pop())).toBeGreaterThanOrEqual(2003);
   });
 
   it('a relay without peers answers a link attempt with FEDERATION_NOT_CONFIGURED', async () => {

@@ -23,6 +23,7 @@ import {
   verifyRegisterPresence,
 } from '../signal/index.js';
 import { toBuffer } from '../util/buffers.js';
+import { ErrorReplyLimiter } from '../util/error-replies.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import type { Hub, HubUser } from './hub.js';
 
@@ -56,8 +57,8 @@ export class HubConnection implements HubUser {
   private subject: string | null = null;
   private readonly bucket: TokenBucket;
   private readonly timer: NodeJS.Timeout;
-  private errorsSuppressed = 0;
-  private lastErrorMs = Number.NEGATIVE_INFINITY;
+  /** At most one Error reply per second (no burst), carrying the count of refusals. */
+  private readonly errorReplies = new ErrorReplyLimiter(1);
   private readonly log: Logger;
   private busy: Promise<void> = Promise.resolve();
 
@@ -269,18 +270,13 @@ export class HubConnection implements HubUser {
     if (count) {
       this.o.metrics.hubRejections.labels(code).inc();
     }
-    const now = performance.now();
-    if (now - this.lastErrorMs >= 1000 || close) {
-      const n = this.errorsSuppressed + 1;
-      this.errorsSuppressed = 0;
-      this.lastErrorMs = now;
+    const n = this.errorReplies.admit(performance.now(), close);
+    if (n > 0) {
       this.log.info({ code, count: n, closing: close }, message.slice(0, 200));
       this.send({
         type: 'Error',
         body: { code, message: `${message.slice(0, 900)}${n > 1 ? ` (${n} refusals)` : ''}` },
       });
-    } else {
-      this.errorsSuppressed++;
     }
     if (close) {
       this.state = 'closed';

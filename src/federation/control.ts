@@ -1,21 +1,32 @@
 /**
  * The control channel of an installed link: signalling frames in (rate
- * limited, decoded under the frame size bound, dispatched), Ping/Pong
+ * limited, scanned against the peer decode limits, charged to the link's
+ * decode budget — over it the link is closed — decoded, dispatched; every
+ * refusal is counted and answered by at most a burst of 8 `Error` replies,
+ * then 1/s, each carrying the count), Ping/Pong
  * heartbeats, and liveness — one deadline timer per link that sleeps until
  * the next ping or the dead line, whichever comes first.
  */
 import type WebSocket from 'ws';
 import type { CallSignalSink } from '../calls/hub.js';
 import type { RelayConfig } from '../config/index.js';
-import { isWzpError, WzpError } from '../errors/index.js';
+import { type ErrorCode, isWzpError, WzpError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { type BodyOf, decodeSignal, type SignalMessage } from '../signal/index.js';
+import {
+  type BodyOf,
+  decodeScannedSignal,
+  frameCost,
+  type SignalMessage,
+  scanMsgpack,
+} from '../signal/index.js';
 import { toBuffer } from '../util/buffers.js';
 import type { GlobalRooms } from './global-rooms.js';
 import type { Link } from './link.js';
 
 /** WebSocket close code of a link that missed its heartbeats. */
 export const CLOSE_DEAD = 4008;
+/** WebSocket close code of a link over its decode budget (policy violation). */
+export const CLOSE_OVER_BUDGET = 1008;
 
 export interface LinkControlOptions {
   config: RelayConfig;
@@ -42,30 +53,92 @@ export class LinkControl {
     const now = this.o.now();
     link.lastHeardMs = now;
     link.signalsIn++;
+    const frame = toBuffer(data);
     if (!link.signalBucket.take(now)) {
       link.signalsRateLimited++;
-      if (link.signalsRateLimited % 100 === 1) {
-        link.send({
-          type: 'Error',
-          body: { code: 'SIGNAL_RATE_LIMITED', message: 'federation signalling over its rate' },
-        });
-        this.o.log.warn({ peer: link.label }, 'federation signalling rate limited');
+      if (this.charge(link, frame.length, 0, now)) {
+        this.reject(link, 'SIGNAL_RATE_LIMITED', 'federation signalling over its rate', now, false);
       }
       return;
     }
-    let msg: SignalMessage;
+    let elements = 0;
     try {
       if (!isBinary) {
         throw new WzpError('SIGNAL_UNDECODABLE', 'federation frames are binary');
       }
-      msg = decodeSignal(toBuffer(data), this.o.config.signal_max_frame_bytes);
+      elements = scanMsgpack(frame, link.limits);
+    } catch (err) {
+      if (this.charge(link, frame.length, 0, now)) {
+        const e = isWzpError(err) ? err : new WzpError('SIGNAL_UNDECODABLE');
+        this.reject(link, e.code, e.message, now, true);
+      }
+      return;
+    }
+    if (!this.charge(link, frame.length, elements, now)) {
+      return;
+    }
+    let msg: SignalMessage;
+    try {
+      msg = decodeScannedSignal(frame);
     } catch (err) {
       const e = isWzpError(err) ? err : new WzpError('SIGNAL_UNDECODABLE');
-      link.send({ type: 'Error', body: { code: e.code, message: e.message.slice(0, 4000) } });
-      this.o.log.warn({ peer: link.label, code: e.code }, 'bad federation message');
+      this.reject(link, e.code, e.message, now, true);
       return;
     }
     this.handle(link, msg);
+  }
+
+  /** Charges a frame to the link's decode budget; over it the link is closed (false). */
+  private charge(link: Link, bytes: number, elements: number, now: number): boolean {
+    if (link.budget.take(now, frameCost(bytes, elements))) {
+      return true;
+    }
+    link.signalsRejected++;
+    const n = link.errorReplies.admit(now, true);
+    link.send({
+      type: 'Error',
+      body: {
+        code: 'SIGNAL_OVER_BUDGET',
+        message: `decode budget of ${this.o.config.federation_signal_budget_bytes_per_sec} per second spent`,
+        ...(n > 1 ? { count: n } : {}),
+      },
+    });
+    this.o.log.warn({ peer: link.label }, 'federation link over its decode budget: closing');
+    this.o.closeLink(link, CLOSE_OVER_BUDGET, 'SIGNAL_OVER_BUDGET');
+    // Whatever is still buffered is not parsed.
+    link.ws.terminate();
+    return false;
+  }
+
+  /**
+   * A refused control frame: counted (rate-limited frames in
+   * `signalsRateLimited`, the rest in `signalsRejected`), answered within
+   * the link's Error reply limit with the count of refusals it stands for,
+   * logged only with the reply.
+   */
+  private reject(
+    link: Link,
+    code: ErrorCode,
+    message: string,
+    now: number,
+    counted: boolean,
+  ): void {
+    if (counted) {
+      link.signalsRejected++;
+    }
+    const n = link.errorReplies.admit(now);
+    if (n === 0) {
+      return;
+    }
+    link.send({
+      type: 'Error',
+      body: {
+        code,
+        message: (n > 1 ? `${message.slice(0, 900)} (and ${n - 1} more)` : message).slice(0, 1000),
+        ...(n > 1 ? { count: n } : {}),
+      },
+    });
+    this.o.log.warn({ peer: link.label, code, count: n }, 'federation control frame refused');
   }
 
   /** Dispatches one decoded control message (also the ones that arrived during the handshake). */
@@ -99,13 +172,13 @@ export class LinkControl {
         this.o.log.warn({ peer: link.label, code: msg.body.code }, msg.body.message);
         return;
       default:
-        link.send({
-          type: 'Error',
-          body: {
-            code: 'SIGNAL_UNEXPECTED',
-            message: `${msg.type} is not used on federation links`,
-          },
-        });
+        this.reject(
+          link,
+          'SIGNAL_UNEXPECTED',
+          `${msg.type} is not used on federation links`,
+          this.o.now(),
+          true,
+        );
     }
   }
 

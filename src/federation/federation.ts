@@ -501,6 +501,10 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
       udpPort: this.udpPort(),
       timeoutMs: this.config.handshake_timeout_ms,
       maxFrameBytes: this.config.signal_max_frame_bytes,
+      budget: {
+        bytesPerSec: this.config.signal_budget_bytes_per_sec,
+        burstBytes: this.config.signal_budget_burst_bytes,
+      },
     };
   }
 
@@ -597,6 +601,8 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     return new Link(ws, result, dialedBySelf, this.now(), {
       signalRate: this.config.federation_signal_rate_per_sec,
       peerPps: this.config.federation_peer_pps,
+      budgetBytesPerSec: this.config.federation_signal_budget_bytes_per_sec,
+      maxFrameBytes: this.config.signal_max_frame_bytes,
     });
   }
 

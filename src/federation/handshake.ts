@@ -10,14 +10,19 @@ import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { ERROR_CODES, type ErrorCode, WzpError } from '../errors/index.js';
 import {
-  decodeSignal,
+  CLIENT_DECODE_LIMITS,
+  type DecodeLimits,
+  decodeScannedSignal,
   encodeSignal,
+  frameCost,
   type Identity,
   type OutgoingSignal,
   PROTOCOL_VERSION,
   type SignalMessage,
+  scanMsgpack,
 } from '../signal/index.js';
 import { toBuffer } from '../util/buffers.js';
+import { TokenBucket } from '../util/token-bucket.js';
 import {
   type Peer,
   type PeerDirectory,
@@ -36,6 +41,12 @@ export interface HandshakeContext {
   udpPort: number;
   timeoutMs: number;
   maxFrameBytes: number;
+  /**
+   * Decode budget of a link before it is authenticated: the client one
+   * (`signal_budget_bytes_per_sec`, `signal_budget_burst_bytes`); the
+   * client decode limits apply too.
+   */
+  budget: { bytesPerSec: number; burstBytes: number };
 }
 
 export interface HandshakeResult {
@@ -69,12 +80,23 @@ export function plainAddress(address: string | undefined): string {
 /** Messages an Inbox holds before the handshake takes them; more is a flood. */
 const INBOX_MAX = 64;
 
-/** Queues decoded messages of a WebSocket until the handshake takes them (bounded). */
+/**
+ * Queues decoded messages of a WebSocket until the handshake takes them
+ * (bounded). An unauthenticated peer is a stranger: its frames are scanned
+ * against the client decode limits and charged to the client decode budget;
+ * over the budget the TCP connection is cut at once (SIGNAL_OVER_BUDGET).
+ * After the first failure nothing more is decoded.
+ */
 class Inbox {
   private readonly queue: SignalMessage[] = [];
   private waiter: ((m: SignalMessage | WzpError) => void) | null = null;
   private failure: WzpError | null = null;
+  private readonly limits: DecodeLimits;
+  private readonly budget: TokenBucket;
   private readonly onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
+    if (this.failure !== null) {
+      return;
+    }
     if (!isBinary) {
       this.fail(new WzpError('SIGNAL_UNDECODABLE', 'federation frames are binary'));
       return;
@@ -83,8 +105,17 @@ class Inbox {
       this.fail(new WzpError('SIGNAL_RATE_LIMITED', 'too many messages during the handshake'));
       return;
     }
+    const frame = toBuffer(data);
     try {
-      this.push(decodeSignal(toBuffer(data), this.maxFrameBytes));
+      const elements = scanMsgpack(frame, this.limits);
+      if (!this.budget.take(performance.now(), frameCost(frame.length, elements))) {
+        this.fail(
+          new WzpError('SIGNAL_OVER_BUDGET', 'decode budget spent during the federation handshake'),
+        );
+        this.ws.terminate();
+        return;
+      }
+      this.push(decodeScannedSignal(frame));
     } catch (err) {
       this.fail(err instanceof WzpError ? err : new WzpError('SIGNAL_UNDECODABLE'));
     }
@@ -100,8 +131,10 @@ class Inbox {
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly maxFrameBytes: number,
+    ctx: HandshakeContext,
   ) {
+    this.limits = Object.freeze({ ...CLIENT_DECODE_LIMITS, maxBytes: ctx.maxFrameBytes });
+    this.budget = new TokenBucket(ctx.budget.bytesPerSec, ctx.budget.burstBytes, performance.now());
     ws.on('message', this.onMessage);
     ws.on('close', this.onClose);
   }
@@ -180,7 +213,7 @@ export async function acceptHandshake(
   ctx: HandshakeContext,
   onProven: (peer: Peer, peerPub: Buffer) => void = () => {},
 ): Promise<HandshakeResult> {
-  const inbox = new Inbox(ws, ctx.maxFrameBytes);
+  const inbox = new Inbox(ws, ctx);
   try {
     const hello = (await inbox.expect('FederationHello', ctx.timeoutMs)).body;
     if (hello.protocol_version !== PROTOCOL_VERSION) {
@@ -255,7 +288,7 @@ export async function dialHandshake(
   ws.once('upgrade', (res: IncomingMessage) => {
     remoteAddress = plainAddress(res.socket.remoteAddress);
   });
-  const inbox = new Inbox(ws, ctx.maxFrameBytes);
+  const inbox = new Inbox(ws, ctx);
   try {
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

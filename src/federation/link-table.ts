@@ -12,6 +12,8 @@ export interface PeerCounters {
   packetsIn: number;
   packetsOut: number;
   rateLimited: number;
+  /** Control frames refused (undecodable, over the limits or the budget, unexpected). */
+  rejected: number;
 }
 
 export class LinkTable {
@@ -78,10 +80,16 @@ export class LinkTable {
   /** Removes a link from every index and folds its counters (it stays open until closed). */
   remove(link: Link): void {
     if (this.byPeer.get(link.peer) === link) {
-      const f = this.folded.get(link.peer) ?? { packetsIn: 0, packetsOut: 0, rateLimited: 0 };
+      const f = this.folded.get(link.peer) ?? {
+        packetsIn: 0,
+        packetsOut: 0,
+        rateLimited: 0,
+        rejected: 0,
+      };
       f.packetsIn += link.packetsIn;
       f.packetsOut += link.packetsOut;
       f.rateLimited += link.signalsRateLimited;
+      f.rejected += link.signalsRejected;
       this.folded.set(link.peer, f);
       this.byPeer.delete(link.peer);
     }
@@ -100,7 +108,7 @@ export class LinkTable {
 
   /** Cumulative per-peer counters (metrics). */
   peerCounters(peer: Peer): PeerCounters {
-    const f = this.folded.get(peer) ?? { packetsIn: 0, packetsOut: 0, rateLimited: 0 };
+    const f = this.folded.get(peer) ?? { packetsIn: 0, packetsOut: 0, rateLimited: 0, rejected: 0 };
     const link = this.byPeer.get(peer);
     return link === undefined
       ? { ...f }
@@ -108,6 +116,7 @@ export class LinkTable {
           packetsIn: f.packetsIn + link.packetsIn,
           packetsOut: f.packetsOut + link.packetsOut,
           rateLimited: f.rateLimited + link.signalsRateLimited,
+          rejected: f.rejected + link.signalsRejected,
         };
   }
 }

@@ -4,13 +4,23 @@
  * counters. The Federation owns links; a link only reports to it.
  */
 import type WebSocket from 'ws';
-import type { FederatedParticipant, OutgoingSignal } from '../signal/index.js';
+import {
+  type DecodeLimits,
+  type FederatedParticipant,
+  frameCost,
+  type OutgoingSignal,
+  PEER_DECODE_LIMITS,
+} from '../signal/index.js';
+import { ErrorReplyLimiter } from '../util/error-replies.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import type { FederationBatcher } from '../wire/index.js';
 import type { HandshakeResult } from './handshake.js';
 import { sendSignal } from './handshake.js';
 import type { Peer } from './peers.js';
 import { relayId } from './peers.js';
+
+/** Error replies on a link: a burst of this many, then one per second. */
+export const LINK_ERROR_REPLY_BURST = 8;
 
 export class Link {
   readonly peer: Peer;
@@ -53,6 +63,15 @@ export class Link {
   closed = false;
   readonly signalBucket: TokenBucket;
   readonly mediaBucket: TokenBucket;
+  /**
+   * Decode budget (`federation_signal_budget_bytes_per_sec`, burst 2 s and at
+   * least two of the largest frames); over it the link is closed.
+   */
+  readonly budget: TokenBucket;
+  /** What a control frame may contain (the peer limits, the configured frame size). */
+  readonly limits: DecodeLimits;
+  /** Error replies to the peer: a burst of 8, then 1/s, each carrying the count. */
+  readonly errorReplies: ErrorReplyLimiter;
 
   /** Federation trunk batcher (trunking mode only). */
   batcher: FederationBatcher | null = null;
@@ -69,13 +88,20 @@ export class Link {
   packetsOut = 0;
   signalsIn = 0;
   signalsRateLimited = 0;
+  /** Control frames refused (undecodable, over the limits, unexpected). */
+  signalsRejected = 0;
 
   constructor(
     ws: WebSocket,
     result: HandshakeResult,
     dialedBySelf: boolean,
     nowMs: number,
-    limits: { signalRate: number; peerPps: number },
+    limits: {
+      signalRate: number;
+      peerPps: number;
+      budgetBytesPerSec: number;
+      maxFrameBytes: number;
+    },
   ) {
     this.ws = ws;
     this.peer = result.peer;
@@ -91,6 +117,14 @@ export class Link {
     this.lastHeardMs = nowMs;
     this.signalBucket = new TokenBucket(limits.signalRate, limits.signalRate * 2, nowMs);
     this.mediaBucket = new TokenBucket(limits.peerPps, limits.peerPps, nowMs);
+    this.limits = Object.freeze({ ...PEER_DECODE_LIMITS, maxBytes: limits.maxFrameBytes });
+    const largest = frameCost(this.limits.maxBytes, this.limits.maxElements);
+    this.budget = new TokenBucket(
+      limits.budgetBytesPerSec,
+      Math.max(2 * limits.budgetBytesPerSec, 2 * largest),
+      nowMs,
+    );
+    this.errorReplies = new ErrorReplyLimiter(LINK_ERROR_REPLY_BURST, 1, nowMs);
   }
 
   /** The metric label of the peer: its configured label. */

@@ -303,7 +303,7 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     name: 'wzp_federation_link_events_total',
     type: 'counter',
     labels: ['event'],
-    help: 'Federation link events (up, down, refused_unknown_peer, refused_wrong_key, refused_bad_challenge, duplicate, signal_rate_limited, idle_closed: a link opened from the fleet directory closed unused).',
+    help: 'Federation link events (up, down, refused_unknown_peer, refused_wrong_key, refused_bad_challenge, duplicate, signal_rate_limited, signal_rejected: control frames refused as undecodable, over the decode limits or budget, or unexpected, idle_closed: a link opened from the fleet directory closed unused).',
   },
   {
     name: 'wzp_relay_ws_media_connections',

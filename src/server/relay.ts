@@ -1291,6 +1291,7 @@ export class Relay implements RelayCore {
     const m = this.metrics;
     const fs = fed.stats;
     let signalLimited = 0;
+    let signalRejected = 0;
     for (const peer of fed.directory.peers) {
       const link = fed.links.get(peer);
       m.fedPeerStatus.labels(peer.label).set(link === undefined ? 0 : 1);
@@ -1301,6 +1302,7 @@ export class Relay implements RelayCore {
       this.bridge.set(m.fedPackets.labels(peer.label, 'in'), c.packetsIn);
       this.bridge.set(m.fedPackets.labels(peer.label, 'out'), c.packetsOut);
       signalLimited += c.rateLimited;
+      signalRejected += c.rejected;
     }
     this.bridge.set(m.fedDeduped, fs.deduped + fs.tooOld);
     this.bridge.set(m.fedRateLimited.labels('peer'), fs.rateLimitedPeer);
@@ -1313,6 +1315,7 @@ export class Relay implements RelayCore {
       this.bridge.set(m.fedLinkEvents.labels(event), n);
     }
     this.bridge.set(m.fedLinkEvents.labels('signal_rate_limited'), signalLimited);
+    this.bridge.set(m.fedLinkEvents.labels('signal_rejected'), signalRejected);
   }
 
   private readonly bridge = new CounterBridge();

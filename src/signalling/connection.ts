@@ -38,6 +38,7 @@ import {
   verifyCallOffer,
 } from '../signal/index.js';
 import { toBuffer } from '../util/buffers.js';
+import { ErrorReplyLimiter } from '../util/error-replies.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import type { RelayCore, SignalPeer } from './relay-core.js';
 
@@ -46,8 +47,7 @@ type State = 'auth' | 'offer' | 'joining' | 'joined' | 'closed';
 /** Messages waiting to be handled; more than this and the connection is flooding. */
 const MAX_PENDING = 64;
 /** Error replies: a burst of this many, then one per second (the rest are counted). */
-const ERROR_REPLY_BURST = 8;
-const ERROR_REPLIES_PER_SEC = 1;
+export const ERROR_REPLY_BURST = 8;
 /** After a close frame, the peer gets this long to answer before the TCP connection is cut. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -70,8 +70,7 @@ export class SignalConnection implements SignalPeer {
   private subject: string | null = null;
   private readonly bucket: TokenBucket;
   private readonly budget: TokenBucket;
-  private readonly errorReplies: TokenBucket;
-  private suppressedReplies = 0;
+  private readonly errorReplies: ErrorReplyLimiter;
   private readonly limits: DecodeLimits;
   private readonly sendCap: number;
   private closeTimer: NodeJS.Timeout | null = null;
@@ -97,7 +96,7 @@ export class SignalConnection implements SignalPeer {
       cfg.signal_budget_burst_bytes,
       now,
     );
-    this.errorReplies = new TokenBucket(ERROR_REPLIES_PER_SEC, ERROR_REPLY_BURST, now);
+    this.errorReplies = new ErrorReplyLimiter(ERROR_REPLY_BURST, 1, now);
     this.limits = clientLimits(cfg.signal_max_frame_bytes);
     this.sendCap = cfg.signal_send_buffer_bytes;
     this.handshakeTimer = setTimeout(() => {
@@ -493,9 +492,8 @@ export class SignalConnection implements SignalPeer {
     const now = performance.now();
     this.core.metrics.signalErrors.labels(code).inc();
     this.logSampled(code, { message: message.slice(0, 200), closing: close }, 'signalling error');
-    if (close || this.errorReplies.take(now)) {
-      const count = this.suppressedReplies + 1;
-      this.suppressedReplies = 0;
+    const count = this.errorReplies.admit(now, close);
+    if (count > 0) {
       const text =
         count > 1 ? `${message.slice(0, 900)} (and ${count - 1} more rejections)` : message;
       this.send({
@@ -507,8 +505,6 @@ export class SignalConnection implements SignalPeer {
           ...(count > 1 ? { count } : {}),
         },
       });
-    } else {
-      this.suppressedReplies++;
     }
     if (close) {
       this.state = 'closed';
