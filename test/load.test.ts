@@ -118,4 +118,85 @@ describe('wzp load', () => {
       expect(report.joined).toBe(4);
     },
   );
+
+  it('--video: every participant sends simulcast layers; each receiver gets one layer per sender', async () => {
+    relay = await startRelay({ log_level: 'warn' });
+    const report = await runLoad({
+      signalUrl: relay.url,
+      rooms: 1,
+      participants: 3,
+      pps: 50,
+      sizeMin: 60,
+      sizeMax: 60,
+      mini: true,
+      durationS: 2.5,
+      workers: 0,
+      encrypt: false,
+      video: { layers: [0, 1, 2], bitrateScale: 0.1, keyframeInterval: 30 },
+    });
+    const v = report.video;
+    expect(v).not.toBeNull();
+    if (v === null) {
+      return;
+    }
+    // The audio load is still delivered in full next to the video.
+    expect(report.delivered).toBe(report.expected);
+    for (const l of [0, 1, 2]) {
+      expect(v.sent[l]).toBeGreaterThan(30);
+      expect(v.keyframesSent[l]).toBeGreaterThanOrEqual(3);
+    }
+    // Two senders per receiver: the top layer dominates, and far fewer packets arrive than
+    // all layers to every receiver would be.
+    const [s0, s1, s2] = v.sent as [number, number, number];
+    const [r0, r1, r2] = v.received as [number, number, number];
+    const all = (s0 + s1 + s2) * 2;
+    const got = r0 + r1 + r2;
+    expect(r2).toBeGreaterThan((r0 + r1) * 3);
+    expect(got).toBeLessThan(all * 0.85);
+    expect(v.keyframesReceived[2]).toBeGreaterThanOrEqual(1);
+    expect(formatLoadReport(report)).toContain('video packets sent / received');
+  }, 20_000);
+
+  it.skipIf(!existsSync(BIN))(
+    '--video with --max-layer 0 from the command line: receivers get layer 0 only',
+    async () => {
+      relay = await startRelay({ log_level: 'warn' });
+      const run = await promisify(execFile)(
+        process.execPath,
+        [
+          BIN,
+          'load',
+          relay.url,
+          '--rooms',
+          '1',
+          '--participants',
+          '2',
+          '--duration',
+          '2',
+          '--workers',
+          '1',
+          '--video',
+          '0,1,2',
+          '--video-scale',
+          '0.1',
+          '--max-layer',
+          '0',
+          '--json',
+          '--no-progress',
+        ],
+        { encoding: 'utf8', timeout: 20_000 },
+      );
+      const report = JSON.parse(run.stdout) as {
+        video: { layers: number[]; maxLayer: number; sent: number[]; received: number[] };
+      };
+      expect(report.video.layers).toEqual([0, 1, 2]);
+      expect(report.video.maxLayer).toBe(0);
+      expect(report.video.received[1]).toBe(0);
+      expect(report.video.received[2]).toBe(0);
+      // Each of the two receivers gets the other's layer 0, all of it but the tail in flight.
+      expect(report.video.received[0]).toBeGreaterThanOrEqual(
+        (report.video.sent[0] as number) * 0.95,
+      );
+    },
+  );
 });

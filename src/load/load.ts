@@ -8,7 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as hdr from 'hdr-histogram-js';
 import { WzpError } from '../errors/index.js';
-import { Share, type ShareResult, type ShareSpec } from './worker.js';
+import {
+  Share,
+  type ShareResult,
+  type ShareSpec,
+  type VideoLoadResult,
+  type VideoLoadSpec,
+} from './worker.js';
 
 export interface LoadOptions {
   signalUrl: string;
@@ -27,6 +33,8 @@ export interface LoadOptions {
   /** PID of a local relay to sample CPU and RSS from /proc. */
   relayPid?: number;
   roomPrefix?: string;
+  /** Every participant also sends simulcast video (`--video`). */
+  video?: VideoLoadSpec;
   onProgress?: (p: { elapsedS: number; sent: number; delivered: number }) => void;
 }
 
@@ -60,6 +68,8 @@ export interface LoadReport {
   /** One-way latency in milliseconds. */
   latencyMs: LatencySummary;
   relay: { cpuPct: number; rssBytes: number } | null;
+  /** Video totals over all participants (with `--video`). */
+  video: (VideoLoadResult & { layers: number[]; maxLayer: number | null }) | null;
 }
 
 /** Reads utime+stime (clock ticks) and VmRSS (bytes) of a local process. */
@@ -91,6 +101,7 @@ function plan(opts: LoadOptions): ShareSpec[] {
     sizeMax: opts.sizeMax,
     mini: opts.mini,
     ...(roomKeyHex !== undefined ? { roomKeyHex } : {}),
+    ...(opts.video !== undefined ? { video: opts.video } : {}),
   }));
   let id = 1;
   for (let r = 0; r < opts.rooms; r++) {
@@ -204,6 +215,26 @@ export function validateOptions(opts: LoadOptions): void {
   requireInt('workers', opts.workers, 0, 64);
   requireInt('size (minimum)', opts.sizeMin, 16, 1100);
   requireInt('size (maximum)', opts.sizeMax, opts.sizeMin, 1100);
+  const v = opts.video;
+  if (v !== undefined) {
+    if (
+      v.layers.length === 0 ||
+      v.layers.some((l) => !Number.isInteger(l) || l < 0 || l > 2) ||
+      new Set(v.layers).size !== v.layers.length
+    ) {
+      throw new WzpError(
+        'CONFIG_INVALID',
+        `video layers must be distinct stream ids 0..2, got ${v.layers.join(',')}`,
+      );
+    }
+    if (!Number.isFinite(v.bitrateScale) || v.bitrateScale <= 0 || v.bitrateScale > 10) {
+      throw new WzpError('CONFIG_INVALID', `video scale must be in (0, 10], got ${v.bitrateScale}`);
+    }
+    requireInt('keyframe interval', v.keyframeInterval, 1, 100_000);
+    if (v.maxLayer !== undefined) {
+      requireInt('max layer', v.maxLayer, 0, 2);
+    }
+  }
   if (!Number.isFinite(opts.durationS) || opts.durationS <= 0 || opts.durationS > 86_400) {
     throw new WzpError('CONFIG_INVALID', `duration must be in (0, 86400] s, got ${opts.durationS}`);
   }
@@ -243,7 +274,32 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   let delivered = 0;
   let duplicates = 0;
   let expected = 0;
+  let video: LoadReport['video'] = null;
+  if (opts.video !== undefined) {
+    video = {
+      layers: opts.video.layers,
+      maxLayer: opts.video.maxLayer ?? null,
+      sent: [0, 0, 0],
+      keyframesSent: [0, 0, 0],
+      received: [0, 0, 0],
+      keyframesReceived: [0, 0, 0],
+      bytes: 0,
+      plis: 0,
+    };
+  }
   for (const r of results) {
+    if (video !== null && r.video !== undefined) {
+      for (let l = 0; l < 3; l++) {
+        video.sent[l] = (video.sent[l] as number) + (r.video.sent[l] as number);
+        video.keyframesSent[l] =
+          (video.keyframesSent[l] as number) + (r.video.keyframesSent[l] as number);
+        video.received[l] = (video.received[l] as number) + (r.video.received[l] as number);
+        video.keyframesReceived[l] =
+          (video.keyframesReceived[l] as number) + (r.video.keyframesReceived[l] as number);
+      }
+      video.bytes += r.video.bytes;
+      video.plis += r.video.plis;
+    }
     sent += r.sent;
     delivered += r.delivered;
     duplicates += r.duplicates;
@@ -290,6 +346,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
             rssBytes: after.rssBytes,
           }
         : null,
+    video,
   };
 }
 
@@ -320,6 +377,19 @@ export function formatLoadReport(r: LoadReport): string {
         : `${r.relay.cpuPct} % / ${(r.relay.rssBytes / 1048576).toFixed(1)} MiB`,
     ],
   ];
+  const v = r.video;
+  if (v !== null) {
+    const per = (a: number[]) => v.layers.map((l) => `L${l} ${a[l]}`).join(', ');
+    rows.push(
+      [
+        'video layers sent',
+        `${v.layers.join(',')}${v.maxLayer === null ? '' : `, receivers capped at ${v.maxLayer}`}`,
+      ],
+      ['video packets sent / received', `${per(v.sent)} / ${per(v.received)}`],
+      ['video keyframes sent / received', `${per(v.keyframesSent)} / ${per(v.keyframesReceived)}`],
+      ['video bytes received / PLIs', `${v.bytes} B / ${v.plis}`],
+    );
+  }
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }

@@ -8,8 +8,39 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as hdr from 'hdr-histogram-js';
-import { WzpClient } from '../client/index.js';
-import { createHeader } from '../wire/index.js';
+import { AvSource, runSource, WzpClient } from '../client/index.js';
+import {
+  createHeader,
+  FLAG_FRAME_END,
+  FLAG_KEYFRAME,
+  type MediaHeader,
+  MediaType,
+} from '../wire/index.js';
+
+/** Simulcast video every participant sends besides its audio load (`wzp load --video`). */
+export interface VideoLoadSpec {
+  /** Layers (stream ids 0..2). */
+  layers: number[];
+  /** Scales the reference layer bitrates (150 k, 600 k, 2.5 Mbit/s). */
+  bitrateScale: number;
+  keyframeInterval: number;
+  /** Receivers cap every sender at this layer (SubscriptionUpdate). */
+  maxLayer?: number;
+}
+
+export interface VideoLoadResult {
+  /** Packets sent per layer (index = stream id). */
+  sent: number[];
+  keyframesSent: number[];
+  /** Packets received per layer, over all receivers. */
+  received: number[];
+  /** Keyframes (K and E) received per layer. */
+  keyframesReceived: number[];
+  /** Payload bytes of video received. */
+  bytes: number;
+  /** PLIs the senders got (relay-originated or forwarded). */
+  plis: number;
+}
 
 export interface ShareSpec {
   signalUrl: string;
@@ -22,6 +53,7 @@ export interface ShareSpec {
   mini: boolean;
   /** Room key for payload encryption (hex), when enabled. */
   roomKeyHex?: string;
+  video?: VideoLoadSpec;
 }
 
 export interface ShareResult {
@@ -35,6 +67,7 @@ export interface ShareResult {
   foreign: number;
   /** Base64 of the compressed HDR histogram of one-way latency in µs. */
   histogram: string;
+  video?: VideoLoadResult;
 }
 
 /** Payload prefix: send time (µs, f64) ‖ sender id (u32) ‖ seq (u32). */
@@ -67,6 +100,16 @@ export class Share {
   private foreign = 0;
   private timer: NodeJS.Timeout | null = null;
   private seq = 0;
+  private readonly sources: AvSource[] = [];
+  private readonly runs: { stop(): void }[] = [];
+  private readonly video: VideoLoadResult = {
+    sent: [0, 0, 0],
+    keyframesSent: [0, 0, 0],
+    received: [0, 0, 0],
+    keyframesReceived: [0, 0, 0],
+    bytes: 0,
+    plis: 0,
+  };
 
   constructor(spec: ShareSpec) {
     this.spec = spec;
@@ -89,13 +132,19 @@ export class Share {
             miniFrames: this.spec.mini,
             ...(this.spec.token !== undefined ? { token: this.spec.token } : {}),
             ...(roomKey !== undefined ? { roomKey } : {}),
+            ...(this.spec.video?.maxLayer !== undefined
+              ? { subscription: { maxLayer: this.spec.video.maxLayer } }
+              : {}),
             ...(roomKey === undefined
-              ? { onRawMedia: (_tag: number, payload: Buffer) => this.onPayload(receiver, payload) }
+              ? {
+                  onRawMedia: (_tag: number, payload: Buffer, header: MediaHeader) =>
+                    this.onMedia(receiver, payload, header),
+                }
               : {}),
           });
           receiver.client = client;
           if (roomKey !== undefined) {
-            client.on('media', (media) => this.onPayload(receiver, media.payload));
+            client.on('media', (media) => this.onMedia(receiver, media.payload, media.header));
           }
           return { client, receiver };
         }),
@@ -110,6 +159,25 @@ export class Share {
 
   /** Starts sending: one tick per frame interval sends one packet per member. */
   start(): void {
+    const v = this.spec.video;
+    if (v !== undefined && v.layers.length > 0) {
+      for (const client of this.clients) {
+        const source = new AvSource({
+          audio: false,
+          layers: v.layers,
+          bitrateScale: v.bitrateScale,
+          keyframeInterval: v.keyframeInterval,
+        });
+        client.on('signal', (m) => {
+          if (m.type === 'PictureLossIndication') {
+            this.video.plis++;
+            source.requestKeyframe(m.body.stream_id);
+          }
+        });
+        this.sources.push(source);
+        this.runs.push(runSource(source, (h, p) => client.sendMedia(h, p)));
+      }
+    }
     const interval = 1000 / this.spec.pps;
     const header = createHeader({ fecRatio: 20 });
     const max = Math.max(this.spec.sizeMin, this.spec.sizeMax, LOAD_HEADER_BYTES);
@@ -145,6 +213,9 @@ export class Share {
 
   /** Stops sending. */
   stop(): void {
+    for (const r of this.runs.splice(0)) {
+      r.stop();
+    }
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
@@ -168,7 +239,38 @@ export class Share {
       duplicates: this.duplicates,
       foreign: this.foreign,
       histogram: hdr.encodeIntoCompressedBase64(this.histogram),
+      ...(this.spec.video === undefined ? {} : { video: this.videoResult() }),
     };
+  }
+
+  private videoResult(): VideoLoadResult {
+    const v = this.video;
+    const sent = [0, 0, 0];
+    const keys = [0, 0, 0];
+    for (const s of this.sources) {
+      for (let l = 0; l < 3; l++) {
+        sent[l] = (sent[l] as number) + (s.sent.video[l] as number);
+        keys[l] = (keys[l] as number) + (s.sent.keyframes[l] as number);
+      }
+    }
+    return { ...v, sent, keyframesSent: keys };
+  }
+
+  /** A received frame: video is counted per layer, audio is a load frame. */
+  private onMedia(r: Receiver, payload: Buffer, h: MediaHeader): void {
+    if (h.mediaType === MediaType.Video) {
+      const l = h.streamId;
+      if (l < 3) {
+        const v = this.video;
+        v.received[l] = (v.received[l] as number) + 1;
+        if ((h.flags & (FLAG_KEYFRAME | FLAG_FRAME_END)) === (FLAG_KEYFRAME | FLAG_FRAME_END)) {
+          v.keyframesReceived[l] = (v.keyframesReceived[l] as number) + 1;
+        }
+        v.bytes += payload.length;
+      }
+      return;
+    }
+    this.onPayload(r, payload);
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,10 @@ interface Flags {
   encrypt: boolean;
   token?: string;
   relayPid?: string;
+  video?: string;
+  videoScale: string;
+  keyframeInterval: string;
+  maxLayer?: string;
   json: boolean;
   progress: boolean;
 }
@@ -34,6 +38,13 @@ export function registerLoad(program: Command, io: CliIo, setExit: (code: number
     .option('--encrypt', 'encrypt payloads (ChaCha20-Poly1305)', false)
     .option('--token <jwt>', 'access token')
     .option('--relay-pid <pid>', 'local relay process to sample CPU and RSS from')
+    .option(
+      '--video <layers>',
+      'every participant also sends simulcast video: layers as stream ids, e.g. 0,1,2',
+    )
+    .option('--video-scale <x>', 'scale the layer bitrates (150 k, 600 k, 2.5 Mbit/s) by x', '1')
+    .option('--keyframe-interval <frames>', 'video frames between keyframes', '60')
+    .option('--max-layer <n>', 'receivers cap every sender at this layer')
     .option('--json', 'print the JSON report', false)
     .option('--no-progress', 'no progress bar')
     .action(async (url: string, f: Flags) => {
@@ -60,6 +71,16 @@ export function registerLoad(program: Command, io: CliIo, setExit: (code: number
           durationS,
           workers: Number(f.workers),
           encrypt: f.encrypt,
+          ...(f.video !== undefined
+            ? {
+                video: {
+                  layers: f.video.split(',').map((x) => Number(x.trim())),
+                  bitrateScale: Number(f.videoScale),
+                  keyframeInterval: Number(f.keyframeInterval),
+                  ...(f.maxLayer !== undefined ? { maxLayer: Number(f.maxLayer) } : {}),
+                },
+              }
+            : {}),
           ...(f.token !== undefined ? { token: f.token } : {}),
           ...(f.relayPid !== undefined ? { relayPid: Number(f.relayPid) } : {}),
           onProgress: (p) =>
