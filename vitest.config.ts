@@ -4,10 +4,15 @@ import { defineConfig } from 'vitest/config';
 // `.ci/run` turns into the closing "N passed, N failed" line.
 const ci = process.env.CI === 'true';
 
-// The relay and conformance tests run twice: on the default send path
-// (`udp_io = "auto"`: the native sendmmsg add-on when it built) and forced
-// onto node:dgram (project `udp-dgram`).
-const BOTH_PATHS = ['test/relay.test.ts', 'test/conformance.test.ts', 'test/udp-io.test.ts'];
+// The relay, conformance and federation tests run twice: on the default I/O
+// path (`udp_io = "auto"`: the native add-on's sendmmsg + recvmmsg when it
+// built) and forced onto node:dgram (project `udp-dgram`).
+const BOTH_PATHS = [
+  'test/relay.test.ts',
+  'test/conformance.test.ts',
+  'test/federation.test.ts',
+  'test/udp-io.test.ts',
+];
 
 export default defineConfig({
   test: {

@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Identity } from '../src/signal/index.js';
+import { TEST_UDP_IO } from './helpers.js';
 
 export const BIN = new URL('../dist/cli/wzp.js', import.meta.url).pathname;
 
@@ -107,6 +108,8 @@ export class Cluster {
       `data_dir = ${JSON.stringify(r.dir)}`,
       'log_level = "info"',
       `trunking = ${o.trunking === true}`,
+      // The media I/O path under test (vitest project udp-dgram: dgram; default: auto = native).
+      `udp_io = "${TEST_UDP_IO}"`,
       `global_rooms = ${JSON.stringify(o.globalRooms ?? ['g'])}`,
       `federation_heartbeat_ms = ${o.heartbeatMs ?? 200}`,
       `federation_dead_ms = ${o.deadMs ?? 1500}`,

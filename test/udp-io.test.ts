@@ -34,10 +34,15 @@ describe(`relay udp_io (${TEST_UDP_IO}: runs on ${EXPECTED}${native.addon === nu
     current = await startRelay();
     const started = current.logs.find((l) => l.msg === 'relay started');
     expect(started?.udp_io).toBe(EXPECTED);
+    // The native path receives with recvmmsg too.
+    expect(started?.udp_io_receive).toBe(EXPECTED);
     expect(typeof started?.udp_io_reason).toBe('string');
+    const other = EXPECTED === 'native' ? 'dgram' : 'native';
     const m = await metrics(current);
     expect(m).toContain(`wzp_relay_udp_io{path="${EXPECTED}"} 1`);
-    expect(m).toContain(`wzp_relay_udp_io{path="${EXPECTED === 'native' ? 'dgram' : 'native'}"} 0`);
+    expect(m).toContain(`wzp_relay_udp_io{path="${other}"} 0`);
+    expect(m).toContain(`wzp_relay_udp_recv_io{path="${EXPECTED}"} 1`);
+    expect(m).toContain(`wzp_relay_udp_recv_io{path="${other}"} 0`);
   });
 
   it('fans a room of 6 out; a frame too large to forward is counted at ingress, not sent', async () => {
@@ -75,6 +80,15 @@ describe(`relay udp_io (${TEST_UDP_IO}: runs on ${EXPECTED}${native.addon === nu
     expect(m).not.toContain('wzp_relay_udp_send_errors_total{code="oversize"}');
     await sleep(50);
     expect(got.map((g) => g.length)).toEqual([50, 51, 51, 51, 51, 51]);
+    if (EXPECTED === 'native') {
+      // Every datagram came through recvmmsg batches (BINDs, pings and 62 media frames at least).
+      const batches = Number(/wzp_relay_udp_recv_batches_total (\d+)/.exec(m)?.[1]);
+      const calls = Number(/wzp_relay_udp_recv_syscalls_total (\d+)/.exec(m)?.[1]);
+      expect(batches).toBeGreaterThan(0);
+      expect(calls).toBeGreaterThanOrEqual(batches);
+    } else {
+      expect(m).toContain('wzp_relay_udp_recv_batches_total 0');
+    }
   });
 });
 

@@ -441,6 +441,8 @@ const ENV_ALLOWED = new Set([
   // The native add-on: skip its build at install / do not load it (docs/operator.md).
   'WZP_SKIP_NATIVE',
   'WZP_NATIVE_DISABLE',
+  // Diagnostic: the add-on sends, dgram receives (bench:forwarding's send-only variant).
+  'WZP_NATIVE_RECV_DISABLE',
 ]);
 
 export const DEFAULT_CONFIG: Readonly<RelayConfig> = Object.freeze(configSchema.parse({}));

@@ -18,7 +18,11 @@ export interface UdpEndpointOptions {
   port: number;
   /** SO_RCVBUF / SO_SNDBUF request in bytes (the kernel may cap it). */
   bufferBytes?: number;
-  /** Called for every received datagram. Must not throw. */
+  /**
+   * Called for every received datagram. Must not throw. `msg` and `rinfo`
+   * are valid only during the call (on the native path they are views of a
+   * receive ring and one reused object): copy what is kept.
+   */
   onDatagram: (msg: Buffer, rinfo: RemoteInfo) => void;
   /** Called when the socket reports an error (for example a failed send). */
   onError?: (err: Error) => void;
@@ -72,7 +76,10 @@ export class UdpEndpoint {
       this.socket.bind(this.options.port, this.options.host, () => {
         this.socket.off('error', onError);
         try {
-          const chosen = createUdpIo(this.options.udpIo ?? 'auto', this.socket, this.type);
+          const chosen = createUdpIo(this.options.udpIo ?? 'auto', this.socket, this.type, {
+            onDatagram: this.options.onDatagram,
+            onError: (err) => this.options.onError?.(err),
+          });
           this.io = chosen.io;
           this.ioReason = chosen.reason;
           chosen.io.stats.onError = (code, n) => this.errorLog.note(code, n);
@@ -128,6 +135,11 @@ export class UdpEndpoint {
     return this.io?.path ?? null;
   }
 
+  /** The receive path in use (null before start). */
+  get receivePath(): UdpIoPath | null {
+    return this.io?.receivePath ?? null;
+  }
+
   /** Send outcomes of the current path (empty before start). */
   get ioStats(): UdpIoStats {
     return this.io?.stats ?? EMPTY_STATS;
@@ -148,6 +160,7 @@ export class UdpEndpoint {
     }
     this.open = false;
     this.errorLog.close();
+    this.io?.close();
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 }

@@ -1,11 +1,12 @@
 /**
- * Both send paths over real UDP sockets on 127.0.0.1: fan-out to N
+ * Both I/O paths over real UDP sockets on 127.0.0.1: fan-out to N
  * receivers, prefix + buffer, destinations that fail, oversize, the EAGAIN
- * hand-over to the send queue, and the add-on inside a worker thread. The
- * native cases are skipped (with the reason in their name) when the add-on
- * did not build.
+ * hand-over to the send queue, the batched receive (recvmmsg) against
+ * dgram's, and the add-on inside worker threads. The native cases are
+ * skipped (with the reason in their name) when the add-on did not build.
  */
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -15,6 +16,7 @@ import {
   NATIVE_ADDON_PATH,
   type NativeAddon,
   NativeUdpIo,
+  RECV_SLOTS,
   socketFd,
   type UdpDestination,
   type UdpIo,
@@ -173,6 +175,10 @@ describe('udp io: native specifics', () => {
         RECORD_SIZE: real.RECORD_SIZE,
         parseAddress: (t, b, o) => real.parseAddress(t, b, o),
         sendMany: (fd, p, b, rec, n, out) => real.sendMany(fd, p, b, rec, Math.min(n, limit), out),
+        META_SIZE: real.META_SIZE,
+        META_TEXT: real.META_TEXT,
+        recvStart: real.recvStart,
+        recvClose: real.recvClose,
       };
       const rs = await receivers(8);
       const { io } = await makeIo('native', eagainAfter);
@@ -307,4 +313,249 @@ describe('udp io: selection', () => {
       expect(socketFd(s)).toBeGreaterThan(2);
     }
   });
+});
+
+/** What a receive handler saw: copies (the native ring is rewritten by the next batch). */
+interface Seen {
+  data: Buffer;
+  address: string;
+  port: number;
+  family: string;
+  size: number;
+}
+
+/** A socket receiving on `path` (native: the add-on's recvmmsg; dgram: its 'message' event). */
+async function receiving(
+  path: UdpIoPath,
+  type: 'udp4' | 'udp6' = 'udp4',
+  host = '127.0.0.1',
+): Promise<{ s: Socket; io: UdpIo; seen: Seen[]; errors: Error[] }> {
+  const s = createSocket(type);
+  sockets.push(s);
+  const seen: Seen[] = [];
+  const errors: Error[] = [];
+  const onDatagram = (m: Buffer, r: RemoteInfo): void => {
+    seen.push({
+      data: Buffer.from(m),
+      address: r.address,
+      port: r.port,
+      family: r.family,
+      size: r.size,
+    });
+  };
+  s.on('message', onDatagram);
+  await new Promise<void>((resolve) => s.bind(0, host, () => resolve()));
+  const { io } = createUdpIo(path, s, type, { onDatagram, onError: (e) => errors.push(e) });
+  ios.push(io);
+  return { s, io, seen, errors };
+}
+
+const ios: UdpIo[] = [];
+afterEach(() => {
+  for (const io of ios.splice(0)) {
+    io.close();
+  }
+});
+
+describe.each(PATHS)('udp io receive: $label', ({ path, skip }) => {
+  it.skipIf(skip)(
+    'delivers every datagram of two sources intact, with its source and size',
+    async () => {
+      const { s, io, seen } = await receiving(path);
+      expect(io.receivePath).toBe(path);
+      const port = s.address().port;
+      const a = await bound();
+      const b = await bound();
+      // More than a batch at once, lengths 1..300 and one of the largest UDP payload.
+      const n = 3 * RECV_SLOTS + 5;
+      const expected = new Map<string, Buffer[]>();
+      for (let i = 0; i < n; i++) {
+        const from = i % 2 === 0 ? a : b;
+        const body = Buffer.alloc(2 + ((i * 37) % 300), i & 0xff);
+        body.writeUInt16BE(i, 0);
+        const key = String(from.address().port);
+        expected.set(key, [...(expected.get(key) ?? []), body]);
+        from.send(body, port, '127.0.0.1');
+      }
+      const big = Buffer.alloc(65507, 0x5a);
+      a.send(big, port, '127.0.0.1');
+      await until(() => seen.length === n + 1, `${n + 1} datagrams`);
+      for (const [key, bodies] of expected) {
+        const got = seen.filter((x) => String(x.port) === key && x.size !== 65507);
+        // One source's datagrams arrive in order on loopback.
+        expect(got.map((x) => x.data)).toEqual(bodies);
+        expect(got.every((x) => x.address === '127.0.0.1' && x.family === 'IPv4')).toBe(true);
+        expect(got.every((x) => x.size === x.data.length)).toBe(true);
+      }
+      const last = seen.find((x) => x.size === 65507);
+      expect(last?.data.equals(big)).toBe(true);
+      if (path === 'native') {
+        expect(io.stats.received).toBe(n + 1);
+        // Fewer JS calls than datagrams is the point; each batch is at most RECV_SLOTS.
+        expect(io.stats.recvBatches).toBeGreaterThanOrEqual(Math.ceil((n + 1) / RECV_SLOTS));
+        expect(io.stats.recvBatches).toBeLessThanOrEqual(n + 1);
+        expect(io.stats.recvSyscalls).toBeGreaterThanOrEqual(io.stats.recvBatches);
+        expect(io.stats.truncated).toBe(0);
+      }
+    },
+  );
+
+  it.skipIf(skip)('reports IPv6 and IPv4-mapped sources as dgram does', async () => {
+    const { s, seen } = await receiving(path, 'udp6', '::');
+    const port = s.address().port;
+    const s6 = createSocket('udp6');
+    sockets.push(s6);
+    await new Promise<void>((resolve) => s6.bind(0, '::1', () => resolve()));
+    const s4 = await bound();
+    s6.send('six', port, '::1');
+    s4.send('four', port, '127.0.0.1');
+    await until(() => seen.length === 2, 'both');
+    const by = Object.fromEntries(seen.map((x) => [String(x.data), x]));
+    expect(by.six).toMatchObject({ address: '::1', family: 'IPv6', port: s6.address().port });
+    expect(by.four).toMatchObject({
+      address: '::ffff:127.0.0.1',
+      family: 'IPv6',
+      port: s4.address().port,
+    });
+  });
+
+  it.skipIf(skip)('stops at close (native: releases its descriptor)', async () => {
+    const { s, io, seen } = await receiving(path);
+    const port = s.address().port;
+    // Descriptors open on this socket: dgram's, plus the add-on's dup(2) when native.
+    const link = readlinkSync(`/proc/self/fd/${socketFd(s)}`);
+    const onSocket = () =>
+      readdirSync('/proc/self/fd').filter((f) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${f}`) === link;
+        } catch {
+          return false;
+        }
+      }).length;
+    expect(onSocket()).toBe(path === 'native' ? 2 : 1);
+    const a = await bound();
+    a.send('one', port, '127.0.0.1');
+    await until(() => seen.length === 1, 'the first datagram');
+    io.close();
+    io.close();
+    // The dup is closed once libuv has closed the add-on's poll handle.
+    await until(() => onSocket() === 1, 'one descriptor on the socket');
+    a.send('two', port, '127.0.0.1');
+    await settle();
+    // Native: nothing reads any more (dgram's own reading was stopped); dgram: close is a no-op.
+    expect(seen.map((x) => String(x.data))).toEqual(path === 'native' ? ['one'] : ['one', 'two']);
+  });
+});
+
+describe('udp io receive: native specifics', () => {
+  it.skipIf(native.addon === null)(
+    `a send queued after EAGAIN carries the bytes of its time, not the ring's next batch${NATIVE_SKIP}`,
+    async () => {
+      const real = native.addon as NativeAddon;
+      const eagain: NativeAddon = { ...real, sendMany: () => 0 };
+      const rs = await receivers(2);
+      const { io } = await makeIo('native', eagain);
+      const buf = Buffer.from('original');
+      const prefix = Buffer.from('p:');
+      io.sendMany(prefix, buf, dests(rs), 2);
+      // What the ring does to a view at the next batch.
+      buf.fill(0x58);
+      prefix.fill(0x58);
+      io.sendMany(null, buf, dests(rs), 2);
+      await until(() => rs.every((r) => r.got.length === 2), 'both datagrams');
+      for (const r of rs) {
+        expect(r.got.map(String)).toEqual(['p:original', 'XXXXXXXX']);
+      }
+      expect(io.stats.queued).toBe(2);
+    },
+  );
+
+  it.skipIf(native.addon === null)(
+    `udp_io = "auto" takes over the receive; bad arguments are a negative result${NATIVE_SKIP}`,
+    async () => {
+      const addon = native.addon as NativeAddon;
+      const s = await bound();
+      const { io, reason } = createUdpIo('auto', s, 'udp4', {
+        onDatagram: () => {},
+        onError: () => {},
+      });
+      ios.push(io);
+      expect(io.receivePath).toBe('native');
+      expect(reason).toContain('recvmmsg');
+      const meta = Buffer.alloc(addon.META_SIZE);
+      const counters = new Float64Array(3);
+      // Too small a ring for the slots, a bad fd: refused, nothing thrown.
+      expect(addon.recvStart(socketFd(s), 2, 64, Buffer.alloc(64), meta, counters, () => {})).toBe(
+        -1,
+      );
+      expect(addon.recvStart(-5, 1, 64, Buffer.alloc(64), meta, counters, () => {})).toBeLessThan(
+        0,
+      );
+    },
+  );
+
+  it.skipIf(native.addon === null)(
+    `receives inside a worker thread, and a worker ending with its receiver open exits cleanly${NATIVE_SKIP}`,
+    async () => {
+      const code = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      const dgram = require('node:dgram');
+      const addon = require(workerData.path);
+      const s = dgram.createSocket('udp4');
+      s.bind(0, '127.0.0.1', () => {
+        const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'state symbol');
+        const handle = s[sym].handle;
+        const ring = Buffer.allocUnsafeSlow(4 * 2048);
+        const meta = Buffer.alloc(4 * addon.META_SIZE);
+        const words = new Int32Array(meta.buffer, meta.byteOffset, meta.length / 4);
+        const counters = new Float64Array(3);
+        const got = [];
+        const r = addon.recvStart(handle.fd, 4, 2048, ring, meta, counters, (n) => {
+          for (let i = 0; i < n; i++) {
+            const m = i * addon.META_SIZE / 4;
+            got.push(ring.toString('latin1', i * 2048, i * 2048 + words[m]) + '@' + words[m + 1]);
+          }
+          if (got.length === 6) {
+            if (workerData.close) addon.recvClose(r);
+            parentPort.postMessage({ got, calls: counters[0] });
+            if (workerData.throwAfter) throw new Error('handler threw');
+          }
+        });
+        handle.recvStop();
+        parentPort.postMessage({ port: s.address().port });
+      });`;
+      for (const mode of [{ close: true }, { close: false }, { close: false, throwAfter: true }]) {
+        const sender = await bound();
+        const worker = new Worker(code, {
+          eval: true,
+          workerData: { path: NATIVE_ADDON_PATH, ...mode },
+        });
+        const messages: { port?: number; got?: string[]; calls?: number }[] = [];
+        const errors: Error[] = [];
+        worker.on('message', (m) => messages.push(m));
+        worker.on('error', (e) => errors.push(e));
+        const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+        try {
+          await until(() => messages.length === 1, 'the worker socket');
+          const port = messages[0]?.port as number;
+          for (let i = 0; i < 6; i++) {
+            sender.send(`w${i}`, port, '127.0.0.1');
+          }
+          await until(() => messages.length === 2, 'the worker datagrams');
+          const p = sender.address().port;
+          expect(messages[1]?.got).toEqual([0, 1, 2, 3, 4, 5].map((i) => `w${i}@${p}`));
+          if (mode.throwAfter === true) {
+            // The handler's exception is the worker's uncaught exception, as with dgram.
+            await until(() => errors.length === 1, 'the worker error');
+            expect(errors[0]?.message).toBe('handler threw');
+          }
+        } finally {
+          // Without recvClose the add-on's cleanup hook closes the poll handle at teardown.
+          await worker.terminate();
+        }
+        expect(typeof (await exited)).toBe('number');
+        expect(errors.length).toBe(mode.throwAfter === true ? 1 : 0);
+      }
+    },
+  );
 });

@@ -1,11 +1,14 @@
 /**
- * How the media socket sends: one interface, two implementations.
+ * How the media socket sends and receives: one interface, two implementations.
  *
- * - `dgram`: node:dgram's `socket.send`, one system call per datagram.
- * - `native`: the optional add-on in `native/` (Linux `sendmmsg(2)`): the
- *   fan-out of one input packet to N receivers leaves in one system call.
- *   It writes on the dgram socket's own file descriptor, so receiving,
- *   binding, buffer sizes and closing stay dgram's.
+ * - `dgram`: node:dgram's `socket.send` and `'message'` event, one system
+ *   call per datagram each way, a new Buffer and rinfo per received datagram.
+ * - `native`: the optional add-on in `native/` (Linux `sendmmsg(2)` and
+ *   `recvmmsg(2)`): the fan-out of one input packet to N receivers leaves in
+ *   one system call, and up to RECV_SLOTS datagrams arrive per system call
+ *   and per JS call, as views of a ring allocated once (NativeUdpReceiver).
+ *   It works on the dgram socket's own file descriptor, so binding, buffer
+ *   sizes and closing stay dgram's.
  *
  * Behaviour is the same on both paths, and both count it in `UdpIoStats`:
  * - a datagram larger than a UDP payload can be is not sent, counted as
@@ -18,7 +21,7 @@
  *   over is still queued it sends through dgram too, so order is kept.
  * Nothing here throws on the hot path.
  */
-import type { Socket } from 'node:dgram';
+import type { RemoteInfo, Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { getSystemErrorName } from 'node:util';
 import { WzpError } from '../errors/index.js';
@@ -42,6 +45,14 @@ export class UdpIoStats {
   queued = 0;
   /** Send system calls made by the add-on (native path). */
   syscalls = 0;
+  /** Datagrams received through the add-on's recvmmsg (native path). */
+  received = 0;
+  /** recvmmsg system calls (native path; one per wakeup). */
+  recvSyscalls = 0;
+  /** JS calls of the add-on's receive, one per batch (native path). */
+  recvBatches = 0;
+  /** Datagrams longer than a ring slot, delivered cut to it (native path; cannot happen for UDP, kept as a check). */
+  truncated = 0;
   /** Failed destinations by code: an errno name (EINVAL, EACCES, ...) or `oversize`. */
   readonly errors = new Map<string, number>();
 
@@ -56,7 +67,11 @@ export class UdpIoStats {
 
 export interface UdpIo {
   readonly path: UdpIoPath;
+  /** How datagrams arrive: `native` (recvmmsg) or `dgram` (the socket's 'message' event). */
+  readonly receivePath: UdpIoPath;
   readonly stats: UdpIoStats;
+  /** Stops the native receive (before the socket closes); nothing on the dgram path. */
+  close(): void;
   /** One datagram made of one or more pieces (not concatenated in JS) to one destination. */
   send(data: Buffer | readonly Buffer[], port: number, address: string): void;
   /** `prefix ‖ buf` (or `buf` alone) to `destinations[0 .. count)`, in one system call when native. */
@@ -88,6 +103,7 @@ function byteLength(data: Buffer | readonly Buffer[]): number {
 /** The dgram path; the native path also uses it for what the kernel queued. */
 export class DgramUdpIo implements UdpIo {
   readonly path: UdpIoPath = 'dgram';
+  readonly receivePath: UdpIoPath = 'dgram';
   readonly stats: UdpIoStats;
   private readonly socket: Socket;
   private readonly max: number;
@@ -109,6 +125,8 @@ export class DgramUdpIo implements UdpIo {
     this.max = maxDatagram(socketType);
     this.stats = stats;
   }
+
+  close(): void {}
 
   send(data: Buffer | readonly Buffer[], port: number, address: string): void {
     if (byteLength(data) > this.max) {
@@ -191,7 +209,23 @@ export interface NativeAddon {
     out: Int32Array,
   ): number;
   parseAddress(text: string, records: Buffer, offset: number): number;
+  readonly META_SIZE: number;
+  readonly META_TEXT: number;
+  /** An opaque receiver, or a negative number (-errno, or -1 for bad arguments). */
+  recvStart(
+    fd: number,
+    slots: number,
+    slotSize: number,
+    ring: Buffer,
+    meta: Buffer,
+    counters: Float64Array,
+    onBatch: (n: number) => void,
+  ): object | number;
+  recvClose(receiver: object): number;
 }
+
+/** The add-on's interface version (native/wzp_udp.c exports it as ABI). */
+const ADDON_ABI = 2;
 
 export const NATIVE_ADDON_PATH = new URL('../../native/build/Release/wzp_udp.node', import.meta.url)
   .pathname;
@@ -212,7 +246,7 @@ export function loadNativeAddon(): { addon: NativeAddon | null; reason: string }
   }
   try {
     const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
-    if (addon.ABI !== 1 || typeof addon.sendMany !== 'function') {
+    if (addon.ABI !== ADDON_ABI || typeof addon.sendMany !== 'function') {
       loaded = { addon: null, reason: `${NATIVE_ADDON_PATH}: unexpected add-on ABI ${addon.ABI}` };
     } else {
       loaded = { addon, reason: 'loaded' };
@@ -229,14 +263,193 @@ export function loadNativeAddon(): { addon: NativeAddon | null; reason: string }
   return loaded;
 }
 
-/** The file descriptor of a bound dgram socket (Linux), or -1. */
-export function socketFd(socket: Socket): number {
+/** dgram's UDPWrap of a socket (its `fd` getter is uv_fileno; `recvStop` stops libuv's reads). */
+function socketHandle(socket: Socket): { fd?: unknown; recvStop?: unknown } | undefined {
   // `socket._handle` is deprecated (DEP0112) but the same handle sits under
-  // dgram's state symbol; its `fd` getter is uv_fileno (Node 20 and 24).
+  // dgram's state symbol (Node 20 and 24).
   const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
   const state = sym === undefined ? undefined : (socket as unknown as Record<symbol, unknown>)[sym];
-  const fd = (state as { handle?: { fd?: unknown } } | undefined)?.handle?.fd;
+  return (state as { handle?: { fd?: unknown; recvStop?: unknown } } | undefined)?.handle;
+}
+
+/** The file descriptor of a bound dgram socket (Linux), or -1. */
+export function socketFd(socket: Socket): number {
+  const fd = socketHandle(socket)?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/** Handles one received datagram; `msg` and `rinfo` are valid only during the call. */
+export type DatagramHandler = (msg: Buffer, rinfo: RemoteInfo) => void;
+
+/** Datagrams per recvmmsg call and per JS call (libuv reads up to 32 per wakeup too). */
+export const RECV_SLOTS = 32;
+/** A ring slot holds any UDP payload (IPv6: 65527 bytes), so nothing is cut. */
+const RECV_SLOT_SIZE = 65536;
+/** Views are cached per slot and length up to this length (media datagrams); longer ones are made per datagram. */
+const VIEW_CACHE_MAX = 2048;
+/** Cached source address texts at most; the cache is cleared when it is full. */
+const SOURCE_CACHE_MAX = 65536;
+
+/**
+ * The native receive: the add-on reads up to RECV_SLOTS datagrams per
+ * recvmmsg into a ring allocated here once and calls `onBatch` once per
+ * batch. Each datagram reaches the handler as a view of its ring slot with
+ * one reused rinfo object, exactly as dgram would deliver it (same address
+ * texts, same family names). The ring is overwritten by the next batch, so
+ * the handler must copy what it keeps past its return, which the relay does
+ * (keyframe cache, trunk batches, pongs; the native send path copies what it
+ * hands to libuv's send queue). Views (per slot and length) and address
+ * texts are cached: no allocation per datagram or batch in steady state.
+ */
+export class NativeUdpReceiver {
+  private readonly addon: NativeAddon;
+  private readonly stats: UdpIoStats;
+  private readonly onDatagram: DatagramHandler;
+  private readonly onError: (err: Error) => void;
+  private readonly ring: Buffer;
+  private readonly meta: Buffer;
+  private readonly words: Int32Array;
+  private readonly counters = new Float64Array(3);
+  private readonly metaWords: number;
+  private readonly textAt: number;
+  private readonly views: (Buffer | undefined)[][] = [];
+  private readonly v4 = new Map<number, string>();
+  private readonly mapped = new Map<number, string>();
+  private readonly rinfo: { address: string; family: 'IPv4' | 'IPv6'; port: number; size: number } =
+    { address: '', family: 'IPv4', port: 0, size: 0 };
+  private handle: object | null = null;
+
+  constructor(
+    addon: NativeAddon,
+    stats: UdpIoStats,
+    onDatagram: DatagramHandler,
+    onError: (err: Error) => void,
+  ) {
+    this.addon = addon;
+    this.stats = stats;
+    this.onDatagram = onDatagram;
+    this.onError = onError;
+    // Slow buffers: their own memory (not the pool), aligned for the add-on's int32/double views.
+    this.ring = Buffer.allocUnsafeSlow(RECV_SLOTS * RECV_SLOT_SIZE);
+    this.meta = Buffer.alloc(RECV_SLOTS * addon.META_SIZE);
+    this.words = new Int32Array(this.meta.buffer, this.meta.byteOffset, this.meta.length >> 2);
+    this.metaWords = addon.META_SIZE >> 2;
+    this.textAt = addon.META_TEXT;
+    for (let i = 0; i < RECV_SLOTS; i++) {
+      this.views.push(new Array<Buffer | undefined>(VIEW_CACHE_MAX + 1));
+    }
+  }
+
+  /**
+   * Stops dgram's own reading and starts the add-on's on a dup of `fd`.
+   * Null when running, else why not (dgram still receives then).
+   */
+  start(socket: Socket, fd: number): string | null {
+    const handle = socketHandle(socket);
+    if (typeof handle?.recvStop !== 'function') {
+      return 'the dgram socket has no recvStop';
+    }
+    const r = this.addon.recvStart(
+      fd,
+      RECV_SLOTS,
+      RECV_SLOT_SIZE,
+      this.ring,
+      this.meta,
+      this.counters,
+      this.onBatch,
+    );
+    if (typeof r === 'number') {
+      return `recvStart failed (${r === -1 ? 'bad arguments' : errnoName(-r)})`;
+    }
+    // From here on the add-on reads; datagrams libuv had already read still
+    // arrive through the socket's 'message' listener (the same handler).
+    (handle.recvStop as () => number).call(handle);
+    this.handle = r;
+    return null;
+  }
+
+  /** Stops reading (before the socket closes). Safe to call twice. */
+  close(): void {
+    if (this.handle !== null) {
+      this.addon.recvClose(this.handle);
+      this.handle = null;
+    }
+  }
+
+  private readonly onBatch = (n: number): void => {
+    const stats = this.stats;
+    const counters = this.counters;
+    stats.recvSyscalls = counters[0] as number;
+    stats.truncated = counters[1] as number;
+    if (n < 0) {
+      const code = errnoName(-n);
+      const err: NodeJS.ErrnoException = new Error(`recvmmsg ${code}`);
+      err.code = code;
+      err.errno = n;
+      err.syscall = 'recvmmsg';
+      this.onError(err);
+      return;
+    }
+    stats.recvBatches++;
+    stats.received += n;
+    const words = this.words;
+    const mw = this.metaWords;
+    const rinfo = this.rinfo;
+    const handler = this.onDatagram;
+    for (let i = 0; i < n && this.handle !== null; i++) {
+      const m = i * mw;
+      const len = words[m] as number;
+      const family = words[m + 2] as number;
+      if (family === 4) {
+        const a = words[m + 3] as number;
+        rinfo.address = this.v4.get(a) ?? this.name(this.v4, a, '');
+        rinfo.family = 'IPv4';
+      } else if (family === 46) {
+        const a = words[m + 3] as number;
+        rinfo.address = this.mapped.get(a) ?? this.name(this.mapped, a, '::ffff:');
+        rinfo.family = 'IPv6';
+      } else {
+        const at = i * (mw << 2) + this.textAt;
+        rinfo.address = this.meta.toString('latin1', at, at + (words[m + 4] as number));
+        rinfo.family = 'IPv6';
+      }
+      rinfo.port = words[m + 1] as number;
+      rinfo.size = len;
+      handler(this.view(i, len), rinfo);
+    }
+  };
+
+  /** Ring slot `i`'s first `len` bytes, as a cached view when short. */
+  private view(i: number, len: number): Buffer {
+    const start = i * RECV_SLOT_SIZE;
+    if (len > VIEW_CACHE_MAX) {
+      return this.ring.subarray(start, start + len);
+    }
+    const cache = this.views[i] as (Buffer | undefined)[];
+    let v = cache[len];
+    if (v === undefined) {
+      v = this.ring.subarray(start, start + len);
+      cache[len] = v;
+    }
+    return v;
+  }
+
+  private name(cache: Map<number, string>, a: number, prefix: string): string {
+    const text = `${prefix}${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
+    if (cache.size >= SOURCE_CACHE_MAX) {
+      cache.clear();
+    }
+    cache.set(a, text);
+    return text;
+  }
+}
+
+function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `errno_${errno}`;
+  }
 }
 
 /** Cached parsed destinations at most; the cache is cleared when it is full. */
@@ -245,6 +458,7 @@ const ADDRESS_CACHE_MAX = 65536;
 /** The native path: `sendmmsg` on dgram's descriptor, dgram for what the kernel queued. */
 export class NativeUdpIo implements UdpIo {
   readonly path: UdpIoPath = 'native';
+  receivePath: UdpIoPath = 'dgram';
   readonly stats: UdpIoStats;
   private readonly addon: NativeAddon;
   private readonly fd: number;
@@ -260,6 +474,7 @@ export class NativeUdpIo implements UdpIo {
   /** Address text → IPv4 as an unsigned 32-bit number, or a parsed IPv6 record. */
   private readonly cache = new Map<string, number | Buffer>();
   private readonly single: UdpDestination[] = [{ port: 0, address: null }];
+  private receiver: NativeUdpReceiver | null = null;
 
   constructor(addon: NativeAddon, socket: Socket, socketType: 'udp4' | 'udp6', fd: number) {
     this.addon = addon;
@@ -274,6 +489,26 @@ export class NativeUdpIo implements UdpIo {
     this.index = new Int32Array(0);
     this.out = new Int32Array(4);
     this.grow(64);
+  }
+
+  /** Takes over the socket's receive (recvmmsg); null when running, else why not. */
+  startReceive(
+    socket: Socket,
+    onDatagram: DatagramHandler,
+    onError: (err: Error) => void,
+  ): string | null {
+    const receiver = new NativeUdpReceiver(this.addon, this.stats, onDatagram, onError);
+    const why = receiver.start(socket, this.fd);
+    if (why === null) {
+      this.receiver = receiver;
+      this.receivePath = 'native';
+    }
+    return why;
+  }
+
+  close(): void {
+    this.receiver?.close();
+    this.receiver = null;
   }
 
   send(data: Buffer | readonly Buffer[], port: number, address: string): void {
@@ -312,8 +547,14 @@ export class NativeUdpIo implements UdpIo {
       return;
     }
     if (this.dgram.pending > 0) {
-      // Earlier datagrams still wait in libuv's queue: keep the order.
-      this.dgram.sendMany(prefix, buf, destinations, count);
+      // Earlier datagrams still wait in libuv's queue: keep the order (with
+      // copies: see queueRest).
+      this.dgram.sendMany(
+        prefix === null ? null : Buffer.from(prefix),
+        Buffer.from(buf),
+        destinations,
+        count,
+      );
       return;
     }
     if (count > this.index.length) {
@@ -360,9 +601,13 @@ export class NativeUdpIo implements UdpIo {
     n: number,
   ): void {
     this.stats.queued += n - from;
+    // libuv's queue keeps a reference, not a copy, and `buf` may be a view of
+    // the receive ring (rewritten by the next batch): the queue gets a copy.
+    const p = prefix === null ? null : Buffer.from(prefix);
+    const b = Buffer.from(buf);
     for (let k = from; k < n; k++) {
       const d = destinations[this.index[k] as number] as UdpDestination;
-      this.dgram.sendOne(prefix, buf, d.port, d.address as string);
+      this.dgram.sendOne(p, b, d.port, d.address as string);
     }
   }
 
@@ -450,15 +695,24 @@ export class NativeUdpIo implements UdpIo {
   }
 }
 
+/** Who gets the received datagrams when the native path takes over the receive. */
+export interface UdpReceive {
+  onDatagram: DatagramHandler;
+  onError: (err: Error) => void;
+}
+
 /**
- * Picks the send path for a bound socket. `native` without a loadable
- * add-on throws UDP_IO_NATIVE_UNAVAILABLE; `auto` falls back to dgram.
- * `reason` says why the path was chosen (for the start log).
+ * Picks the I/O path for a bound socket. `native` without a loadable add-on
+ * (or when its receive cannot start) throws UDP_IO_NATIVE_UNAVAILABLE;
+ * `auto` falls back to dgram. With `receive`, the native path also takes
+ * over the receive (recvmmsg); without it, it only sends. `reason` says
+ * why the path was chosen (for the start log).
  */
 export function createUdpIo(
   mode: UdpIoMode,
   socket: Socket,
   socketType: 'udp4' | 'udp6',
+  receive?: UdpReceive,
 ): { io: UdpIo; reason: string } {
   if (mode === 'dgram') {
     return { io: new DgramUdpIo(socket, socketType), reason: 'udp_io = "dgram"' };
@@ -466,7 +720,25 @@ export function createUdpIo(
   const { addon, reason } = loadNativeAddon();
   const fd = addon === null ? -1 : socketFd(socket);
   if (addon !== null && fd >= 0) {
-    return { io: new NativeUdpIo(addon, socket, socketType, fd), reason: 'add-on loaded' };
+    const io = new NativeUdpIo(addon, socket, socketType, fd);
+    if (receive === undefined) {
+      return { io, reason: 'add-on loaded (send only)' };
+    }
+    if (process.env.WZP_NATIVE_RECV_DISABLE === '1') {
+      // Diagnostic (bench:forwarding's send-only variant): sendmmsg, dgram receive.
+      return { io, reason: 'add-on loaded; receive on dgram (WZP_NATIVE_RECV_DISABLE=1)' };
+    }
+    const failed = io.startReceive(socket, receive.onDatagram, receive.onError);
+    if (failed === null) {
+      return { io, reason: 'add-on loaded (sendmmsg + recvmmsg)' };
+    }
+    if (mode === 'native') {
+      throw new WzpError(
+        'UDP_IO_NATIVE_UNAVAILABLE',
+        `udp_io = "native" but the add-on cannot receive: ${failed}`,
+      );
+    }
+    return { io, reason: `add-on loaded; receive on dgram (${failed})` };
   }
   const why = addon === null ? reason : 'the dgram socket exposes no file descriptor';
   if (mode === 'native') {

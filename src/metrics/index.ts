@@ -90,6 +90,24 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'Native path: datagrams the kernel refused for now (EAGAIN) and that were handed to the send queue.',
   },
   {
+    name: 'wzp_relay_udp_recv_io',
+    type: 'gauge',
+    labels: ['path'],
+    help: 'Receive path of the media socket: 1 for the one in use (native = recvmmsg add-on, dgram = node:dgram), 0 for the other.',
+  },
+  {
+    name: 'wzp_relay_udp_recv_syscalls_total',
+    type: 'counter',
+    labels: [],
+    help: 'Native receive path: recvmmsg calls on the media socket (one per wakeup; a call that finds nothing is counted too).',
+  },
+  {
+    name: 'wzp_relay_udp_recv_batches_total',
+    type: 'counter',
+    labels: [],
+    help: 'Native receive path: batches of datagrams handed to the relay (one JS call each; datagrams received ÷ batches = batch size).',
+  },
+  {
     name: 'wzp_relay_datagrams_dropped_total',
     type: 'counter',
     labels: ['reason'],
@@ -447,6 +465,9 @@ export class RelayMetrics {
   readonly udpIo: Gauge<'path'>;
   readonly udpSendErrors: Counter<'code'>;
   readonly udpSendQueued: Counter;
+  readonly udpRecvIo: Gauge<'path'>;
+  readonly udpRecvSyscalls: Counter;
+  readonly udpRecvBatches: Counter;
   readonly dropped: Counter<'reason'>;
   readonly malformed: Counter<'code'>;
   /** Fan-out histogram read from the engine's plain counts at scrape time. */
@@ -529,6 +550,9 @@ export class RelayMetrics {
     this.udpIo = gauge('wzp_relay_udp_io', ['path']);
     this.udpSendErrors = counter('wzp_relay_udp_send_errors_total', ['code']);
     this.udpSendQueued = counter('wzp_relay_udp_send_queued_total');
+    this.udpRecvIo = gauge('wzp_relay_udp_recv_io', ['path']);
+    this.udpRecvSyscalls = counter('wzp_relay_udp_recv_syscalls_total');
+    this.udpRecvBatches = counter('wzp_relay_udp_recv_batches_total');
     this.dropped = counter('wzp_relay_datagrams_dropped_total', ['reason']);
     this.malformed = counter('wzp_relay_malformed_datagrams_total', ['code']);
     registry.registerMetric(

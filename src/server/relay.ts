@@ -387,6 +387,7 @@ export class Relay implements RelayCore {
         trunking: this.config.trunking,
         auth: this.config.auth_secret !== undefined,
         udp_io: this.udp.ioPath,
+        udp_io_receive: this.udp.receivePath,
         udp_io_reason: this.udp.ioReason,
         nofile: this.fileLimit,
         connection_capacity: this.connectionCapacity,
@@ -1226,6 +1227,12 @@ export class Relay implements RelayCore {
       setCounter(m.udpSendErrors.labels(code), n);
     }
     setCounter(m.udpSendQueued, io.queued);
+    const recvPath = this.udp.receivePath;
+    for (const p of UDP_IO_PATHS) {
+      m.udpRecvIo.labels(p).set(p === recvPath ? 1 : 0);
+    }
+    setCounter(m.udpRecvSyscalls, io.recvSyscalls);
+    setCounter(m.udpRecvBatches, io.recvBatches);
     setCounter(m.trunkFrames, st.trunkFrames);
     setCounter(m.trunkEntries, st.trunkEntries);
     setCounter(m.binds.labels('bind'), st.binds);
