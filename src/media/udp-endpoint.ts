@@ -78,7 +78,8 @@ export class UdpEndpoint {
         try {
           const chosen = createUdpIo(this.options.udpIo ?? 'auto', this.socket, this.type, {
             onDatagram: this.options.onDatagram,
-            onError: (err) => this.options.onError?.(err),
+            // A receive error of the add-on is the socket's, as dgram reports it.
+            onError: (err) => this.socket.emit('error', err),
           });
           this.io = chosen.io;
           this.ioReason = chosen.reason;
