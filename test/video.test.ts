@@ -370,3 +370,64 @@ describe('simulcast and subscriptions', () => {
     expect(videoOf(got.media, other.tag).length).toBeGreaterThan(10);
   });
 });
+
+describe('federation: layers no receiver needs stay off the link', () => {
+  it.skipIf(!existsSync(BIN))(
+    'a viewer capped at layer 0 pulls only layer 0 across the link; raising the cap pulls layer 2 (relay processes)',
+    async () => {
+      const c = new Cluster({ globalRooms: ['g'] });
+      cluster = c;
+      await c.add('A');
+      await c.add('B');
+      c.link('A', 'B');
+      await c.startAll();
+      await c.linksUp();
+      const { metricValue } = await import('./cluster.js');
+      const cam = await WzpClient.connect({ signalUrl: c.get('A').url, room: 'g' });
+      const viewer = await WzpClient.connect({
+        signalUrl: c.get('B').url,
+        room: 'g',
+        subscription: { maxLayer: 0 },
+      });
+      extraClients.push(cam, viewer);
+      await until(
+        () => cam.lastRoomUpdate?.count === 2 && viewer.lastRoomUpdate?.count === 2,
+        'both relays see both participants',
+        8000,
+      );
+      const got = watch(viewer);
+      const inAtB = async () =>
+        metricValue(await c.metrics('B'), 'wzp_federation_packets_forwarded_total', {
+          peer: 'A',
+          direction: 'in',
+        });
+      const before = await inAtB();
+      const cm = camera(cam, { keyframeInterval: 15 });
+      try {
+        await sleep(2500);
+        const sent = cm.source.sent.video;
+        const crossed = (await inAtB()) - before;
+        console.log(
+          `layer demand: video sent per layer ${sent.join('/')}, entries crossed the link ${crossed}`,
+        );
+        // Layer 0 crosses (all of it but what is in flight); layers 1 and 2 (~80 % of the packets) do not.
+        expect(crossed).toBeGreaterThanOrEqual((sent[0] as number) * 0.9);
+        expect(crossed).toBeLessThan((sent[0] as number) * 1.1 + 5);
+        expect(
+          metricValue(await c.metrics('A'), 'wzp_federation_layers_filtered_total'),
+        ).toBeGreaterThan((sent[1] as number) + (sent[2] as number) - 20);
+        expect(layersOf(got.media)).toEqual([0]);
+        // Raising the cap raises the demand: layer 2 crosses and reaches the viewer.
+        viewer.subscribe(null, { maxLayer: 2 });
+        await until(
+          () => videoOf(got.media).some((m) => m.header.streamId === 2),
+          'layer 2 at the viewer after raising the cap',
+          8000,
+        );
+      } finally {
+        cm.stop();
+      }
+    },
+    60_000,
+  );
+});

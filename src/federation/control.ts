@@ -39,6 +39,8 @@ export interface LinkControlOptions {
   calls: () => CallSignalSink | null;
   /** A keyframe request for a participant of some relay (pli.ts). */
   onPli: (link: Link, body: BodyOf<'FederationPli'>) => void;
+  /** Which video layers of a participant the peer needs (demand.ts). */
+  onLayerDemand: (link: Link, body: BodyOf<'FederationLayerDemand'>) => void;
   now: () => number;
 }
 
@@ -167,6 +169,9 @@ export class LinkControl {
       }
       case 'FederationPli':
         this.o.onPli(link, msg.body);
+        return;
+      case 'FederationLayerDemand':
+        this.o.onLayerDemand(link, msg.body);
         return;
       case 'Error':
         this.o.log.warn({ peer: link.label, code: msg.body.code }, msg.body.message);

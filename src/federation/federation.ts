@@ -28,6 +28,7 @@ import type { RoomManager } from '../room/index.js';
 import type { BodyOf, Identity, SignalMessage } from '../signal/index.js';
 import type { CompactView } from '../wire/index.js';
 import { LinkControl } from './control.js';
+import { LayerDemandRouter } from './demand.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import { GlobalRoomTable } from './global-room.js';
 import { GlobalRooms } from './global-rooms.js';
@@ -111,6 +112,8 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
   private readonly media: FederationMedia;
   /** Keyframe requests across links. */
   readonly pli: FederationPliRouter;
+  /** Which layers of remote participants this relay pulls across links (BINDING.md §8.5). */
+  readonly demand: LayerDemandRouter;
   private readonly dialers = new Map<Peer, Dialer>();
   private readonly dialTarget: DialTarget;
   /** Dynamic peers whose link carries no room, since when (ms). */
@@ -152,7 +155,10 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
       media: options.engine,
       links: this.links,
       globals: this.globals,
-      onRoomChanged: options.onRoomChanged,
+      onRoomChanged: (name: string) => {
+        options.onRoomChanged(name);
+        this.demand.roomChanged(name);
+      },
       stopped: () => this.stopped,
       now,
       roomPps: options.config.federation_room_pps,
@@ -181,8 +187,18 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
       globals: this.globals,
       onLocalPli: options.onPli ?? (() => {}),
     });
+    const roomManager = options.rooms;
+    this.demand = new LayerDemandRouter({
+      selfId: this.selfId,
+      log: this.log,
+      links: this.links,
+      globals: this.globals,
+      localSessions: (name) =>
+        (roomManager.get(name)?.snapshot ?? []).filter((p) => !p.remote).map((p) => p.sink),
+    });
     this.control = new LinkControl({
       onPli: (link, body) => this.pli.onMessage(link, body),
+      onLayerDemand: (link, body) => this.demand.onMessage(link, body),
       config: this.config,
       log: this.log,
       rooms: this.rooms,
@@ -268,6 +284,14 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     if (g !== undefined && session.remote === null) {
       session.globalRoom = g;
       this.rooms.announce(g);
+      this.demand.roomChanged(g.name);
+    }
+  }
+
+  /** A local receiver's subscription changed: the layers pulled across links may change. */
+  subscriptionChanged(session: Session): void {
+    if (session.remote === null && this.globals.has(session.room.name)) {
+      this.demand.roomChanged(session.room.name);
     }
   }
 
@@ -391,6 +415,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     const g = this.globals.get(roomName);
     if (g !== undefined) {
       this.rooms.announce(g);
+      this.demand.roomChanged(g.name);
     }
   }
 

@@ -4,6 +4,7 @@
  * counters. The Federation owns links; a link only reports to it.
  */
 import type WebSocket from 'ws';
+import type { Session } from '../media/session.js';
 import {
   type DecodeLimits,
   type FederatedParticipant,
@@ -73,6 +74,13 @@ export class Link {
   /** Error replies to the peer: a burst of 8, then 1/s, each carrying the count. */
   readonly errorReplies: ErrorReplyLimiter;
 
+  /**
+   * Highest video layer the peer needs of a participant (FederationLayerDemand,
+   * demand.ts); absent: every layer. Keyed by the participant's session here.
+   */
+  layerDemand: WeakMap<Session, number> | null = null;
+  /** The demands this relay sent on the link, by remote participant. */
+  readonly layerDemandSent = new WeakMap<Session, number>();
   /** Federation trunk batcher (trunking mode only). */
   batcher: FederationBatcher | null = null;
   batchGeneration = 0;

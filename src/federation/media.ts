@@ -12,6 +12,7 @@ import type { RemoteInfo } from 'node:dgram';
 import type { RelayConfig } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { Session } from '../media/session.js';
+import { MAX_LAYER } from '../media/subscriptions.js';
 import type { UdpDestination } from '../media/udp-io.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
 import {
@@ -33,6 +34,7 @@ import {
   fullFrameSeq,
   fullFrameSize,
   fullFrameStreamId,
+  MediaType,
   type WireErrorCode,
   writeFederationEntryHeader,
   writeFederationPrefix,
@@ -55,6 +57,8 @@ export type FederationDropReason =
 export class FederationStats {
   deduped = 0;
   tooOld = 0;
+  /** Video entries not sent on a link because the peer needs no such layer (§8.5). */
+  layerFiltered = 0;
   rateLimitedPeer = 0;
   rateLimitedRoom = 0;
   readonly dropped: Record<FederationDropReason, number> = {
@@ -234,6 +238,7 @@ export class FederationMedia {
       frame = Buffer.allocUnsafe(fullFrameSize(view.payloadLength, false));
       writeFullFrameUnchecked(view.header, payload, null, frame, 0);
     }
+    const h = view.header;
     this.sendEntry(
       links,
       null,
@@ -243,6 +248,8 @@ export class FederationMedia {
       0,
       sender.tag,
       frame,
+      sender,
+      h.mediaType === MediaType.Video && h.streamId <= MAX_LAYER ? h.streamId : -1,
     );
   }
 
@@ -256,6 +263,8 @@ export class FederationMedia {
     originOff: number,
     tag: number,
     frame: Buffer,
+    sender: Session,
+    layer: number,
   ): void {
     let prefix: Buffer | null = null;
     const dests = this.linkDests;
@@ -264,6 +273,14 @@ export class FederationMedia {
       const link = links[i] as Link;
       if (link === except || link.mediaAddress === null) {
         continue;
+      }
+      if (layer >= 0 && link.layerDemand !== null) {
+        // A layer no receiver behind this link can take does not cross it (demand.ts).
+        const demand = link.layerDemand.get(sender);
+        if (demand !== undefined && layer > demand) {
+          this.stats.layerFiltered++;
+          continue;
+        }
       }
       link.packetsOut++;
       if (this.flushQueue !== null) {
@@ -391,6 +408,10 @@ export class FederationMedia {
             v.originOffset,
             v.senderTag,
             frame,
+            sender,
+            fullFrameMediaType(msg, f) === MediaType.Video && fullFrameStreamId(msg, f) <= MAX_LAYER
+              ? fullFrameStreamId(msg, f)
+              : -1,
           );
         }
       }

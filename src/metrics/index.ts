@@ -300,6 +300,12 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'Federation media entries dropped as duplicates (already seen or older than the replay window).',
   },
   {
+    name: 'wzp_federation_layers_filtered_total',
+    type: 'counter',
+    labels: [],
+    help: 'Video entries not sent on a federation link because no receiver behind it needs that layer (FederationLayerDemand).',
+  },
+  {
     name: 'wzp_federation_packets_rate_limited_total',
     type: 'counter',
     labels: ['scope'],
@@ -504,6 +510,7 @@ export class RelayMetrics {
   readonly fedPeerRtt: Gauge<'peer'>;
   readonly fedPackets: Counter<'peer' | 'direction'>;
   readonly fedDeduped: Counter;
+  readonly fedLayersFiltered: Counter;
   readonly fedRateLimited: Counter<'scope'>;
   readonly fedDropped: Counter<'reason'>;
   readonly fedActiveRooms: Gauge;
@@ -609,6 +616,7 @@ export class RelayMetrics {
     this.fedPeerRtt = gauge('wzp_federation_peer_rtt_ms', ['peer']);
     this.fedPackets = counter('wzp_federation_packets_forwarded_total', ['peer', 'direction']);
     this.fedDeduped = counter('wzp_federation_packets_deduped_total');
+    this.fedLayersFiltered = counter('wzp_federation_layers_filtered_total');
     this.fedRateLimited = counter('wzp_federation_packets_rate_limited_total', ['scope']);
     this.fedDropped = counter('wzp_federation_packets_dropped_total', ['reason']);
     this.fedActiveRooms = gauge('wzp_federation_active_rooms');

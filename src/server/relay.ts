@@ -995,6 +995,7 @@ export class Relay implements RelayCore {
 
   subscribe(session: Session, change: SubscriptionChange): void {
     this.engine.subscription(session, change);
+    this.federation?.subscriptionChanged(session);
   }
 
   transportFeedback(session: Session, fb: BodyOf<'TransportFeedback'>): void {
@@ -1312,6 +1313,7 @@ export class Relay implements RelayCore {
       signalRejected += c.rejected;
     }
     this.bridge.set(m.fedDeduped, fs.deduped + fs.tooOld);
+    this.bridge.set(m.fedLayersFiltered, fs.layerFiltered);
     this.bridge.set(m.fedRateLimited.labels('peer'), fs.rateLimitedPeer);
     this.bridge.set(m.fedRateLimited.labels('room'), fs.rateLimitedRoom);
     for (const [reason, n] of Object.entries(fs.dropped)) {

@@ -140,6 +140,17 @@ export const VARIANTS = {
   }),
   /** The receiver lost a frame of sender `tag`: its next frame comes FULL (§4.5). */
   ResyncRequest: z.object({ version, tag: u16 }),
+  /**
+   * Relay ↔ relay: the highest video layer of a participant of `origin` (its tag
+   * there) the sender of this message may need (−1: none), §8.5.
+   */
+  FederationLayerDemand: z.object({
+    version,
+    room: text(1024),
+    origin: z.string().regex(/^[0-9a-f]{16}$/),
+    tag: u16,
+    max_layer: z.number().int().min(-1).max(255),
+  }),
   /** Relay ↔ relay: a PLI for a participant of `origin` (its tag there), §8.5. */
   FederationPli: z.object({
     version,

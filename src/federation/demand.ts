@@ -1,0 +1,123 @@
+/**
+ * Layer demand across links (BINDING.md §8.5): a relay tells the relay a
+ * remote participant's media comes from which video layers it may still
+ * need, so layers no receiver behind a link can take do not cross it.
+ *
+ * `FederationLayerDemand { room, origin, tag, max_layer }` (max_layer −1:
+ * no video at all) travels like a PLI, on the link the participant's
+ * announcement came from. A relay's demand for a remote participant is the
+ * highest of (a) the subscription caps of its local receivers of that
+ * participant (`video: false` counts as −1, no cap as 2) and (b) the
+ * demands other links sent it for that participant (transit). It is sent
+ * when it changes; a link that never sent one for a participant gets every
+ * layer (relays without this feature are unaffected).
+ *
+ * Recomputed on control-path events only (subscriptions, joins and leaves,
+ * remote participants changing, a demand arriving), never per packet; the
+ * media plane reads `Link.layerDemand` per forwarded video entry.
+ */
+import type { Logger } from '../log/index.js';
+import type { Session } from '../media/session.js';
+import { MAX_LAYER } from '../media/subscriptions.js';
+import type { BodyOf } from '../signal/index.js';
+import type { GlobalRoom, GlobalRoomTable, RemoteParticipant } from './global-room.js';
+import type { Link } from './link.js';
+import type { LinkTable } from './link-table.js';
+
+export interface LayerDemandOptions {
+  selfId: string;
+  log: Logger;
+  links: LinkTable;
+  globals: GlobalRoomTable;
+  /** The local participants of a room (receivers), by room name. */
+  localSessions: (roomName: string) => readonly Session[];
+}
+
+export class LayerDemandRouter {
+  sent = 0;
+  received = 0;
+  dropped = 0;
+  constructor(private readonly o: LayerDemandOptions) {}
+
+  /** Recomputes (and sends on change) the demand for every remote participant of room `name`. */
+  roomChanged(name: string): void {
+    const g = this.o.globals.get(name);
+    if (g === undefined) {
+      return;
+    }
+    const locals = this.o.localSessions(name);
+    for (const remote of g.remotes.values()) {
+      this.update(g, remote, locals);
+    }
+  }
+
+  /** A FederationLayerDemand from a link. */
+  onMessage(link: Link, body: BodyOf<'FederationLayerDemand'>): void {
+    this.received++;
+    const g = this.o.globals.get(body.room);
+    if (g === undefined) {
+      this.dropped++;
+      return;
+    }
+    let target: Session | undefined;
+    if (body.origin === this.o.selfId) {
+      target = this.o.localSessions(g.name).find((s) => s.tag === body.tag);
+    } else {
+      const hi = Number.parseInt(body.origin.slice(0, 8), 16);
+      const lo = Number.parseInt(body.origin.slice(8, 16), 16);
+      target = g.remoteAt(hi, lo, body.tag);
+    }
+    if (target === undefined) {
+      this.dropped++;
+      return;
+    }
+    link.layerDemand ??= new WeakMap();
+    link.layerDemand.set(target, Math.max(-1, Math.min(MAX_LAYER, body.max_layer)));
+    if (target.remote !== null) {
+      // Transit: what this link needs is part of what we need from the origin.
+      this.update(g, target, this.o.localSessions(g.name));
+    }
+  }
+
+  private update(g: GlobalRoom, remote: Session, locals: readonly Session[]): void {
+    const r = remote.remote as RemoteParticipant;
+    const via = r.path[r.path.length - 1];
+    let demand = -1;
+    for (const s of locals) {
+      if (s === remote || s.closed || !s.canSubscribe) {
+        continue;
+      }
+      const prefs = s.av.rx.prefsFor(remote.tag);
+      if (prefs.video && prefs.maxLayer > demand) {
+        demand = prefs.maxLayer;
+      }
+    }
+    let toward: Link | null = null;
+    for (const link of this.o.links.values()) {
+      if (link.closed) {
+        continue;
+      }
+      if (link.peerId === via) {
+        toward = link;
+        continue;
+      }
+      if (!g.interested.includes(link) || demand >= MAX_LAYER) {
+        continue;
+      }
+      // A link that never said what it needs gets everything (and so do we).
+      const d = link.layerDemand?.get(remote) ?? MAX_LAYER;
+      if (d > demand) {
+        demand = d;
+      }
+    }
+    if (toward === null || toward.layerDemandSent.get(remote) === demand) {
+      return;
+    }
+    toward.layerDemandSent.set(remote, demand);
+    toward.send({
+      type: 'FederationLayerDemand',
+      body: { room: g.name, origin: r.origin, tag: r.originTag, max_layer: demand },
+    });
+    this.sent++;
+  }
+}
