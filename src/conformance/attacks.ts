@@ -1,6 +1,8 @@
 /**
- * The corpus of hostile signalling inputs of issue 12, generated
- * deterministically (a 1 MB frame is better built than checked in), and a
+ * The corpus of hostile signalling inputs and datagrams of issue 12,
+ * generated deterministically; `npm run gen:attacks` writes it to
+ * fixtures/attacks/ (checked in, gzip for the big frames) and
+ * test/hostile-fuzz.test.ts checks that the two agree. And a
  * raw attacker that speaks just enough of the handshake to get a joined
  * connection. Used by the regression tests (test/hostile-signal.test.ts)
  * and by `npm run soak`.
@@ -19,6 +21,7 @@ import {
   type SignalMessage,
   signCallOffer,
 } from '../signal/index.js';
+import { createHeader, encodeBind, encodeHeader, FrameType } from '../wire/index.js';
 
 export interface SignallingAttack {
   id: string;
@@ -167,6 +170,92 @@ export const SIGNALLING_ATTACKS: readonly SignallingAttack[] = [
     description: 'a __proto__ map key',
     frame: () => protoKeyFrame(),
     expect: 'SIGNAL_FORBIDDEN_KEY',
+  },
+];
+
+/** A hostile datagram sent to the relay's media port from a stranger's socket. */
+export interface DatagramAttack {
+  id: string;
+  description: string;
+  datagram(): Buffer;
+  /** The `wzp_relay_datagrams_dropped_total` reason it is counted under. */
+  expect: string;
+}
+
+/** A deterministic 16-byte token nobody holds. */
+function strangerToken(seed: string): Buffer {
+  return createHash('sha256').update(seed).digest().subarray(0, 16);
+}
+
+/** A FULL frame of Opus24k audio with a `size`-byte payload (attack 7's shape). */
+export function fullAudioFrame(size = 1000, seq = 1): Buffer {
+  const header = encodeHeader(createHeader({ seq, timestamp: seq * 20, codecId: 0 }));
+  return Buffer.concat([Buffer.from([FrameType.Full]), header, Buffer.alloc(size, 0x61)]);
+}
+
+/**
+ * The datagram half of the corpus (attacks 4, 6, 7 and 8 as a stranger
+ * can send them). Every one is dropped and counted under `expect`.
+ */
+export const DATAGRAM_ATTACKS: readonly DatagramAttack[] = [
+  {
+    id: 'bind-17',
+    description:
+      'the 17-byte BIND of before issue 12 (amplification: the relay answered with media)',
+    datagram: () => Buffer.concat([Buffer.from([FrameType.Bind]), strangerToken('bind-17')]),
+    expect: 'bind_too_short',
+  },
+  {
+    id: 'bind-guess',
+    description: 'a padded BIND guessing a token (about 100 k/s were processed with no limit)',
+    datagram: () => encodeBind(strangerToken('bind-guess'), 48),
+    expect: 'bind_unknown_token',
+  },
+  {
+    id: 'confirm-forged',
+    description: 'a BIND_CONFIRM for a token nobody holds, with a made-up challenge',
+    datagram: () =>
+      Buffer.concat([
+        Buffer.from([FrameType.BindConfirm]),
+        strangerToken('confirm-forged'),
+        Buffer.alloc(16, 0x42),
+      ]),
+    expect: 'bind_unknown_token',
+  },
+  {
+    id: 'confirm-truncated',
+    description: 'a BIND_CONFIRM cut short',
+    datagram: () => Buffer.from([FrameType.BindConfirm, 1, 2, 3]),
+    expect: 'bad_control',
+  },
+  {
+    id: 'media-unbound-1k',
+    description: "attack 7's 1 KB Opus24k frame from an address no session is bound to",
+    datagram: () => fullAudioFrame(1000),
+    expect: 'unbound',
+  },
+  {
+    id: 'challenge-reflected',
+    description: 'a BIND_CHALLENGE sent back to the relay (reflection)',
+    datagram: () =>
+      Buffer.concat([
+        Buffer.from([FrameType.BindChallenge]),
+        strangerToken('challenge'),
+        Buffer.alloc(16, 1),
+      ]),
+    expect: 'unbound',
+  },
+  {
+    id: 'trunk-from-client',
+    description: 'a TRUNK frame (relay to client only) sent to the relay',
+    datagram: () => Buffer.from([FrameType.Trunk, 0, 1, 0, 0, 0, 0]),
+    expect: 'unknown_frame_type',
+  },
+  {
+    id: 'type-ff',
+    description: 'an undefined frame type',
+    datagram: () => Buffer.from([0xff, 0, 0, 0]),
+    expect: 'unknown_frame_type',
   },
 ];
 
