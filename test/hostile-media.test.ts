@@ -197,6 +197,13 @@ async function assertNoRedirect(r: Awaited<ReturnType<typeof attack4Rooms>>): Pr
   );
   await sleep(300);
   const redirected = startsWith(r.gotVictim, 'x').reduce((n, m) => n + m.frame.length, 0);
+  console.log(
+    `[hostile] attack-4 ${JSON.stringify({
+      redirected_bytes: redirected,
+      victim_frames: startsWith(r.gotVictim, 'y').length,
+      attacker_frames: startsWith(r.gotAttacker, 'x').length,
+    })}`,
+  );
   expect(redirected).toBe(0);
 }
 
@@ -268,6 +275,17 @@ describe.skipIf(!existsSync(BIN))('hostile media against a relay process (issue 
     const seconds = (performance.now() - start) / 1000;
     await sleep(300);
     const bytes = got.reduce((n, m) => n + 16 + m.payload.length, 0);
+    console.log(
+      `[hostile] attack-7 ${JSON.stringify({
+        seconds: Math.round(seconds * 100) / 100,
+        sent_packets: 1410,
+        sent_bytes: 1410 * 316,
+        received_packets: got.length,
+        received_bytes: bytes,
+        bound_bytes: Math.round(10_350 * seconds + 10_350),
+        bound_packets: Math.round(225 * seconds + 225),
+      })}`,
+    );
     expect(got.length).toBeGreaterThan(0);
     expect(bytes).toBeLessThanOrEqual(10_350 * seconds + 10_350);
     expect(got.length).toBeLessThanOrEqual(225 * seconds + 225);
