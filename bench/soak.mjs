@@ -215,7 +215,9 @@ const hostileTimer = setInterval(() => {
   for (const d of DATAGRAM_ATTACKS) {
     dgrams.push(d.datagram());
   }
-  dgrams.forEach((d, i) => strangers[i % 3].send(d, udpPort, '127.0.0.1'));
+  for (const [i, d] of dgrams.entries()) {
+    strangers[i % 3].send(d, udpPort, '127.0.0.1');
+  }
   hostile.datagrams += dgrams.length;
   if (attackTick % 10 === 5) {
     void flood();
