@@ -430,4 +430,58 @@ describe('federation: layers no receiver needs stay off the link', () => {
     },
     60_000,
   );
+
+  it.skipIf(!existsSync(BIN))(
+    'through a transit relay: A–B–C, a capped viewer on C keeps layers 1 and 2 off both links',
+    async () => {
+      const c = new Cluster({ globalRooms: ['g'] });
+      cluster = c;
+      await c.add('A');
+      await c.add('B');
+      await c.add('C');
+      c.link('A', 'B');
+      c.link('B', 'C');
+      await c.startAll();
+      await c.linksUp();
+      const { metricValue } = await import('./cluster.js');
+      const cam = await WzpClient.connect({ signalUrl: c.get('A').url, room: 'g' });
+      const viewer = await WzpClient.connect({
+        signalUrl: c.get('C').url,
+        room: 'g',
+        subscription: { maxLayer: 0 },
+      });
+      extraClients.push(cam, viewer);
+      await until(
+        () => cam.lastRoomUpdate?.count === 2 && viewer.lastRoomUpdate?.count === 2,
+        'all relays see both participants',
+        10_000,
+      );
+      await sleep(300); // C's demand reaches A through B
+      const inFrom = async (at: string, peer: string) =>
+        metricValue(await c.metrics(at), 'wzp_federation_packets_forwarded_total', {
+          peer,
+          direction: 'in',
+        });
+      const before = [await inFrom('B', 'A'), await inFrom('C', 'B')];
+      const got = watch(viewer);
+      const cm = camera(cam, { keyframeInterval: 15 });
+      try {
+        await sleep(2500);
+        const sent = cm.source.sent.video;
+        const crossedAB = (await inFrom('B', 'A')) - (before[0] as number);
+        const crossedBC = (await inFrom('C', 'B')) - (before[1] as number);
+        console.log(
+          `transit demand: sent per layer ${sent.join('/')}, crossed A→B ${crossedAB}, B→C ${crossedBC}`,
+        );
+        for (const crossed of [crossedAB, crossedBC]) {
+          expect(crossed).toBeGreaterThanOrEqual((sent[0] as number) * 0.9);
+          expect(crossed).toBeLessThan((sent[0] as number) * 1.1 + 5);
+        }
+        expect(layersOf(got.media)).toEqual([0]);
+      } finally {
+        cm.stop();
+      }
+    },
+    60_000,
+  );
 });
