@@ -116,7 +116,8 @@ describe('conformance: vector mode', () => {
 
 describe('conformance: relay mode against wzp-relay', () => {
   it('passes every MUST scenario (federation unsupported without a second relay)', async () => {
-    relay = await startRelay({ session_timeout_ms: 600, log_level: 'warn' });
+    // Two media workers: the scenarios' rooms land on both (issue 10).
+    relay = await startRelay({ session_timeout_ms: 600, log_level: 'warn', media_workers: 2 });
     const r = relay;
     const results = await runScenarios({
       signalUrl: r.url,

@@ -44,6 +44,9 @@ export async function startRelay(
       // The media send path under test: the vitest project `udp-dgram` sets dgram
       // (vitest.config.ts); otherwise native when the add-on is built.
       udp_io: TEST_UDP_IO,
+      // One worker keeps the many short relays of the suite cheap; tests of
+      // placement across workers ask for more.
+      media_workers: 1,
       ...overrides,
     },
   });

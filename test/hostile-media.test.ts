@@ -212,7 +212,8 @@ describe.skipIf(!existsSync(BIN))('hostile media against a relay process (issue 
     `attack 4, spoofed source via a raw socket: 0 bytes redirected, the victim keeps its media${SPOOF_SKIP === null ? '' : ` (skipped: ${SPOOF_SKIP})`}`,
     async () => {
       const r = await attack4Rooms('spoof');
-      const relayPort = r.victim.answer?.udp_port as number;
+      // The port of the attacker's own token (with media workers, the port of its room's worker).
+      const relayPort = r.attacker.answer?.udp_port as number;
       const before = metricValue(await metrics(), 'wzp_relay_binds_total', { kind: 'challenge' });
       // The attacker's own token, from the victim's address, repeated (it renewed the redirect).
       const bind = encodeBind(r.attacker.answer?.bind_token as Buffer).toString('hex');

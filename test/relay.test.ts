@@ -390,7 +390,7 @@ describe('relay: session lifecycle', () => {
       timestamp: 33,
     });
     sender.sendMedia(video, Buffer.from('frame'));
-    await until(() => r.relay.engine.stats.mediaIn === 1, 'video packet');
+    await until(() => r.relay.mediaCounter('mediaIn') === 1, 'video packet');
     viewer.sendSignal({ type: 'PictureLossIndication', body: { version: 1, stream_id: 2 } });
     viewer.sendSignal({ type: 'PictureLossIndication', body: { version: 1, stream_id: 2 } });
     await until(() => plis.length === 1, 'first PLI');

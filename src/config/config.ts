@@ -34,7 +34,7 @@ const FIELDS = {
   http_port: [port.default(9090), 'Port of /metrics, /healthz, /readyz and /v2/rooms.'],
   advertised_udp_port: [
     port.optional(),
-    'UDP port told to clients in CallAnswer when it differs from udp_port (NAT, port mapping).',
+    'UDP port told to clients in CallAnswer when it differs from udp_port (NAT, port mapping); media worker i is told advertised_udp_port + i.',
   ],
   max_sessions: [
     z.number().int().min(1).max(1_000_000).default(1000),
@@ -256,6 +256,14 @@ const FIELDS = {
   udp_io: [
     z.enum(['auto', 'dgram', 'native']).default('auto'),
     'Media send path: "native" = the sendmmsg add-on (one system call per fan-out; start fails if it is not built), "dgram" = node:dgram, "auto" = native when the add-on loaded, else dgram.',
+  ],
+  media_workers: [
+    z.number().int().min(0).max(256).default(0),
+    'Media worker threads, each with its own UDP port (udp_port + i when udp_port is set); 0 = one per available core. The main thread never forwards media.',
+  ],
+  media_worker_stall_ms: [
+    z.number().int().min(100).max(600_000).default(2000),
+    'A media worker whose event loop does not turn for this long is stuck: logged, and /readyz fails until it recovers.',
   ],
   peers: [
     z.array(peerSchema()).max(64).default([]),

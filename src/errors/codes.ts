@@ -83,6 +83,10 @@ export const ERROR_CODES = {
     'udp_io = "native" was asked for but the native sendmmsg add-on is not built or does not load.',
   TRANSPORT_CONNECTION_LIMIT:
     'Too many concurrent connections from one source address, or the relay is at its connection capacity.',
+  MEDIA_WORKER_UNAVAILABLE:
+    'No media worker can take the session (all down or stuck), or one did not answer in time.',
+  MEDIA_WORKER_FAILED:
+    'The media worker holding the session threw or exited; its sessions end with Hangup Error.',
 
   // ── federation (src/federation) ──────────────────────────────────────────
   FEDERATION_UNKNOWN_PEER: 'A relay presented a key that is not in the peer list.',

@@ -194,6 +194,11 @@ export interface MediaEngineOptions {
    * sends a PLI to the sender (or across federation), with suppression.
    */
   onKeyframeNeeded?: (sender: Session, streamId: number) => void;
+  /**
+   * `sender` sent its first (non-repair) video on `streamId` (once per stream
+   * id: a media worker tells the main thread, which routes PLIs).
+   */
+  onVideoStream?: (sender: Session, streamId: number) => void;
   /** Loss resilience of compact framing towards receivers (BINDING.md §4.6); defaults below. */
   resync?: Partial<ResyncOptions>;
   /** Media policing (src/media/policer.ts): limits and the control-plane hooks. */
@@ -258,6 +263,7 @@ export class MediaEngine {
   readonly keyframes: KeyframeCache;
   readonly layerStats = new LayerStats();
   private readonly onKeyframeNeeded: MediaEngineOptions['onKeyframeNeeded'];
+  private readonly onVideoStream: MediaEngineOptions['onVideoStream'];
   readonly resyncOptions: ResyncOptions;
   /** Backing store of expanded (MINI → FULL) frames: a view per datagram, no copy. */
   private readonly slab = new BufferSlab();
@@ -290,6 +296,7 @@ export class MediaEngine {
     this.onRebind = options.onRebind;
     this.bindGuard = new BindGuard({ ...BIND_DEFAULTS, ...options.bind });
     this.onKeyframeNeeded = options.onKeyframeNeeded;
+    this.onVideoStream = options.onVideoStream;
     this.resyncOptions = { ...RESYNC_DEFAULTS, ...options.resync };
     this.keyframes = new KeyframeCache(options.keyframeLimits ?? DEFAULT_KEYFRAME_LIMITS);
     const hooks = options.policingHooks;
@@ -525,7 +532,12 @@ export class MediaEngine {
     const av = sender.av;
     if ((h.flags & FLAG_REPAIR) === 0) {
       const w = h.streamId >>> 5;
-      av.videoStreams[w] = (av.videoStreams[w] as number) | (1 << (h.streamId & 31));
+      const bits = av.videoStreams[w] as number;
+      const bit = 1 << (h.streamId & 31);
+      if ((bits & bit) === 0) {
+        av.videoStreams[w] = bits | bit;
+        this.onVideoStream?.(sender, h.streamId);
+      }
     }
     if (
       (h.flags & FLAG_REPAIR) === 0 &&

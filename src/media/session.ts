@@ -75,8 +75,9 @@ export class Session {
   readonly bindKey: string;
   readonly signal: SignalSink;
   readonly observer: PacketObserver;
-  readonly canPublish: boolean;
-  readonly canSubscribe: boolean;
+  /** Grants (a media worker may change them with a `grants` command). */
+  canPublish: boolean;
+  canSubscribe: boolean;
   readonly createdMs: number;
 
   /** Bound UDP source (null until the first BIND). */

@@ -345,7 +345,49 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     name: 'wzp_relay_ws_media_dropped_total',
     type: 'counter',
     labels: ['reason'],
-    help: 'WebSocket media datagrams dropped: backpressure (receiver over ws_media_max_buffered_bytes), closed, bad_frame (text frame), bind_timeout (connections closed without a BIND).',
+    help: 'WebSocket media datagrams dropped: backpressure (receiver over ws_media_max_buffered_bytes), closed, bad_frame (text frame), bind_timeout (connections closed without a BIND), worker_queue (more than 4096 datagrams for WebSocket receivers queued by one media worker in one event-loop turn).',
+  },
+  {
+    name: 'wzp_media_worker_packets_total',
+    type: 'counter',
+    labels: ['worker'],
+    help: 'Datagrams received by each media worker (replacements continue the count).',
+  },
+  {
+    name: 'wzp_media_worker_cpu_seconds_total',
+    type: 'counter',
+    labels: ['worker'],
+    help: 'CPU seconds (user + system) of each media worker thread.',
+  },
+  {
+    name: 'wzp_media_worker_event_loop_delay_seconds',
+    type: 'gauge',
+    labels: ['worker', 'stat'],
+    help: 'Event-loop delay of each media worker over its last heartbeat period (stat p99 or max).',
+  },
+  {
+    name: 'wzp_media_worker_sessions',
+    type: 'gauge',
+    labels: ['worker'],
+    help: 'Sessions held by each media worker.',
+  },
+  {
+    name: 'wzp_media_worker_up',
+    type: 'gauge',
+    labels: ['worker'],
+    help: 'Media worker serving (1) or down / restarting (0).',
+  },
+  {
+    name: 'wzp_media_worker_stuck',
+    type: 'gauge',
+    labels: ['worker'],
+    help: 'Media worker whose heartbeat is older than media_worker_stall_ms (1); /readyz fails meanwhile.',
+  },
+  {
+    name: 'wzp_media_worker_restarts_total',
+    type: 'counter',
+    labels: ['worker'],
+    help: 'Media workers replaced after they threw or exited.',
   },
   {
     name: 'wzp_fleet_directory_up',
@@ -535,6 +577,13 @@ export class RelayMetrics {
   readonly callRingSeconds: Histogram;
   readonly hubRejections: Counter<'code'>;
   readonly callForwards: Counter<'result'>;
+  readonly workerPackets: Counter<'worker'>;
+  readonly workerCpu: Counter<'worker'>;
+  readonly workerLoopDelay: Gauge<'worker' | 'stat'>;
+  readonly workerSessions: Gauge<'worker'>;
+  readonly workerUp: Gauge<'worker'>;
+  readonly workerStuck: Gauge<'worker'>;
+  readonly workerRestarts: Counter<'worker'>;
   private readonly syncHooks: (() => void)[] = [];
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
@@ -652,6 +701,13 @@ export class RelayMetrics {
     });
     this.hubRejections = counter('wzp_hub_rejections_total', ['code']);
     this.callForwards = counter('wzp_call_signals_forwarded_total', ['result']);
+    this.workerPackets = counter('wzp_media_worker_packets_total', ['worker']);
+    this.workerCpu = counter('wzp_media_worker_cpu_seconds_total', ['worker']);
+    this.workerLoopDelay = gauge('wzp_media_worker_event_loop_delay_seconds', ['worker', 'stat']);
+    this.workerSessions = gauge('wzp_media_worker_sessions', ['worker']);
+    this.workerUp = gauge('wzp_media_worker_up', ['worker']);
+    this.workerStuck = gauge('wzp_media_worker_stuck', ['worker']);
+    this.workerRestarts = counter('wzp_media_worker_restarts_total', ['worker']);
     if (options.defaultMetrics === true) {
       collectDefaultMetrics({ register: registry, prefix: 'wzp_' });
     }
@@ -720,17 +776,35 @@ function externalHistogram(
 }
 
 /**
- * Copies absolute totals kept elsewhere into prom-client counters by
- * incrementing each with the growth since the previous sync.
+ * Copies absolute totals kept elsewhere (engine counters, worker stats)
+ * into prom-client counters by incrementing each series with its growth
+ * since the previous sync.
+ *
+ * A series is keyed by its counter object and its label values, never by
+ * the child `labels()` returns: prom-client hands out a new child object on
+ * every call, so a child-keyed memory never matches and every scrape would
+ * add the whole total again.
  */
 export class CounterBridge {
-  private readonly last = new WeakMap<object, number>();
+  private readonly last = new Map<Counter<string>, Map<string, number>>();
 
-  set(counter: { inc(v: number): void }, total: number): void {
-    const prev = this.last.get(counter) ?? 0;
+  /** Sets the series `labelValues` (in the counter's label order) of `counter` to `total`. */
+  set<L extends string>(counter: Counter<L>, total: number, ...labelValues: string[]): void {
+    const c = counter as unknown as Counter<string>;
+    let series = this.last.get(c);
+    if (series === undefined) {
+      series = new Map();
+      this.last.set(c, series);
+    }
+    const key = labelValues.join('\u0000');
+    const prev = series.get(key) ?? 0;
     if (total > prev) {
-      counter.inc(total - prev);
-      this.last.set(counter, total);
+      if (labelValues.length === 0) {
+        c.inc(total - prev);
+      } else {
+        c.labels(...labelValues).inc(total - prev);
+      }
+      series.set(key, total);
     }
   }
 }

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { CALL_ROOM_PREFIX, HUB_PATH, Hub } from '../calls/hub.js';
@@ -15,13 +16,25 @@ import { FEDERATION_PATH, Federation } from '../federation/index.js';
 import type { Directory, Fleet, RelayEntry } from '../fleet/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { DatagramPathStats } from '../media/datagram-path.js';
-import { DROP_REASONS, MediaEngine } from '../media/engine.js';
+import { DROP_REASONS, type DropReason } from '../media/engine.js';
 import { POLICING_KINDS, POLICING_TIERS } from '../media/policer.js';
+import { MediaWorkerPool } from '../media/pool.js';
+import {
+  type EngineCounter,
+  MALFORMED_SLOT,
+  MEDIA_BYTES_SLOT,
+  type MediaEvent,
+  policedSlot,
+  SEND_ERROR_CODES,
+  SEND_ERROR_SLOT,
+  type SessionDetail,
+  SLOT,
+  WIRE_CODES,
+} from '../media/protocol.js';
 import { SessionObserver } from '../media/quality-observer.js';
 import { RoomState } from '../media/room-state.js';
-import { Session } from '../media/session.js';
+import { type PacketObserver, Session } from '../media/session.js';
 import type { SubscriptionChange } from '../media/subscriptions.js';
-import { UdpEndpoint } from '../media/udp-endpoint.js';
 import { UDP_IO_PATHS } from '../media/udp-io.js';
 import { MEDIA_WS_PATH, WS_MEDIA_MAX_MESSAGE, WsMediaPath } from '../media/ws-media.js';
 import { CounterBridge, RelayMetrics } from '../metrics/index.js';
@@ -60,7 +73,10 @@ export interface RelayOptions {
 }
 
 export interface RelayAddresses {
+  /** UDP port of media worker 0. */
   udpPort: number;
+  /** UDP port of every media worker (index order; 0 while one restarts). */
+  udpPorts: number[];
   signalPort: number;
   httpPort: number;
 }
@@ -81,12 +97,27 @@ interface TcpEntry {
   evicted: boolean;
 }
 
+interface SessionEntry {
+  session: Session;
+  conn: SignalPeer;
+  /** Quality tier last reported by the media plane. */
+  tier: Tier;
+  subject: string | null;
+  fingerprint: string;
+}
+
+/** Main-thread sessions carry no media state: their observer is in the worker. */
+const NO_OBSERVER: PacketObserver = {
+  observe: () => false,
+};
+
 export class Relay implements RelayCore {
   readonly config: RelayConfig;
   readonly log: Logger;
   readonly metrics: RelayMetrics;
   readonly rooms: RoomManager<Session, RoomState>;
-  readonly engine: MediaEngine;
+  /** The media plane: worker threads, each with its own UDP socket. */
+  readonly media: MediaWorkerPool;
   readonly identity: Identity;
   /** Null when no peers and no global rooms are configured. */
   readonly federation: Federation | null;
@@ -98,7 +129,6 @@ export class Relay implements RelayCore {
   /** The direct-call hub (`/v2/hub`). */
   readonly hub: Hub;
   private readonly hubConnections = new Set<HubConnection>();
-  private readonly udp: UdpEndpoint;
   private readonly signalServer: Server;
   private readonly wss: WebSocketServer;
   private readonly http: HttpServer;
@@ -108,10 +138,7 @@ export class Relay implements RelayCore {
   readonly mediaPaths = new Set<WsMediaPath>();
   readonly wsMediaStats = new DatagramPathStats();
   private readonly connections = new Set<SignalPeer>();
-  private readonly sessions = new Map<
-    number,
-    { session: Session; conn: SignalPeer; subject: string | null; fingerprint: string }
-  >();
+  private readonly sessions = new Map<number, SessionEntry>();
   /** Live sessions per token subject and per identity fingerprint (joins in progress included). */
   private readonly perSubject = new Map<string, number>();
   private readonly perIdentity = new Map<string, number>();
@@ -123,12 +150,9 @@ export class Relay implements RelayCore {
   readonly connectionCapacity: number;
   readonly fileLimit: FileLimit | null;
   readonly logSampler = new LogSampler(2);
-  private readonly observers = new WeakMap<Session, SessionObserver>();
   private addresses: RelayAddresses | null = null;
   private draining = false;
   private stopping: Promise<void> | null = null;
-  private sweepTimer: NodeJS.Timeout | null = null;
-  private sweepAt = Number.POSITIVE_INFINITY;
 
   constructor(options: RelayOptions) {
     this.config = options.config;
@@ -140,23 +164,33 @@ export class Relay implements RelayCore {
       maxParticipantsPerRoom: this.config.max_participants_per_room,
       createState: () => new RoomState(),
     });
-    this.engine = new MediaEngine({
-      send: (data, port, address) => this.udp.send(data, port, address),
-      sendMany: (prefix, buf, destinations, count) =>
-        this.udp.sendMany(prefix, buf, destinations, count),
+    // The same condition as for creating the federation below.
+    const federated =
+      this.config.peers.length > 0 ||
+      this.config.global_rooms.length > 0 ||
+      (this.config.directory_url !== undefined && this.config.directory_url !== 'memory:');
+    const workers =
+      this.config.media_workers === 0 ? availableParallelism() : this.config.media_workers;
+    this.media = new MediaWorkerPool({
+      count: workers,
+      // Federation media has not moved to the workers yet: a federated
+      // relay runs its media plane on this thread (docs/federation.md).
+      inline: federated,
+      udpHost: this.config.udp_host,
+      udpPort: this.config.udp_port,
+      udpBufferBytes: this.config.udp_buffer_bytes,
+      udpIo: this.config.udp_io,
       trunking: {
         enabled: this.config.trunking,
         maxEntries: this.config.trunk_max_entries,
         mtu: this.config.trunk_mtu,
         flushMs: this.config.trunk_flush_ms,
       },
-      onTierChange: (session) => this.onTierChange(session),
       bind: {
         challengeTtlMs: this.config.bind_challenge_ttl_ms,
         challengeRate: this.config.bind_challenge_rate,
         unknownRate: this.config.bind_unknown_rate_per_source,
       },
-      onKeyframeNeeded: (sender, streamId) => this.sendPli(sender, streamId, 'relay'),
       resync: {
         anchorFrames: this.config.resync_anchor_frames,
         fullMs: this.config.resync_full_ms,
@@ -175,24 +209,25 @@ export class Relay implements RelayCore {
         videoCapKbps: this.config.policing_video_cap_kbps,
         strikes: this.config.policing_strikes,
       },
-      policingHooks: {
-        onWarn: (session, tier, kind) => this.onPolicyWarn(session, tier, kind),
-        onViolation: (session, code, reason) => this.onPolicyViolation(session, code, reason),
+      sessionTimeoutMs: this.config.session_timeout_ms,
+      stallMs: this.config.media_worker_stall_ms,
+      onEvent: (_worker, event) => this.onMediaEvent(event),
+      onWorkerLost: (worker, ids, reason) => this.onWorkerLost(worker, ids, reason),
+      onWorkerStarted: (worker, port, restart) => {
+        if (restart) {
+          this.log.warn({ worker, udp_port: port }, 'media worker replaced');
+        }
       },
-      onRebind: (session, from, to) =>
-        this.log.info(
-          { session: session.id, from, to },
-          from === null ? 'udp bound' : 'udp rebound',
-        ),
-    });
-    this.udp = new UdpEndpoint({
-      host: this.config.udp_host,
-      port: this.config.udp_port,
-      bufferBytes: this.config.udp_buffer_bytes,
-      udpIo: this.config.udp_io,
-      onDatagram: (msg, rinfo) => this.engine.onDatagram(msg, rinfo),
-      onErrorSummary: (errors) =>
-        this.log.warn({ errors }, 'udp send errors (by code, ≤ 1 line/s)'),
+      onStall: (worker, stuck, silentMs) => {
+        if (stuck) {
+          this.log.error(
+            { worker, silent_ms: silentMs },
+            'media worker stuck: its event loop has not turned; /readyz fails',
+          );
+        } else {
+          this.log.warn({ worker }, 'media worker recovered');
+        }
+      },
     });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -241,10 +276,10 @@ export class Relay implements RelayCore {
             identity: this.identity,
             log: this.log,
             rooms: this.rooms,
-            engine: this.engine,
-            sendUdp: (data, port, address) => this.udp.send(data, port, address),
+            engine: this.media.inlineEngine,
+            sendUdp: (data, port, address) => this.media.sendInline(data, port, address),
             sendUdpMany: (prefix, buf, destinations, count) =>
-              this.udp.sendMany(prefix, buf, destinations, count),
+              this.media.sendInlineMany(prefix, buf, destinations, count),
             udpPort: () => this.advertisedUdpPort,
             onRoomChanged: (name) => this.onFederatedRoomChanged(name),
             // Fleet: relays the directory vouches for, and rooms homed here.
@@ -256,7 +291,9 @@ export class Relay implements RelayCore {
             onPli: (sender, streamId) => this.onFederatedPli(sender, streamId),
           })
         : null;
-    this.engine.federation = this.federation;
+    if (this.federation !== null) {
+      this.media.inlineEngine.federation = this.federation;
+    }
     const fleetParts = createFleet({
       config: this.config,
       identity: this.identity,
@@ -320,7 +357,7 @@ export class Relay implements RelayCore {
     this.http = new HttpServer({
       headerTimeoutMs: headerTimeout,
       metrics: () => this.metrics.scrape(),
-      ready: () => !this.draining && this.addresses !== null,
+      ready: () => !this.draining && this.addresses !== null && this.media.healthy,
       rooms: () => this.roomsJson(),
       extra: {
         '/v2/peers': async () => this.peersJson(),
@@ -329,13 +366,41 @@ export class Relay implements RelayCore {
       },
       ...(dashboard === null ? {} : { static: (req, res) => dashboard.serve(req, res) }),
     });
-    this.metrics.fanoutSource = () => this.engine.stats.fanout;
+    this.metrics.fanoutSource = () => this.media.fanout();
     this.metrics.onScrape(() => this.syncMetrics());
   }
 
-  /** The UDP port clients are told to use. */
+  /** The UDP port of media worker 0 as told to peers and clients. */
   get advertisedUdpPort(): number {
-    return this.config.advertised_udp_port ?? this.addresses?.udpPort ?? this.config.udp_port;
+    return this.config.advertised_udp_port ?? this.media.portOf(0);
+  }
+
+  /** The UDP port a session's client is told to use: its media worker's. */
+  udpPortOf(session: Session): number {
+    const worker = Math.max(0, this.media.workerOf(session.id));
+    const advertised = this.config.advertised_udp_port;
+    return advertised === undefined ? this.media.portOf(worker) : advertised + worker;
+  }
+
+  /** An engine counter summed over every media worker (read from shared memory). */
+  mediaCounter(name: EngineCounter): number {
+    return this.media.total(SLOT[name]);
+  }
+
+  /** Packets dropped by media policing (every kind and tier), summed over every media worker. */
+  mediaPoliced(): number {
+    let n = 0;
+    for (const kind of POLICING_KINDS) {
+      for (const tier of POLICING_TIERS) {
+        n += this.media.total(policedSlot(kind, tier));
+      }
+    }
+    return n;
+  }
+
+  /** Datagrams dropped for `reason`, summed over every media worker. */
+  mediaDropped(reason: DropReason): number {
+    return this.media.dropped(DROP_REASONS.indexOf(reason));
   }
 
   /** This relay's signalling URL as clients reach it (CallSetup.relay_addr). */
@@ -356,7 +421,8 @@ export class Relay implements RelayCore {
 
   /** Binds every socket; resolves with the bound ports. */
   async start(): Promise<RelayAddresses> {
-    const udpPort = await this.udp.start();
+    const udpPorts = await this.media.start();
+    const udpPort = udpPorts[0] as number;
     const signalPort = await new Promise<number>((resolve, reject) => {
       const onError = (err: Error): void =>
         reject(
@@ -373,22 +439,23 @@ export class Relay implements RelayCore {
       });
     });
     const httpPort = await this.http.listen(this.config.http_host, this.config.http_port);
-    this.addresses = { udpPort, signalPort, httpPort };
+    this.addresses = { udpPort, udpPorts, signalPort, httpPort };
     this.urls = advertisedUrls(this.config, this.addresses, this.advertisedUdpPort);
     await this.fleet.start();
     this.federation?.start();
     this.log.info(
       {
-        udp: `${this.config.udp_host}:${udpPort}`,
+        udp: `${this.config.udp_host}:${udpPorts.join(',')}`,
+        media_workers: this.media.inline ? 'inline' : udpPorts.length,
         signal: `ws://${this.config.signal_host}:${signalPort}${SIGNAL_PATH}`,
         http: `http://${this.config.http_host}:${httpPort}`,
         fingerprint: this.identity.fingerprint,
         public_key: this.identity.publicKey.toString('hex'),
         trunking: this.config.trunking,
         auth: this.config.auth_secret !== undefined,
-        udp_io: this.udp.ioPath,
-        udp_io_receive: this.udp.receivePath,
-        udp_io_reason: this.udp.ioReason,
+        udp_io: this.media.ioChoice.path,
+        udp_io_receive: this.media.ioChoice.receive,
+        udp_io_reason: this.media.ioChoice.reason,
         nofile: this.fileLimit,
         connection_capacity: this.connectionCapacity,
       },
@@ -427,7 +494,8 @@ export class Relay implements RelayCore {
         ends.push(this.endSession(session, 'shutdown'));
       }
       await Promise.all(ends);
-      this.engine.flushAll();
+      // Flushes every trunk batch and closes the media sockets.
+      await this.media.stop();
       for (const conn of this.connections) {
         conn.close(1001, 'relay shutting down');
       }
@@ -451,10 +519,7 @@ export class Relay implements RelayCore {
     for (const conn of this.hubConnections) {
       conn.terminate();
     }
-    if (this.sweepTimer !== null) {
-      clearTimeout(this.sweepTimer);
-    }
-    this.engine.close();
+    await this.media.stop();
     await Promise.all([
       new Promise<void>((resolve) => this.wss.close(() => resolve())),
       new Promise<void>((resolve) => this.mediaWss.close(() => resolve())),
@@ -463,7 +528,6 @@ export class Relay implements RelayCore {
         this.signalServer.closeAllConnections();
       }),
       this.http.close(),
-      this.udp.close(),
       fleetStopped,
     ]);
     this.log.info('relay stopped');
@@ -517,10 +581,11 @@ export class Relay implements RelayCore {
         maxBufferedBytes: this.config.ws_media_max_buffered_bytes,
         bindTimeoutMs: this.config.handshake_timeout_ms,
         stats: this.wsMediaStats,
-        onDatagram: (msg, rinfo, p) => this.engine.onDatagram(msg, rinfo, p),
+        // The datagrams go to the media worker of the session the path binds.
+        onDatagram: (msg, _rinfo, p) => this.media.pathDatagram(p, msg),
         onClose: (p) => {
           this.mediaPaths.delete(p);
-          this.engine.detachPath(p);
+          this.media.pathClosed(p);
         },
       });
       this.mediaPaths.add(path);
@@ -814,6 +879,7 @@ export class Relay implements RelayCore {
   async join(conn: SignalPeer, request: JoinRequest): Promise<Session> {
     const now = performance.now();
     this.checkCooldown(request.fingerprint, now);
+    const inline = this.media.inline;
     this.reserveSession(request.subject, request.fingerprint);
     let result: Awaited<ReturnType<typeof this.rooms.join>>;
     try {
@@ -835,7 +901,8 @@ export class Relay implements RelayCore {
               );
             }
           }
-          const observer = new SessionObserver(room.state, now);
+          // Inline, the engine works on this very session; else a worker has its own.
+          const observer = inline ? new SessionObserver(room.state, now) : NO_OBSERVER;
           const session = new Session({
             id,
             tag,
@@ -849,8 +916,9 @@ export class Relay implements RelayCore {
             canSubscribe: request.canSubscribe,
             nowMs: now,
           });
-          observer.attach(session);
-          this.observers.set(session, observer);
+          if (observer instanceof SessionObserver) {
+            observer.attach(session);
+          }
           return session;
         },
       );
@@ -859,22 +927,30 @@ export class Relay implements RelayCore {
       throw err;
     }
     const session = result.participant.sink;
-    this.engine.policer.configure(
-      session,
-      request.policy ?? { audioCodec: 'Opus24k', frameMs: 20, videoKbps: null },
-      now,
-    );
-    this.engine.register(session);
     this.sessions.set(session.id, {
       session,
       conn,
+      tier: Tier.Good,
       subject: request.subject,
       fingerprint: request.fingerprint,
     });
+    try {
+      await this.media.join(session, {
+        id: session.id,
+        tag: session.tag,
+        room: request.room,
+        bindToken: request.bindToken,
+        canPublish: request.canPublish,
+        canSubscribe: request.canSubscribe,
+        policy: request.policy ?? { audioCodec: 'Opus24k', frameMs: 20, videoKbps: null },
+      });
+    } catch (err) {
+      await this.endSession(session, 'error');
+      throw err;
+    }
     this.federation?.attach(session);
     // A joiner counts as Good until its reports say otherwise.
     this.applyRoomTier(result.room, result.room.state.tiers.set(session.id, Tier.Good));
-    this.scheduleSweep(session.lastDatagramMs + this.config.session_timeout_ms);
     return session;
   }
 
@@ -885,10 +961,14 @@ export class Relay implements RelayCore {
     }
     this.sessions.delete(session.id);
     this.releaseSession(entry.subject, entry.fingerprint);
-    this.engine.unregister(session);
+    session.closed = true;
+    this.media.leave(session.id);
     const room = session.room as RelayRoom;
     room.state.forget(session);
     const result = await this.rooms.leave(room, session.id);
+    if (room.deleted) {
+      this.media.releaseRoom(room.name);
+    }
     this.metrics.sessionsEnded.labels(reason).inc();
     this.log.info({ session: session.id, room: room.name, reason }, 'session ended');
     if (result.removed) {
@@ -994,16 +1074,33 @@ export class Relay implements RelayCore {
   }
 
   subscribe(session: Session, change: SubscriptionChange): void {
-    this.engine.subscription(session, change);
+    this.media.toSession({ type: 'subscription', id: session.id, change });
     this.federation?.subscriptionChanged(session);
   }
 
   transportFeedback(session: Session, fb: BodyOf<'TransportFeedback'>): void {
-    this.engine.feedback(session, fb.remb_bps, fb.acked_seqs.length, fb.nacked_seqs.length);
+    this.media.toSession({
+      type: 'feedback',
+      id: session.id,
+      rembBps: fb.remb_bps,
+      acked: fb.acked_seqs.length,
+      nacked: fb.nacked_seqs.length,
+    });
+  }
+
+  settled(session: Session): Promise<void> {
+    return this.media.settled(session.id);
   }
 
   resync(session: Session, tag: number): boolean {
-    return this.engine.resync(session, tag);
+    // The tag must name another participant of the room (BINDING §4.6).
+    const known = session.room.snapshot.some(
+      (p) => p.sink.tag === tag && p.sink !== session && !p.sink.closed,
+    );
+    if (known) {
+      this.media.toSession({ type: 'resync', id: session.id, tag });
+    }
+    return known;
   }
 
   connectionClosed(conn: SignalPeer): void {
@@ -1012,17 +1109,82 @@ export class Relay implements RelayCore {
 
   // ── quality ──────────────────────────────────────────────────────────────
 
-  private onTierChange(session: Session): void {
-    const observer = this.observers.get(session);
-    if (observer === undefined || session.closed) {
+  // ── media plane events ────────────────────────────────────────────────────
+
+  private onMediaEvent(e: MediaEvent): void {
+    if (!('id' in e)) {
       return;
     }
+    const entry = this.sessions.get(e.id);
+    if (entry === undefined || entry.session.closed) {
+      return;
+    }
+    const { session, conn } = entry;
     const room = session.room as RelayRoom;
-    this.log.debug(
-      { session: session.id, tier: tierName(observer.tier) },
-      'participant tier changed',
+    switch (e.type) {
+      case 'bound':
+        this.log.info(
+          { session: session.id, from: e.from, to: e.to },
+          e.from === null ? 'udp bound' : 'udp rebound',
+        );
+        return;
+      case 'tier':
+        entry.tier = e.tier as Tier;
+        this.log.debug(
+          { session: session.id, tier: tierName(entry.tier) },
+          'participant tier changed',
+        );
+        this.applyRoomTier(room, room.state.tiers.set(session.id, entry.tier));
+        return;
+      case 'videoStream': {
+        // PLI routing reads this (RoomState.pliTargets); inline it is already set.
+        const w = e.streamId >>> 5;
+        session.av.videoStreams[w] =
+          (session.av.videoStreams[w] as number) | (1 << (e.streamId & 31));
+        return;
+      }
+      case 'keyframeNeeded':
+        this.sendPli(session, e.streamId, 'relay');
+        return;
+      case 'policyWarn':
+        this.onPolicyWarn(session, e.tier, e.kind);
+        return;
+      case 'policyViolation':
+        this.onPolicyViolation(session, e.code, e.reason);
+        return;
+      case 'timeout':
+        this.log.info({ session: session.id }, 'session timed out (no datagrams)');
+        conn.send({ type: 'Hangup', body: { version: 1, reason: 'Timeout' } });
+        void this.endSession(session, 'timeout').then(() => conn.close(1000, 'timeout'));
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** A media worker died: its sessions end with a typed Hangup; the others are untouched. */
+  private onWorkerLost(worker: number, ids: number[], reason: string): void {
+    this.log.error(
+      { worker, sessions: ids.length, reason, code: 'MEDIA_WORKER_FAILED' },
+      'media worker failed; ending its sessions and starting a replacement',
     );
-    this.applyRoomTier(room, room.state.tiers.set(session.id, observer.tier));
+    for (const id of ids) {
+      const entry = this.sessions.get(id);
+      if (entry === undefined) {
+        continue;
+      }
+      const { session, conn } = entry;
+      conn.send({
+        type: 'Error',
+        body: {
+          version: 1,
+          code: 'MEDIA_WORKER_FAILED',
+          message: 'the media worker of this session failed',
+        },
+      });
+      conn.send({ type: 'Hangup', body: { version: 1, reason: 'Error' } });
+      void this.endSession(session, 'error').then(() => conn.close(1011, 'MEDIA_WORKER_FAILED'));
+    }
   }
 
   /** Broadcasts a QualityDirective when the room tier changed (`next` non-null). */
@@ -1033,10 +1195,14 @@ export class Relay implements RelayCore {
     this.metrics.directives.inc();
     this.log.info({ room: room.name, tier: tierName(next) }, 'room tier changed');
     const recommended = PROFILES_BY_TIER[next] as (typeof PROFILES_BY_TIER)[number];
-    const now = performance.now();
     for (const p of room.snapshot) {
       // Policing follows what the relay recommends (never lowers what was negotiated).
-      this.engine.policer.allowAudio(p.sink, recommended.codec, recommended.frame_duration_ms, now);
+      this.media.toSession({
+        type: 'allowAudio',
+        id: p.sink.id,
+        codec: recommended.codec,
+        frameMs: recommended.frame_duration_ms,
+      });
     }
     this.sendToAll(room.snapshot, {
       type: 'QualityDirective',
@@ -1128,54 +1294,22 @@ export class Relay implements RelayCore {
     }
   }
 
-  // ── session timeout (deadline-driven) ─────────────────────────────────────
-
-  /** Arms the sweep for `at` unless an earlier one is armed. */
-  private scheduleSweep(at: number): void {
-    if (this.draining || at >= this.sweepAt) {
-      return;
-    }
-    if (this.sweepTimer !== null) {
-      clearTimeout(this.sweepTimer);
-    }
-    this.sweepAt = at;
-    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, at - performance.now()) + 1);
-    this.sweepTimer.unref();
-  }
-
-  private sweep(): void {
-    this.sweepTimer = null;
-    this.sweepAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
-    const timeout = this.config.session_timeout_ms;
-    let next = Number.POSITIVE_INFINITY;
-    for (const { session, conn } of [...this.sessions.values()]) {
-      const deadline = session.lastDatagramMs + timeout;
-      if (deadline <= now) {
-        this.log.info({ session: session.id }, 'session timed out (no datagrams)');
-        conn.send({ type: 'Hangup', body: { version: 1, reason: 'Timeout' } });
-        void this.endSession(session, 'timeout').then(() => conn.close(1000, 'timeout'));
-      } else if (deadline < next) {
-        next = deadline;
-      }
-    }
-    if (next !== Number.POSITIVE_INFINITY) {
-      this.scheduleSweep(next);
-    }
-  }
-
   // ── operator views ───────────────────────────────────────────────────────
 
   private async roomsJson(): Promise<unknown> {
     const now = performance.now();
-    const listed = await this.rooms.list();
+    const [listed, details] = await Promise.all([this.rooms.list(), this.media.details()]);
     return {
       rooms: listed.map(({ room, participants }) => ({
         name: room.name,
         tier: tierName(room.state.tiers.tier),
+        worker: this.media.workerOfRoom(room.name),
         participants: participants.map((p) => {
           const s = p.sink;
-          const observer = this.observers.get(s);
+          const entry = this.sessions.get(s.id);
+          // Local sessions: the numbers of their media worker (absent when it
+          // did not answer in time); federated ones: the local bookkeeping.
+          const d: SessionDetail | undefined = details.get(s.id);
           return {
             tag: p.tag,
             fingerprint: p.fingerprint,
@@ -1183,21 +1317,17 @@ export class Relay implements RelayCore {
             relay_label: p.relayLabel,
             remote: p.remote,
             session: s.id,
-            tier: observer === undefined ? null : tierName(observer.tier),
-            bound: s.address !== null,
-            transport: s.address === null ? null : (s.path?.kind ?? 'udp'),
-            packets_in: s.packetsIn,
-            bytes_in: s.bytesIn,
-            packets_out: s.packetsOut,
-            bytes_out: s.bytesOut,
-            idle_ms: Math.round(now - s.lastDatagramMs),
-            receiving: receivingOf(s, participants),
-            subscriptions: {
-              default: { ...s.av.rx.defaults },
-              senders: s.av.rx.overrides(),
-              remb_bps: s.av.rx.rembBps < 0 ? null : s.av.rx.rembBps,
-            },
-            streams: observer?.snapshot(now) ?? [],
+            tier: entry === undefined ? null : tierName(entry.tier),
+            bound: d?.bound ?? s.address !== null,
+            transport: d === undefined ? null : d.transport,
+            packets_in: d?.packetsIn ?? s.packetsIn,
+            bytes_in: d?.bytesIn ?? s.bytesIn,
+            packets_out: d?.packetsOut ?? s.packetsOut,
+            bytes_out: d?.bytesOut ?? s.bytesOut,
+            idle_ms: d?.idleMs ?? Math.round(now - s.lastDatagramMs),
+            receiving: d?.receiving ?? [],
+            subscriptions: d?.subscriptions ?? null,
+            streams: d?.streams ?? [],
           };
         }),
       })),
@@ -1206,86 +1336,90 @@ export class Relay implements RelayCore {
 
   private syncMetrics(): void {
     const m = this.metrics;
-    const st = this.engine.stats;
-    const setCounter = (c: { inc(v: number): void }, total: number): void =>
-      this.bridge.set(c, total);
+    const media = this.media;
+    const b = this.bridge;
+    const total = (name: EngineCounter): number => media.total(SLOT[name]);
     m.activeSessions.set(this.sessions.size);
     m.signalConnections.set(this.tcp.size);
     m.activeRooms.set(this.rooms.roomCount);
-    setCounter(m.packetsReceived, st.mediaIn);
-    setCounter(m.packetsForwarded, st.packetsForwarded);
-    setCounter(m.bytesForwarded, st.bytesForwarded);
-    setCounter(m.datagramsSent, st.datagramsOut);
-    const queue = this.udp.sendQueue();
-    m.sendQueueDatagrams.set(queue.datagrams);
-    m.sendQueueBytes.set(queue.bytes);
-    const path = this.udp.ioPath;
+    b.set(m.packetsReceived, total('mediaIn'));
+    b.set(m.packetsForwarded, total('packetsForwarded'));
+    b.set(m.bytesForwarded, total('bytesForwarded'));
+    b.set(m.datagramsSent, total('datagramsOut'));
+    m.sendQueueDatagrams.set(media.total(SLOT.sendQueueDatagrams));
+    m.sendQueueBytes.set(media.total(SLOT.sendQueueBytes));
+    b.set(m.trunkFrames, total('trunkFrames'));
+    b.set(m.trunkEntries, total('trunkEntries'));
+    b.set(m.binds, total('binds'), 'bind');
+    b.set(m.binds, total('rebinds'), 'rebind');
+    b.set(m.binds, total('bindChallenges'), 'challenge');
+    b.set(m.binds, total('bindConfirms'), 'confirm');
+    DROP_REASONS.forEach((reason, i) => {
+      b.set(m.dropped, media.dropped(i), reason);
+    });
+    WIRE_CODES.forEach((code, i) => {
+      b.set(m.malformed, media.total(MALFORMED_SLOT + i), code);
+    });
+    const io = media.ioPaths();
     for (const p of UDP_IO_PATHS) {
-      m.udpIo.labels(p).set(p === path ? 1 : 0);
+      m.udpIo.labels(p).set(io.includes(p) ? 1 : 0);
     }
-    const io = this.udp.ioStats;
-    for (const [code, n] of io.errors) {
-      setCounter(m.udpSendErrors.labels(code), n);
-    }
-    setCounter(m.udpSendQueued, io.queued);
-    const recvPath = this.udp.receivePath;
+    const recv = media.receivePaths();
     for (const p of UDP_IO_PATHS) {
-      m.udpRecvIo.labels(p).set(p === recvPath ? 1 : 0);
+      m.udpRecvIo.labels(p).set(recv.includes(p) ? 1 : 0);
     }
-    setCounter(m.udpRecvSyscalls, io.recvSyscalls);
-    setCounter(m.udpRecvBatches, io.recvBatches);
-    setCounter(m.trunkFrames, st.trunkFrames);
-    setCounter(m.trunkEntries, st.trunkEntries);
-    setCounter(m.binds.labels('bind'), st.binds);
-    setCounter(m.binds.labels('rebind'), st.rebinds);
-    setCounter(m.binds.labels('challenge'), st.bindChallenges);
-    setCounter(m.binds.labels('confirm'), st.bindConfirms);
-    for (const reason of DROP_REASONS) {
-      setCounter(m.dropped.labels(reason), st.dropped[reason]);
-    }
-    const pol = this.engine.policer.stats;
-    for (const kind of POLICING_KINDS) {
-      for (const tier of POLICING_TIERS) {
-        setCounter(m.policed.labels(kind, tier), pol.dropped[kind][tier]);
-      }
-    }
-    setCounter(m.policyActions.labels('observed'), pol.observed);
-    for (const [code, n] of st.malformedByCode) {
-      setCounter(m.malformed.labels(code), n);
-    }
+    b.set(m.udpRecvSyscalls, media.total(SLOT.udpRecvSyscalls));
+    b.set(m.udpRecvBatches, media.total(SLOT.udpRecvBatches));
+    SEND_ERROR_CODES.forEach((code, i) => {
+      b.set(m.udpSendErrors, media.total(SEND_ERROR_SLOT + i), code);
+    });
+    b.set(m.udpSendQueued, media.total(SLOT.udpQueued));
     const perTier = new Array<number>(TIER_NAMES.length).fill(0);
-    for (const { session } of this.sessions.values()) {
-      const t = this.observers.get(session)?.tier;
-      if (t !== undefined) {
-        perTier[t] = (perTier[t] as number) + 1;
-      }
+    for (const { tier } of this.sessions.values()) {
+      perTier[tier] = (perTier[tier] as number) + 1;
     }
     TIER_NAMES.forEach((name, i) => {
       m.qualityTier.labels(name).set(perTier[i] as number);
     });
     const ws = this.wsMediaStats;
     m.wsMediaConnections.set(ws.open);
-    setCounter(m.wsMediaDatagrams.labels('in'), ws.datagramsIn);
-    setCounter(m.wsMediaDatagrams.labels('out'), ws.datagramsOut);
-    setCounter(m.wsMediaDropped.labels('backpressure'), ws.droppedBackpressure);
-    setCounter(m.wsMediaDropped.labels('closed'), ws.droppedClosed);
-    setCounter(m.wsMediaDropped.labels('bad_frame'), ws.droppedBadFrame);
-    setCounter(m.wsMediaDropped.labels('bind_timeout'), ws.bindTimeouts);
-    const kf = this.engine.keyframes;
-    setCounter(m.keyframeHits, kf.stats.hits);
-    setCounter(m.keyframeMisses, kf.stats.misses);
-    m.keyframeBytes.set(kf.bytes);
-    setCounter(m.keyframeEvictions.labels('bound'), kf.stats.evictions);
-    setCounter(m.keyframeEvictions.labels('oversize'), kf.stats.oversize);
-    const ls = this.engine.layerStats;
-    setCounter(m.layerSwitches.labels('up'), ls.switchesUp);
-    setCounter(m.layerSwitches.labels('down'), ls.switchesDown);
-    setCounter(m.resyncs, st.resyncs);
-    setCounter(m.fullExpansions.labels('chain'), st.fullChain);
-    setCounter(m.fullExpansions.labels('resync'), st.fullResync);
-    setCounter(m.fullExpansions.labels('anchor'), st.fullAnchor);
+    b.set(m.wsMediaDatagrams, ws.datagramsIn, 'in');
+    b.set(m.wsMediaDatagrams, ws.datagramsOut, 'out');
+    b.set(m.wsMediaDropped, ws.droppedBackpressure, 'backpressure');
+    b.set(m.wsMediaDropped, ws.droppedClosed, 'closed');
+    b.set(m.wsMediaDropped, ws.droppedBadFrame, 'bad_frame');
+    b.set(m.wsMediaDropped, ws.bindTimeouts, 'bind_timeout');
+    b.set(m.wsMediaDropped, media.total(SLOT.pathQueueDropped), 'worker_queue');
+    for (const w of media.workers()) {
+      const label = String(w.index);
+      b.set(m.workerPackets, media.stat(w.index, SLOT.datagramsIn), label);
+      b.set(m.workerCpu, media.stat(w.index, SLOT.cpuSeconds), label);
+      b.set(m.workerRestarts, w.restarts, label);
+      m.workerLoopDelay.labels(label, 'p99').set(media.stat(w.index, SLOT.loopDelayP99));
+      m.workerLoopDelay.labels(label, 'max').set(media.stat(w.index, SLOT.loopDelayMax));
+      m.workerSessions.labels(label).set(w.sessions);
+      m.workerUp.labels(label).set(w.ready ? 1 : 0);
+      m.workerStuck.labels(label).set(w.stuck ? 1 : 0);
+    }
+    for (const kind of POLICING_KINDS) {
+      for (const tier of POLICING_TIERS) {
+        b.set(m.policed, media.total(policedSlot(kind, tier)), kind, tier);
+      }
+    }
+    b.set(m.policyActions, media.total(SLOT.policedObserved), 'observed');
+    b.set(m.keyframeHits, media.total(SLOT.keyframeHits));
+    b.set(m.keyframeMisses, media.total(SLOT.keyframeMisses));
+    m.keyframeBytes.set(media.total(SLOT.keyframeBytes));
+    b.set(m.keyframeEvictions, media.total(SLOT.keyframeEvictions), 'bound');
+    b.set(m.keyframeEvictions, media.total(SLOT.keyframeOversize), 'oversize');
+    b.set(m.layerSwitches, media.total(SLOT.layerSwitchesUp), 'up');
+    b.set(m.layerSwitches, media.total(SLOT.layerSwitchesDown), 'down');
+    b.set(m.resyncs, total('resyncs'));
+    b.set(m.fullExpansions, total('fullChain'), 'chain');
+    b.set(m.fullExpansions, total('fullResync'), 'resync');
+    b.set(m.fullExpansions, total('fullAnchor'), 'anchor');
     MEDIA_TYPE_LABELS.forEach((name, i) => {
-      setCounter(m.forwardedBytes.labels(name), st.bytesByMediaType[i] as number);
+      b.set(m.forwardedBytes, media.total(MEDIA_BYTES_SLOT + i), name);
     });
     this.syncFederationMetrics();
     this.fleetMetrics.sync();
@@ -1307,24 +1441,24 @@ export class Relay implements RelayCore {
         m.fedPeerRtt.labels(peer.label).set(link.rttMs);
       }
       const c = fed.peerCounters(peer);
-      this.bridge.set(m.fedPackets.labels(peer.label, 'in'), c.packetsIn);
-      this.bridge.set(m.fedPackets.labels(peer.label, 'out'), c.packetsOut);
+      this.bridge.set(m.fedPackets, c.packetsIn, peer.label, 'in');
+      this.bridge.set(m.fedPackets, c.packetsOut, peer.label, 'out');
       signalLimited += c.rateLimited;
       signalRejected += c.rejected;
     }
     this.bridge.set(m.fedDeduped, fs.deduped + fs.tooOld);
     this.bridge.set(m.fedLayersFiltered, fs.layerFiltered);
-    this.bridge.set(m.fedRateLimited.labels('peer'), fs.rateLimitedPeer);
-    this.bridge.set(m.fedRateLimited.labels('room'), fs.rateLimitedRoom);
+    this.bridge.set(m.fedRateLimited, fs.rateLimitedPeer, 'peer');
+    this.bridge.set(m.fedRateLimited, fs.rateLimitedRoom, 'room');
     for (const [reason, n] of Object.entries(fs.dropped)) {
-      this.bridge.set(m.fedDropped.labels(reason), n);
+      this.bridge.set(m.fedDropped, n, reason);
     }
     m.fedActiveRooms.set(fed.activeRooms);
     for (const [event, n] of fed.linkEvents) {
-      this.bridge.set(m.fedLinkEvents.labels(event), n);
+      this.bridge.set(m.fedLinkEvents, n, event);
     }
-    this.bridge.set(m.fedLinkEvents.labels('signal_rate_limited'), signalLimited);
-    this.bridge.set(m.fedLinkEvents.labels('signal_rejected'), signalRejected);
+    this.bridge.set(m.fedLinkEvents, signalLimited, 'signal_rate_limited');
+    this.bridge.set(m.fedLinkEvents, signalRejected, 'signal_rejected');
   }
 
   private readonly bridge = new CounterBridge();
@@ -1342,28 +1476,6 @@ export class Relay implements RelayCore {
 }
 
 const MEDIA_TYPE_LABELS = ['audio', 'video', 'data', 'control'] as const;
-
-/** Per sender: what `receiver` gets from it (layer, bytes, switches), for /v2/rooms. */
-function receivingOf(
-  receiver: Session,
-  participants: readonly { readonly sink: Session }[],
-): { tag: number; video_layer: number | null; bytes: number; packets: number; switches: number }[] {
-  const out = [];
-  for (const p of participants) {
-    const d = p.sink.av.down.get(receiver);
-    if (p.sink === receiver || d === undefined) {
-      continue;
-    }
-    out.push({
-      tag: p.sink.tag,
-      video_layer: d.layer < 0 ? null : d.layer,
-      bytes: d.bytes,
-      packets: d.packets,
-      switches: d.switchesUp + d.switchesDown,
-    });
-  }
-  return out;
-}
 
 /** `address:port` of the peer of an HTTP request (for logs and ReflectResponse). */
 function remoteOf(req: IncomingMessage): string {

@@ -432,7 +432,7 @@ export class SignalConnection implements SignalPeer {
         signature: signCallAnswer(this.core.identity, ephemeral),
         chosen_profile: profile,
         ...(videoCodec === undefined ? {} : { video_codec: videoCodec }),
-        udp_port: this.core.advertisedUdpPort,
+        udp_port: this.core.udpPortOf(session),
         bind_token: bindToken,
         participant_tag: session.tag,
       },
@@ -467,9 +467,13 @@ export class SignalConnection implements SignalPeer {
           this.fail('SIGNAL_UNKNOWN_TAG', `no sender with tag ${msg.body.tag} in the room`, false);
         }
         return;
-      case 'Ping':
-        this.send({ type: 'Pong', body: { version: 1, timestamp_ms: msg.body.timestamp_ms } });
+      case 'Ping': {
+        // After every earlier signal reached the media plane (RelayCore.settled).
+        const pong = (): void =>
+          this.send({ type: 'Pong', body: { version: 1, timestamp_ms: msg.body.timestamp_ms } });
+        void this.core.settled(session).then(pong, pong);
         return;
+      }
       case 'Hangup':
         void this.core.endSession(session, 'hangup').then(() => this.close(1000, 'hangup'));
         return;

@@ -52,11 +52,12 @@ export interface RelayCore {
   readonly log: Logger;
   readonly metrics: RelayMetrics;
   readonly identity: Identity;
-  readonly advertisedUdpPort: number;
   /** Places the room (fleet directory) before the join: served here, or redirect. */
   route(room: string): Promise<Route>;
   /** Shared by every connection: repeated rejections are logged sampled. */
   readonly logSampler: LogSampler;
+  /** The UDP port the session's client is told in CallAnswer (its media worker's). */
+  udpPortOf(session: Session): number;
   /** Joins a room (critical section) and registers the session with the media engine. */
   join(conn: SignalPeer, request: JoinRequest): Promise<Session>;
   /** Ends a session: unregisters it, leaves the room, tells the others. Idempotent. */
@@ -74,6 +75,12 @@ export interface RelayCore {
   transportFeedback(session: Session, feedback: BodyOf<'TransportFeedback'>): void;
   /** A receiver's ResyncRequest (BINDING.md §4.6); false when `tag` is no sender of its room. */
   resync(session: Session, tag: number): boolean;
+  /**
+   * Resolves once the media plane applied every earlier signal of the
+   * session (subscriptions, feedback, resync): a Pong is sent after it, so a
+   * client that waits for its Pong knows its settings hold before its BIND.
+   */
+  settled(session: Session): Promise<void>;
   /** The WebSocket of `conn` closed. */
   connectionClosed(conn: SignalPeer): void;
 }

@@ -27,6 +27,7 @@ interface RelayFlags {
   relayLabel?: string;
   dataDir?: string;
   logLevel?: string;
+  mediaWorkers?: string;
   peer?: string[];
   globalRoom?: string[];
 }
@@ -76,6 +77,7 @@ export function flagsToOverrides(f: RelayFlags): Partial<RelayConfigInput> {
     relay_label: f.relayLabel,
     data_dir: f.dataDir,
     log_level: f.logLevel,
+    media_workers: num(f.mediaWorkers),
     peers: f.peer?.map(parsePeerFlag),
     global_rooms: f.globalRoom,
   };
@@ -104,6 +106,7 @@ export function registerRelay(program: Command, io: CliIo, setExit: (code: numbe
     .option('--relay-label <label>', 'human label of this relay')
     .option('--data-dir <dir>', 'directory of the relay identity')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option('--media-workers <n>', 'media worker threads (0 = one per core)')
     .option(
       '--peer <label,url,key>',
       'federation peer (repeatable): label, ws://host:port/v2/federation or "-", public key or fingerprint',

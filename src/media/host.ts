@@ -1,0 +1,593 @@
+/**
+ * Hosts the per-datagram engine inside a media worker: the worker's UDP
+ * socket, its rooms and sessions (media state only), quality observation,
+ * the session-timeout deadline, the stats buffer shared with the main
+ * thread, and the batching of events for it (protocol.ts).
+ *
+ * Nothing here is per packet except the engine itself (engine.ts) and one
+ * boolean check that arms the stats publication. Events are queued and
+ * posted once per event-loop turn (`setImmediate`), never per datagram;
+ * counters reach the main thread through the shared buffer, published once
+ * at the end of every event-loop turn that had traffic, and at every
+ * heartbeat.
+ */
+import type { RemoteInfo } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import type { DatagramPath } from './datagram-path.js';
+import { DROP_REASONS, type FederationPlane, MediaEngine } from './engine.js';
+import { POLICING_KINDS, POLICING_TIERS, type SessionPolicy } from './policer.js';
+import {
+  DROP_SLOT,
+  ENGINE_COUNTERS,
+  FANOUT_SLOT,
+  MALFORMED_SLOT,
+  MEDIA_BYTES_SLOT,
+  MEDIA_TYPES,
+  type MediaCommand,
+  type MediaEvent,
+  policedSlot,
+  SEND_ERROR_CODES,
+  SEND_ERROR_SLOT,
+  type SessionDetail,
+  type SessionSpec,
+  SLOT,
+  WIRE_CODES,
+  type WorkerInit,
+} from './protocol.js';
+import { SessionObserver } from './quality-observer.js';
+import { RoomState } from './room-state.js';
+import { type RoomSnapshotSource, Session, type SignalSink } from './session.js';
+import { UdpEndpoint } from './udp-endpoint.js';
+import { UDP_IO_PATHS } from './udp-io.js';
+
+/** A room as the worker sees it: its media participants. */
+export class HostRoom implements RoomSnapshotSource {
+  snapshot: readonly { readonly sink: Session }[] = Object.freeze([]);
+  readonly state: RoomState;
+
+  constructor(readonly name: string) {
+    this.state = new RoomState();
+  }
+
+  add(session: Session): void {
+    this.snapshot = Object.freeze([...this.snapshot, { sink: session }]);
+  }
+
+  remove(session: Session): void {
+    this.snapshot = Object.freeze(this.snapshot.filter((p) => p.sink !== session));
+  }
+}
+
+export interface MediaHostOptions {
+  init: Omit<WorkerInit, 'stats'>;
+  /** The stats buffer (a view of `WorkerInit.stats`). */
+  stats: Float64Array;
+  /** Posts a batch of events to the main thread. */
+  emit: (events: MediaEvent[]) => void;
+}
+
+const NO_SIGNAL: SignalSink = { send() {}, close() {} };
+
+/** Most datagrams for main-thread stream paths queued in one event-loop turn; beyond, dropped. */
+export const MAX_PATH_QUEUE = 4096;
+
+/**
+ * A stream path (WebSocket) held by the main thread, as the engine in a
+ * worker sees it: datagrams to it go back to the main thread as events.
+ */
+class RemotePath implements DatagramPath {
+  readonly kind = 'websocket' as const;
+  readonly rinfo: RemoteInfo;
+
+  constructor(
+    readonly key: string,
+    private readonly host: MediaHost,
+  ) {
+    this.rinfo = { address: key, port: 0, family: 'IPv4', size: 0 };
+  }
+
+  send(data: Buffer | readonly Buffer[]): void {
+    // A copy: the engine may reuse its buffers (trunk batches) before the event leaves.
+    const copy = Buffer.isBuffer(data) ? Buffer.from(data) : Buffer.concat(data as Buffer[]);
+    this.host.pathSend(this.key, copy);
+  }
+
+  attached(): void {
+    this.host.pathAttached(this.key);
+  }
+}
+
+export class MediaHost {
+  readonly engine: MediaEngine;
+  readonly udp: UdpEndpoint;
+  private readonly init: Omit<WorkerInit, 'stats'>;
+  private readonly stats: Float64Array;
+  private readonly emit: (events: MediaEvent[]) => void;
+  private readonly rooms = new Map<string, HostRoom>();
+  private readonly sessions = new Map<number, Session>();
+  private readonly timedOut = new Set<number>();
+  private readonly paths = new Map<string, RemotePath>();
+  private pathQueued = 0;
+  private pathQueueDropped = 0;
+  private pending: MediaEvent[] = [];
+  private flushArmed = false;
+  private statsArmed = false;
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly loopDelay: IntervalHistogram;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepAt = Number.POSITIVE_INFINITY;
+  private stopped = false;
+  private readonly cpu: () => number;
+
+  constructor(options: MediaHostOptions) {
+    this.init = options.init;
+    this.stats = options.stats;
+    this.emit = options.emit;
+    const init = options.init;
+    this.engine = new MediaEngine({
+      send: (data, port, address) => this.udp.send(data, port, address),
+      sendMany: (prefix, buf, destinations, count) =>
+        this.udp.sendMany(prefix, buf, destinations, count),
+      trunking: init.trunking,
+      bind: init.bind,
+      resync: init.resync,
+      keyframeLimits: init.keyframeLimits,
+      policing: init.policing,
+      policingHooks: {
+        onWarn: (session, tier, kind) =>
+          this.queue({ type: 'policyWarn', id: session.id, tier, kind }),
+        onViolation: (session, code, reason) =>
+          this.queue({ type: 'policyViolation', id: session.id, code, reason }),
+      },
+      onKeyframeNeeded: (sender, streamId) =>
+        this.queue({ type: 'keyframeNeeded', id: sender.id, streamId }),
+      onVideoStream: (sender, streamId) => {
+        // At once (once per sender and stream id): the main thread routes PLIs
+        // with it, and a receiver may ask for one as soon as this frame reaches it.
+        this.queue({ type: 'videoStream', id: sender.id, streamId });
+        this.flushEvents();
+      },
+      onTierChange: (session) =>
+        this.queue({
+          type: 'tier',
+          id: session.id,
+          tier: (session.observer as SessionObserver).tier,
+        }),
+      onRebind: (session, from, to) => this.queue({ type: 'bound', id: session.id, from, to }),
+    });
+    this.udp = new UdpEndpoint({
+      host: init.udpHost,
+      port: init.udpPort,
+      bufferBytes: init.udpBufferBytes,
+      udpIo: init.udpIo,
+      onDatagram: (msg, rinfo) => {
+        this.engine.onDatagram(msg, rinfo);
+        if (!this.statsArmed) {
+          this.armStats();
+        }
+      },
+    });
+    this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.loopDelay.enable();
+    this.cpu = threadCpuClock();
+    this.heartbeat = setInterval(() => this.beat(), init.heartbeatMs);
+    this.heartbeat.unref();
+    this.beat();
+  }
+
+  /** The federation media plane of this worker, if it hosts one. */
+  set federation(plane: FederationPlane | null) {
+    this.engine.federation = plane;
+  }
+
+  /** Binds the socket; resolves with its port. */
+  start(): Promise<number> {
+    return this.udp.start();
+  }
+
+  handle(cmd: MediaCommand): void {
+    switch (cmd.type) {
+      case 'join':
+        this.join(cmd.session);
+        this.queue({ type: 'joined', req: cmd.req });
+        return;
+      case 'leave':
+        this.leave(cmd.id);
+        return;
+      case 'grants': {
+        const s = this.sessions.get(cmd.id);
+        if (s !== undefined) {
+          s.canPublish = cmd.canPublish;
+          s.canSubscribe = cmd.canSubscribe;
+        }
+        return;
+      }
+      case 'subscription': {
+        const s = this.sessions.get(cmd.id);
+        if (s !== undefined) {
+          this.engine.subscription(s, cmd.change);
+        }
+        return;
+      }
+      case 'feedback': {
+        const s = this.sessions.get(cmd.id);
+        if (s !== undefined) {
+          this.engine.feedback(s, cmd.rembBps, cmd.acked, cmd.nacked);
+        }
+        return;
+      }
+      case 'resync': {
+        const s = this.sessions.get(cmd.id);
+        if (s !== undefined) {
+          this.engine.resync(s, cmd.tag);
+        }
+        return;
+      }
+      case 'allowAudio': {
+        const s = this.sessions.get(cmd.id);
+        if (s !== undefined) {
+          this.engine.policer.allowAudio(s, cmd.codec, cmd.frameMs, performance.now());
+        }
+        return;
+      }
+      case 'details':
+        this.queue({ type: 'details', req: cmd.req, sessions: this.details() });
+        return;
+      case 'sync':
+        this.queue({ type: 'synced', req: cmd.req });
+        return;
+      case 'stop':
+        void this.stop().then(() => this.queue({ type: 'stopped', req: cmd.req }));
+        return;
+      case 'pathDatagram': {
+        let path = this.paths.get(cmd.path);
+        if (path === undefined) {
+          path = new RemotePath(cmd.path, this);
+          this.paths.set(cmd.path, path);
+        }
+        const d = cmd.data;
+        this.engine.onDatagram(Buffer.from(d.buffer, d.byteOffset, d.byteLength), path.rinfo, path);
+        this.armStats();
+        return;
+      }
+      case 'pathClosed': {
+        const path = this.paths.get(cmd.path);
+        if (path !== undefined) {
+          this.paths.delete(cmd.path);
+          this.engine.detachPath(path);
+        }
+        return;
+      }
+      case 'block': {
+        const end = performance.now() + cmd.ms;
+        while (performance.now() < end) {
+          // Deliberately stuck (fault injection).
+        }
+        return;
+      }
+      case 'crash':
+        setImmediate(() => {
+          throw new Error(cmd.message);
+        });
+        return;
+      default:
+        return;
+    }
+  }
+
+  private join(spec: SessionSpec): void {
+    const now = performance.now();
+    let room = this.rooms.get(spec.room);
+    if (room === undefined) {
+      room = new HostRoom(spec.room);
+      this.rooms.set(spec.room, room);
+    }
+    const observer = new SessionObserver(room.state, now);
+    const session = new Session({
+      id: spec.id,
+      tag: spec.tag,
+      fingerprint: '',
+      alias: null,
+      room,
+      bindToken: Buffer.from(spec.bindToken),
+      signal: NO_SIGNAL,
+      observer,
+      canPublish: spec.canPublish,
+      canSubscribe: spec.canSubscribe,
+      nowMs: now,
+    });
+    observer.attach(session);
+    room.add(session);
+    this.sessions.set(session.id, session);
+    this.engine.policer.configure(session, spec.policy, now);
+    this.engine.register(session);
+    this.scheduleSweep(now + this.init.sessionTimeoutMs);
+    this.armStats();
+  }
+
+  /**
+   * Registers a session built by the caller (the in-process media plane,
+   * where the main thread's session is the engine's session).
+   */
+  adopt(session: Session, policy: SessionPolicy): void {
+    this.sessions.set(session.id, session);
+    this.engine.policer.configure(session, policy, performance.now());
+    this.engine.register(session);
+    this.scheduleSweep(session.lastDatagramMs + this.init.sessionTimeoutMs);
+    this.armStats();
+  }
+
+  private leave(id: number): void {
+    const session = this.sessions.get(id);
+    if (session === undefined) {
+      return;
+    }
+    this.sessions.delete(id);
+    this.timedOut.delete(id);
+    this.engine.unregister(session);
+    const room = session.room;
+    if (room instanceof HostRoom) {
+      room.state.forget(session);
+      room.remove(session);
+      if (room.snapshot.length === 0 && this.rooms.get(room.name) === room) {
+        this.rooms.delete(room.name);
+      }
+    }
+    this.armStats();
+  }
+
+  private details(): SessionDetail[] {
+    const now = performance.now();
+    const out: SessionDetail[] = [];
+    for (const s of this.sessions.values()) {
+      out.push({
+        id: s.id,
+        bound: s.address !== null,
+        address: s.address === null ? null : `${s.address}:${s.port}`,
+        transport: s.address === null ? null : (s.path?.kind ?? 'udp'),
+        packetsIn: s.packetsIn,
+        bytesIn: s.bytesIn,
+        packetsOut: s.packetsOut,
+        bytesOut: s.bytesOut,
+        idleMs: Math.round(now - s.lastDatagramMs),
+        streams: s.observer instanceof SessionObserver ? s.observer.snapshot(now) : [],
+        receiving: receivingOf(s, s.room.snapshot),
+        subscriptions: subscriptionsOf(s),
+      });
+    }
+    return out;
+  }
+
+  /** Flushes what is batched, stops the timers, closes the socket. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) {
+      return;
+    }
+    this.stopped = true;
+    this.engine.close();
+    clearInterval(this.heartbeat);
+    if (this.sweepTimer !== null) {
+      clearTimeout(this.sweepTimer);
+    }
+    await this.udp.close();
+    this.loopDelay.disable();
+    this.publishStats();
+  }
+
+  // ── events ──────────────────────────────────────────────────────────────
+
+  /** A datagram for a main-thread stream path (bounded per event-loop turn). */
+  pathSend(key: string, data: Buffer): void {
+    if (this.pathQueued >= MAX_PATH_QUEUE) {
+      this.pathQueueDropped++;
+      return;
+    }
+    this.pathQueued++;
+    this.queue({ type: 'pathSend', path: key, data });
+  }
+
+  pathAttached(key: string): void {
+    this.queue({ type: 'pathAttached', path: key });
+  }
+
+  private queue(event: MediaEvent): void {
+    this.pending.push(event);
+    if (!this.flushArmed) {
+      this.flushArmed = true;
+      setImmediate(() => this.flushEvents());
+    }
+  }
+
+  private flushEvents(): void {
+    this.flushArmed = false;
+    if (this.pending.length === 0) {
+      return;
+    }
+    const batch = this.pending;
+    this.pending = [];
+    this.pathQueued = 0;
+    // Counters first, so that the main thread never sees an event before
+    // the traffic that caused it is counted.
+    this.publishStats();
+    this.emit(batch);
+  }
+
+  // ── session timeout (deadline-driven) ────────────────────────────────────
+
+  private scheduleSweep(at: number): void {
+    if (this.stopped || at >= this.sweepAt) {
+      return;
+    }
+    if (this.sweepTimer !== null) {
+      clearTimeout(this.sweepTimer);
+    }
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, at - performance.now()) + 1);
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    this.sweepTimer = null;
+    this.sweepAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    const timeout = this.init.sessionTimeoutMs;
+    let next = Number.POSITIVE_INFINITY;
+    for (const s of this.sessions.values()) {
+      if (this.timedOut.has(s.id) || s.remote !== null) {
+        continue;
+      }
+      const deadline = s.lastDatagramMs + timeout;
+      if (deadline <= now) {
+        this.timedOut.add(s.id);
+        this.queue({ type: 'timeout', id: s.id });
+      } else if (deadline < next) {
+        next = deadline;
+      }
+    }
+    if (next !== Number.POSITIVE_INFINITY) {
+      this.scheduleSweep(next);
+    }
+  }
+
+  // ── shared counters ──────────────────────────────────────────────────────
+
+  /** Publishes the counters at the end of this event-loop turn (once per turn with traffic). */
+  private armStats(): void {
+    if (this.statsArmed || this.stopped) {
+      return;
+    }
+    this.statsArmed = true;
+    setImmediate(this.publishNow);
+  }
+
+  private readonly publishNow = (): void => {
+    this.statsArmed = false;
+    this.publishStats();
+  };
+
+  private beat(): void {
+    const out = this.stats;
+    out[SLOT.heartbeatMs] = Date.now();
+    out[SLOT.cpuSeconds] = this.cpu();
+    const h = this.loopDelay;
+    if (h.count > 0) {
+      out[SLOT.loopDelayP99] = h.percentile(99) / 1e9;
+      out[SLOT.loopDelayMax] = h.max / 1e9;
+    }
+    h.reset();
+    this.publishStats();
+  }
+
+  /** Copies the engine's plain counters into the shared buffer. */
+  publishStats(): void {
+    const out = this.stats;
+    const st = this.engine.stats;
+    for (let i = 0; i < ENGINE_COUNTERS.length; i++) {
+      const name = ENGINE_COUNTERS[i] as (typeof ENGINE_COUNTERS)[number];
+      out[SLOT[name]] = st[name];
+    }
+    for (let i = 0; i < DROP_REASONS.length; i++) {
+      out[DROP_SLOT + i] = st.dropped[DROP_REASONS[i] as (typeof DROP_REASONS)[number]];
+    }
+    for (let i = 0; i < WIRE_CODES.length; i++) {
+      out[MALFORMED_SLOT + i] = st.malformedByCode.get(WIRE_CODES[i] as never) ?? 0;
+    }
+    out.set(st.fanout, FANOUT_SLOT);
+    for (let i = 0; i < MEDIA_TYPES; i++) {
+      out[MEDIA_BYTES_SLOT + i] = st.bytesByMediaType[i] ?? 0;
+    }
+    const kf = this.engine.keyframes;
+    out[SLOT.keyframeHits] = kf.stats.hits;
+    out[SLOT.keyframeMisses] = kf.stats.misses;
+    out[SLOT.keyframeEvictions] = kf.stats.evictions;
+    out[SLOT.keyframeOversize] = kf.stats.oversize;
+    out[SLOT.keyframeBytes] = kf.bytes;
+    const ls = this.engine.layerStats;
+    out[SLOT.layerSwitchesUp] = ls.switchesUp;
+    out[SLOT.layerSwitchesDown] = ls.switchesDown;
+    const pol = this.engine.policer.stats;
+    out[SLOT.policedObserved] = pol.observed;
+    for (const kind of POLICING_KINDS) {
+      for (const tier of POLICING_TIERS) {
+        out[policedSlot(kind, tier)] = pol.dropped[kind][tier];
+      }
+    }
+    const q = this.udp.sendQueue();
+    out[SLOT.sendQueueDatagrams] = q.datagrams;
+    out[SLOT.sendQueueBytes] = q.bytes;
+    out[SLOT.sessions] = this.sessions.size;
+    out[SLOT.rooms] = this.rooms.size;
+    out[SLOT.pathQueueDropped] = this.pathQueueDropped;
+    const path = this.udp.ioPath;
+    out[SLOT.udpIoPath] = path === null ? 0 : 1 + UDP_IO_PATHS.indexOf(path);
+    const io = this.udp.ioStats;
+    out[SLOT.udpQueued] = io.queued;
+    const recv = this.udp.receivePath;
+    out[SLOT.udpRecvPath] = recv === null ? 0 : 1 + UDP_IO_PATHS.indexOf(recv);
+    out[SLOT.udpRecvSyscalls] = io.recvSyscalls;
+    out[SLOT.udpRecvBatches] = io.recvBatches;
+    if (io.errors.size > 0) {
+      out.fill(0, SEND_ERROR_SLOT, SEND_ERROR_SLOT + SEND_ERROR_CODES.length);
+      for (const [code, n] of io.errors) {
+        const i = SEND_ERROR_CODES.indexOf(code as (typeof SEND_ERROR_CODES)[number]);
+        const slot = SEND_ERROR_SLOT + (i < 0 ? SEND_ERROR_CODES.length - 1 : i);
+        out[slot] = (out[slot] as number) + n;
+      }
+    }
+  }
+}
+
+/** What `receiver` gets from each sender of its room (`/v2/rooms`). */
+export function receivingOf(
+  receiver: Session,
+  participants: readonly { readonly sink: Session }[],
+): SessionDetail['receiving'] {
+  const out: SessionDetail['receiving'] = [];
+  for (const p of participants) {
+    const d = p.sink.av.down.get(receiver);
+    if (p.sink === receiver || d === undefined) {
+      continue;
+    }
+    out.push({
+      tag: p.sink.tag,
+      video_layer: d.layer < 0 ? null : d.layer,
+      bytes: d.bytes,
+      packets: d.packets,
+      switches: d.switchesUp + d.switchesDown,
+    });
+  }
+  return out;
+}
+
+/** A receiver's subscriptions and feedback estimate (`/v2/rooms`). */
+export function subscriptionsOf(s: Session): SessionDetail['subscriptions'] {
+  const rx = s.av.rx;
+  return {
+    default: { ...rx.defaults },
+    senders: rx.overrides(),
+    remb_bps: rx.rembBps < 0 ? null : rx.rembBps,
+  };
+}
+
+/**
+ * CPU seconds of the calling thread: /proc/thread-self/stat on Linux, else
+ * the event loop's active time (an approximation).
+ */
+function threadCpuClock(): () => number {
+  const ticks = 100; // USER_HZ: 100 on every Linux ABI Node supports
+  const read = (): number | null => {
+    try {
+      const text = readFileSync('/proc/thread-self/stat', 'latin1');
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      // fields[0] is field 3 (state): utime is field 14, stime field 15.
+      return (Number(fields[11]) + Number(fields[12])) / ticks;
+    } catch {
+      return null;
+    }
+  };
+  if (read() !== null) {
+    return () => read() ?? 0;
+  }
+  return () => performance.eventLoopUtilization().active / 1000;
+}
