@@ -195,39 +195,14 @@ export class MediaHost {
       case 'leave':
         this.leave(cmd.id);
         return;
-      case 'grants': {
-        const s = this.sessions.get(cmd.id);
-        if (s !== undefined) {
-          s.canPublish = cmd.canPublish;
-          s.canSubscribe = cmd.canSubscribe;
-        }
-        return;
-      }
-      case 'subscription': {
-        const s = this.sessions.get(cmd.id);
-        if (s !== undefined) {
-          this.engine.subscription(s, cmd.change);
-        }
-        return;
-      }
-      case 'feedback': {
-        const s = this.sessions.get(cmd.id);
-        if (s !== undefined) {
-          this.engine.feedback(s, cmd.rembBps, cmd.acked, cmd.nacked);
-        }
-        return;
-      }
-      case 'resync': {
-        const s = this.sessions.get(cmd.id);
-        if (s !== undefined) {
-          this.engine.resync(s, cmd.tag);
-        }
-        return;
-      }
+      case 'grants':
+      case 'subscription':
+      case 'feedback':
+      case 'resync':
       case 'allowAudio': {
-        const s = this.sessions.get(cmd.id);
-        if (s !== undefined) {
-          this.engine.policer.allowAudio(s, cmd.codec, cmd.frameMs, performance.now());
+        const session = this.sessions.get(cmd.id);
+        if (session !== undefined) {
+          this.applyToSession(session, cmd);
         }
         return;
       }
@@ -272,6 +247,34 @@ export class MediaHost {
         });
         return;
       default:
+        return;
+    }
+  }
+
+  /** A command about one session of this worker (it left: the caller ignores it). */
+  private applyToSession(
+    s: Session,
+    cmd: Extract<
+      MediaCommand,
+      { type: 'grants' | 'subscription' | 'feedback' | 'resync' | 'allowAudio' }
+    >,
+  ): void {
+    switch (cmd.type) {
+      case 'grants':
+        s.canPublish = cmd.canPublish;
+        s.canSubscribe = cmd.canSubscribe;
+        return;
+      case 'subscription':
+        this.engine.subscription(s, cmd.change);
+        return;
+      case 'feedback':
+        this.engine.feedback(s, cmd.rembBps, cmd.acked, cmd.nacked);
+        return;
+      case 'resync':
+        this.engine.resync(s, cmd.tag);
+        return;
+      case 'allowAudio':
+        this.engine.policer.allowAudio(s, cmd.codec, cmd.frameMs, performance.now());
         return;
     }
   }

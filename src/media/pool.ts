@@ -21,12 +21,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { threadId, Worker } from 'node:worker_threads';
 import { type ErrorCode, WzpError } from '../errors/index.js';
 import { BIND_ACK_SIZE, BIND_TOKEN_OFFSET, FrameType } from '../wire/index.js';
-import type { BindGuardOptions } from './bind.js';
 import type { DatagramPath } from './datagram-path.js';
-import type { MediaEngine, ResyncOptions, TrunkingOptions } from './engine.js';
+import type { MediaEngine } from './engine.js';
 import { MediaHost } from './host.js';
-import type { KeyframeLimits } from './keyframe-cache.js';
-import type { PolicingConfig } from './policer.js';
 import {
   createStatsBuffer,
   DROP_SLOT,
@@ -34,6 +31,7 @@ import {
   FANOUT_SLOT,
   type MediaCommand,
   type MediaEvent,
+  type MediaPlaneSettings,
   type SessionDetail,
   type SessionSpec,
   SLOT,
@@ -43,26 +41,15 @@ import {
   type WorkerMessage,
 } from './protocol.js';
 import type { Session } from './session.js';
-import type { UdpDestination, UdpIoMode, UdpIoPath } from './udp-io.js';
+import type { UdpDestination, UdpIoPath } from './udp-io.js';
 
-export interface MediaWorkerPoolOptions {
+export interface MediaWorkerPoolOptions extends MediaPlaneSettings {
   /** Number of workers (≥ 1). Ignored in inline mode (one host). */
   count: number;
   /** Runs the single host on this thread instead of in a worker. */
   inline?: boolean;
-  udpHost: string;
   /** Port of worker 0; worker i binds `udpPort + i` (0: every worker takes any free port). */
   udpPort: number;
-  udpBufferBytes: number;
-  /** Send path of every worker (udp-io.ts). */
-  udpIo: UdpIoMode;
-  trunking: TrunkingOptions;
-  bind: BindGuardOptions;
-  resync: Partial<ResyncOptions>;
-  /** Keyframe cache bounds of the relay; `relayBytes` is shared out evenly between workers. */
-  keyframeLimits: KeyframeLimits;
-  policing: Partial<PolicingConfig>;
-  sessionTimeoutMs: number;
   /** A worker whose heartbeat is older than this is stuck. */
   stallMs: number;
   /** Bound of a join / stop round trip (default 5 s). */

@@ -26,13 +26,9 @@ import {
 import type { SubscriptionChange } from './subscriptions.js';
 import type { UdpIoMode, UdpIoPath } from './udp-io.js';
 
-/** What a worker is started with (`workerData`). */
-export interface WorkerInit {
-  /** Index of the worker in its pool (stable across restarts). */
-  index: number;
+/** The media plane's settings, the same for every worker (from the relay's configuration). */
+export interface MediaPlaneSettings {
   udpHost: string;
-  /** Port to bind (0 = any free port). */
-  udpPort: number;
   /** SO_RCVBUF/SO_SNDBUF request (0 = system default). */
   udpBufferBytes: number;
   /** Send path (udp-io.ts). */
@@ -42,12 +38,20 @@ export interface WorkerInit {
   bind: BindGuardOptions;
   /** Compact-framing resync (BINDING §4.6). */
   resync: Partial<ResyncOptions>;
-  /** Keyframe cache bounds of this worker (the relay bound is split between workers). */
+  /** Keyframe cache bounds (a worker's `relayBytes` is its share of the relay's bound). */
   keyframeLimits: KeyframeLimits;
   /** Media policing limits (policer.ts). */
   policing: Partial<PolicingConfig>;
   /** A session without any datagram for this long times out (a `timeout` event). */
   sessionTimeoutMs: number;
+}
+
+/** What a worker is started with (`workerData`). */
+export interface WorkerInit extends MediaPlaneSettings {
+  /** Index of the worker in its pool (stable across restarts). */
+  index: number;
+  /** Port to bind (0 = any free port). */
+  udpPort: number;
   /** Interval of the heartbeat written into `stats` (stall detection, CPU, loop delay). */
   heartbeatMs: number;
   /** Counters and gauges, laid out as described by `STATS_LENGTH` and friends. */
