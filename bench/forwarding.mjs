@@ -4,6 +4,7 @@
 //
 //   npm run bench:forwarding [-- --quick] [-- --scenarios 50x3,10x10,1x50]
 //                            [-- --kinds wzp,node-raw] [-- --repeats 5] [-- --ramps 3]
+//                            [-- --no-control-plane]
 //
 // Fairness rules (issue 10): every relay under test is a child process pinned
 // to CPU 0; the C load generator (bench/forwarding/loadgen.c), this harness and
@@ -57,6 +58,8 @@ import {
 const args = process.argv.slice(2);
 const opt = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const QUICK = args.includes('--quick');
+// Skips 1x50's control-plane phase (a shorter run that compares the I/O paths only).
+const NO_CONTROL = args.includes('--no-control-plane');
 const only = opt('--scenarios')?.split(',') ?? null;
 const onlyKinds = opt('--kinds')?.split(',') ?? null;
 const REPEATS = Number(opt('--repeats') ?? (QUICK ? 2 : 5));
@@ -130,7 +133,15 @@ const VARIANTS = {
     family: 'wzp',
     requires: 'udpIo',
     env: { ...oneWorker, WZP_UDP_IO: 'native' },
-    about: 'udp_io = "native" (sendmmsg add-on)',
+    about: 'udp_io = "native" (add-on: sendmmsg + recvmmsg)',
+  },
+  // Diagnostic: the add-on's send with dgram's receive (what native was before the
+  // batched receive), so the receive's share of the gap to C is measured, not guessed.
+  'wzp-native-send': {
+    family: 'wzp',
+    requires: 'udpIo',
+    env: { ...oneWorker, WZP_UDP_IO: 'native', WZP_NATIVE_RECV_DISABLE: '1' },
+    about: 'udp_io = "native" with WZP_NATIVE_RECV_DISABLE=1 (sendmmsg, dgram receive)',
   },
   'wzp-trunking': {
     family: 'wzp',
@@ -153,7 +164,7 @@ const REQUIRES_WHY = {
   udpIo: 'this relay has no udp_io setting yet',
 };
 // With the udp_io setting, the large-room scenarios compare both I/O paths.
-const ioPair = FEATURES.udpIo ? ['wzp-native', 'wzp-dgram'] : ['wzp'];
+const ioPair = FEATURES.udpIo ? ['wzp-native', 'wzp-native-send', 'wzp-dgram'] : ['wzp'];
 const SCENARIOS = [
   { name: '50x3', rooms: 50, size: 3, kinds: ['wzp', 'wzp-w2', 'node-raw', 'node-raw-b', 'c-raw'] },
   { name: '10x10', rooms: 10, size: 10, kinds: [...ioPair, 'node-raw', 'node-raw-b', 'c-raw'] },
@@ -264,7 +275,7 @@ async function startTarget(kind, sc) {
     const metrics = await (await fetch(`${httpUrl}/metrics`)).text();
     const facts = metrics
       .split('\n')
-      .filter((l) => /^wzp_relay_udp_io\{.* 1$|^wzp_media_worker_(up|sessions)\{/.test(l))
+      .filter((l) => /^wzp_relay_udp_(recv_)?io\{.* 1$|^wzp_media_worker_(up|sessions)\{/.test(l))
       .slice(0, 8);
     return {
       kind,
@@ -591,7 +602,7 @@ for (const sc of SCENARIOS) {
     const fixedPps = fixedOut / perSender;
     log(`  fixed load ${sc.name}: ${fixedOut} out/s offered to every relay`);
     const phases = [{ key: 'fixed', control: false }];
-    if (sc.controlPlane) {
+    if (sc.controlPlane && !NO_CONTROL) {
       phases.push({ key: 'control', control: true });
     }
     const mem1 = new Map();
@@ -864,6 +875,20 @@ for (const sc of ['1x50', '10x10']) {
       `| #15 native p99 ≤ dgram p99 | ${sc} | wzp-native ÷ wzp-dgram | ${rt(p)} | ${verdict(p?.value ?? null, 1)} |`,
     );
   }
+  const send = find(sc, 'wzp-native-send');
+  if (nat && send) {
+    // What the batched receive saves (not a target: the receive's share of the gap to C).
+    const x = ratio(nat.fixed, send.fixed, (y) => y.cpuUsPerPkt);
+    targetRows.push(
+      `| recvmmsg effect: CPU/pkt | ${sc} | wzp-native ÷ wzp-native-send | ${rt(x)} | (informative) |`,
+    );
+  }
+  if (send && c) {
+    const x = ratio(send.fixed, c.fixed, (y) => y.cpuUsPerPkt);
+    targetRows.push(
+      `| send-only native ÷ C (previous native) | ${sc} | wzp-native-send ÷ c-raw | ${rt(x)} | (informative) |`,
+    );
+  }
 }
 const targetTable = [
   '| target | scenario | relay | measured ratio (per-repeat range) | verdict |',
@@ -935,6 +960,7 @@ function svg() {
     wzp: '#1f77b4',
     'wzp-w2': '#9467bd',
     'wzp-native': '#2ca02c',
+    'wzp-native-send': '#98df8a',
     'wzp-dgram': '#aec7e8',
     'wzp-trunking': '#17becf',
     'node-raw': '#ff7f0e',
