@@ -157,6 +157,32 @@ describe('wzp load', () => {
     expect(formatLoadReport(report)).toContain('video packets sent / received');
   }, 20_000);
 
+  it('--video above the relay default video rate is announced (video_bitrate_kbps) and not policed', async () => {
+    relay = await startRelay({ log_level: 'warn' });
+    // 1.5 × (150 k + 600 k + 2.5 M) = 4.9 Mbit/s per sender: over the 2.5 Mbit/s × 1.5 a relay
+    // allows a sender that announces nothing, inside 4 875 kbit/s × 1.5 announced.
+    const report = await runLoad({
+      signalUrl: relay.url,
+      rooms: 1,
+      participants: 2,
+      pps: 50,
+      sizeMin: 60,
+      sizeMax: 60,
+      mini: true,
+      durationS: 2.5,
+      workers: 0,
+      encrypt: false,
+      video: { layers: [0, 1, 2], bitrateScale: 1.5, keyframeInterval: 30 },
+    });
+    const policed = relay.relay.engine.policer.stats;
+    expect(policed.dropped.video).toEqual({ A: 0, B: 0, C: 0, D: 0, E: 0 });
+    expect(policed.dropped.audio).toEqual({ A: 0, B: 0, C: 0, D: 0, E: 0 });
+    expect(policed.warnings).toBe(0);
+    const v = report.video;
+    expect(v?.sent[2]).toBeGreaterThan(100);
+    expect(v?.received[2]).toBeGreaterThan((v?.sent[2] as number) * 0.9);
+  }, 20_000);
+
   it.skipIf(!existsSync(BIN))(
     '--video with --max-layer 0 from the command line: receivers get layer 0 only',
     async () => {

@@ -10,6 +10,7 @@
  * `kind u8 (0 audio, 1 video) ‖ layer u8 ‖ frame u32 ‖ packet u16 ‖
  * packets u16 ‖ send time f64 (ms, performance clock)`, padded to size.
  */
+import { GOOD, type QualityProfile } from '../signal/index.js';
 import {
   createHeader,
   FLAG_FRAME_END,
@@ -32,6 +33,28 @@ export const SIMULCAST_LAYERS: readonly LayerSpec[] = [
   { streamId: 1, bitrateBps: 600_000, fps: 24 },
   { streamId: 2, bitrateBps: 2_500_000, fps: 30 },
 ];
+
+/**
+ * The `video_bitrate_kbps` to announce in a CallOffer for these layers
+ * (relays police video against it with headroom for keyframes, docs/operator.md):
+ * the layers' nominal bitrates, scaled, summed, rounded up.
+ */
+export function announcedVideoKbps(
+  layers: readonly number[],
+  bitrateScale = 1,
+  specs: readonly LayerSpec[] = SIMULCAST_LAYERS,
+): number {
+  let bps = 0;
+  for (const id of layers) {
+    bps += (specs.find((s) => s.streamId === id)?.bitrateBps ?? 0) * bitrateScale;
+  }
+  return Math.ceil(bps / 1000);
+}
+
+/** The profiles a sender of these video layers offers: Good, announcing the layers' bitrate. */
+export function videoOfferProfiles(layers: readonly number[], bitrateScale = 1): QualityProfile[] {
+  return [{ ...GOOD, video_bitrate_kbps: announcedVideoKbps(layers, bitrateScale) }];
+}
 
 export interface AvSourceOptions {
   /** Send audio (Opus24k, 20 ms, 60-byte payloads). Default true. */

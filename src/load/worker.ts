@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as hdr from 'hdr-histogram-js';
-import { AvSource, runSource, WzpClient } from '../client/index.js';
+import { AvSource, runSource, videoOfferProfiles, WzpClient } from '../client/index.js';
 import {
   createHeader,
   FLAG_FRAME_END,
@@ -132,6 +132,14 @@ export class Share {
             miniFrames: this.spec.mini,
             ...(this.spec.token !== undefined ? { token: this.spec.token } : {}),
             ...(roomKey !== undefined ? { roomKey } : {}),
+            ...(this.spec.video !== undefined && this.spec.video.layers.length > 0
+              ? {
+                  profiles: videoOfferProfiles(
+                    this.spec.video.layers,
+                    this.spec.video.bitrateScale,
+                  ),
+                }
+              : {}),
             ...(this.spec.video?.maxLayer !== undefined
               ? { subscription: { maxLayer: this.spec.video.maxLayer } }
               : {}),

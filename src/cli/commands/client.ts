@@ -6,7 +6,13 @@
  * per-stream receive statistics (`--stats`, and in the summary).
  */
 import type { Command } from 'commander';
-import { AvSource, ReceiveStats, runSource, WzpClient } from '../../client/index.js';
+import {
+  AvSource,
+  ReceiveStats,
+  runSource,
+  videoOfferProfiles,
+  WzpClient,
+} from '../../client/index.js';
 import { WzpError } from '../../errors/index.js';
 import { createHeader, FLAG_KEYFRAME, qualityFromPathStats } from '../../wire/index.js';
 import { type CliIo, EXIT_OK, reportError } from '../io.js';
@@ -81,6 +87,9 @@ export function registerClient(program: Command, io: CliIo, setExit: (code: numb
             room,
             ...(o.token !== undefined ? { token: o.token } : {}),
             alias: o.alias ?? null,
+            ...(layers.length > 0
+              ? { profiles: videoOfferProfiles(layers, Number(o.videoScale)) }
+              : {}),
             ...(o.maxLayer === undefined
               ? {}
               : { subscription: { maxLayer: Math.min(2, Math.floor(Number(o.maxLayer))) } }),
