@@ -26,6 +26,7 @@ import {
   MEDIA_TYPES,
   type MediaCommand,
   type MediaEvent,
+  ownedBytes,
   policedSlot,
   SEND_ERROR_CODES,
   SEND_ERROR_SLOT,
@@ -88,9 +89,10 @@ class RemotePath implements DatagramPath {
   }
 
   send(data: Buffer | readonly Buffer[]): void {
-    // A copy: the engine may reuse its buffers (trunk batches) before the event leaves.
-    const copy = Buffer.isBuffer(data) ? Buffer.from(data) : Buffer.concat(data as Buffer[]);
-    this.host.pathSend(this.key, copy);
+    // A copy that owns its backing store exactly (the structured clone copies
+    // a view's whole ArrayBuffer; `Buffer.from` would hand it Node's 8 KiB
+    // pool): the engine may also reuse its buffers before the event leaves.
+    this.host.pathSend(this.key, ownedBytes(data));
   }
 
   attached(): void {
@@ -188,6 +190,11 @@ export class MediaHost {
 
   handle(cmd: MediaCommand): void {
     switch (cmd.type) {
+      case 'batch':
+        for (const c of cmd.commands) {
+          this.handle(c);
+        }
+        return;
       case 'join':
         this.join(cmd.session);
         this.queue({ type: 'joined', req: cmd.req });
@@ -381,7 +388,7 @@ export class MediaHost {
   // ── events ──────────────────────────────────────────────────────────────
 
   /** A datagram for a main-thread stream path (bounded per event-loop turn). */
-  pathSend(key: string, data: Buffer): void {
+  pathSend(key: string, data: Uint8Array): void {
     if (this.pathQueued >= MAX_PATH_QUEUE) {
       this.pathQueueDropped++;
       return;

@@ -32,6 +32,7 @@ import {
   type MediaCommand,
   type MediaEvent,
   type MediaPlaneSettings,
+  ownedBytes,
   type SessionDetail,
   type SessionSpec,
   SLOT,
@@ -88,6 +89,11 @@ interface Pending {
 
 class WorkerSlot {
   worker: Worker | null = null;
+  /** Commands queued in this event-loop turn (posted together at its end). */
+  outbox: MediaCommand[] = [];
+  /** postMessage calls to the worker, and the commands they carried (all incarnations). */
+  messages = 0;
+  commands = 0;
   host: MediaHost | null = null;
   port = 0;
   ready = false;
@@ -243,8 +249,13 @@ export class MediaWorkerPool {
     restarts: number;
     sessions: number;
     rooms: number;
+    /** postMessage calls to the worker and the commands they carried. */
+    messages: number;
+    commands: number;
   }[] {
     return this.slots.map((s) => ({
+      messages: s.messages,
+      commands: s.commands,
       index: s.index,
       port: s.port,
       ready: s.ready,
@@ -361,8 +372,8 @@ export class MediaWorkerPool {
    * It goes to the worker of the session its BINDs name: a BIND is routed
    * by its token, and every later datagram of the path follows it; before
    * any known BIND, datagrams go to worker 0 (which drops and counts them).
-   * This is one message per datagram across threads: the WebSocket path
-   * costs a copy that the UDP path does not.
+   * Datagrams cross threads in the per-turn batch of `post` (not one
+   * message each); the WebSocket path costs a copy the UDP path does not.
    */
   pathDatagram(path: DatagramPath, msg: Buffer): void {
     const key = path.rinfo.address;
@@ -391,7 +402,7 @@ export class MediaWorkerPool {
       }
     }
     const target = entry.slot ?? first;
-    this.post(target, { type: 'pathDatagram', path: key, data: msg });
+    this.post(target, { type: 'pathDatagram', path: key, data: ownedBytes(msg) });
   }
 
   /** A stream path closed: its worker forgets the binding. */
@@ -529,11 +540,38 @@ export class MediaWorkerPool {
     return best;
   }
 
+  /**
+   * Queues a command for the worker. Everything queued in one event-loop
+   * turn leaves as one `batch` message (in order) at the end of the turn,
+   * so a burst of WebSocket datagrams or signalling costs one postMessage
+   * per worker per turn, not one per datagram.
+   */
   private post(slot: WorkerSlot, cmd: MediaCommand): void {
     if (slot.host !== null) {
       slot.host.handle(cmd);
-    } else if (slot.worker !== null && slot.ready) {
-      slot.worker.postMessage(cmd);
+      return;
+    }
+    if (slot.worker === null || !slot.ready) {
+      return;
+    }
+    slot.outbox.push(cmd);
+    if (slot.outbox.length === 1) {
+      setImmediate(() => this.flushOutbox(slot));
+    }
+  }
+
+  private flushOutbox(slot: WorkerSlot): void {
+    const commands = slot.outbox;
+    if (commands.length === 0) {
+      return;
+    }
+    slot.outbox = [];
+    if (slot.worker !== null && slot.ready) {
+      slot.messages++;
+      slot.commands += commands.length;
+      slot.worker.postMessage(
+        commands.length === 1 ? commands[0] : ({ type: 'batch', commands } satisfies MediaCommand),
+      );
     }
   }
 
@@ -680,6 +718,7 @@ export class MediaWorkerPool {
     }
     const wasReady = slot.ready;
     slot.worker = null;
+    slot.outbox = [];
     slot.ready = false;
     slot.stuck = false;
     slot.port = 0;

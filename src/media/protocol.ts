@@ -102,6 +102,8 @@ export type MediaCommand =
   | { type: 'pathClosed'; path: string }
   /** Fault injection (tests, drills): blocks the worker's loop for `ms`. */
   | { type: 'block'; ms: number }
+  /** Commands queued in one event-loop turn of the main thread, handled in order. */
+  | { type: 'batch'; commands: MediaCommand[] }
   /** Fault injection (tests, drills): throws an uncaught error in the worker. */
   | { type: 'crash'; message: string };
 
@@ -285,4 +287,30 @@ export const STATS_LENGTH = POLICED_SLOT + POLICING_KINDS.length * POLICING_TIER
 /** A zeroed stats buffer for one worker. */
 export function createStatsBuffer(): SharedArrayBuffer {
   return new SharedArrayBuffer(STATS_LENGTH * Float64Array.BYTES_PER_ELEMENT);
+}
+
+/**
+ * `data` as bytes that own their backing store exactly. A structured clone
+ * (postMessage) copies a view's whole ArrayBuffer: a 100-byte Buffer cut
+ * from Node's 8 KiB pool, or a slice of a socket read, would cross threads
+ * as kilobytes.
+ */
+export function ownedBytes(data: Uint8Array | readonly Uint8Array[]): Uint8Array {
+  if (data instanceof Uint8Array) {
+    if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) {
+      return data;
+    }
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+  }
+  let length = 0;
+  for (const p of data) {
+    length += p.byteLength;
+  }
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of data) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }
