@@ -86,6 +86,23 @@ async function stranger(address: string): Promise<Socket> {
 
 const KNOWN = new Set(Object.keys(ERROR_CODES));
 
+/** Every sample of the rejection counters (signalling errors, dropped datagrams) of a scrape. */
+function rejectionCounters(m: string): string[] {
+  return m
+    .split('\n')
+    .filter((l) =>
+      /^wzp_relay_(signal_errors_total|datagrams_dropped_total|media_policed_total)\{/.test(l),
+    );
+}
+
+/** Target: every rejection is in a counter that does not change between two scrapes. */
+async function expectStableCounters(r: ChildRelay): Promise<void> {
+  const a = rejectionCounters(await r.metrics());
+  const b = rejectionCounters(await r.metrics());
+  expect(a.length).toBeGreaterThan(0);
+  expect(b).toEqual(a);
+}
+
 describe.skipIf(!existsSync(CLI))('attack corpus and fuzzing against a relay process', () => {
   it('the checked-in corpus is what the generators make (npm run gen:attacks)', () => {
     const generated = [
@@ -280,6 +297,7 @@ describe.skipIf(!existsSync(CLI))('attack corpus and fuzzing against a relay pro
       `[fuzz] signalling ${JSON.stringify({ frames: samples.length, fresh, replaced, replies_standing_for: codes.length, counted, delivery_pct: Math.round(d.delivery * 10_000) / 100, seconds: Math.round(seconds * 10) / 10, codes: histogram })}`,
     );
     expect(unknown).toEqual([]);
+    await expectStableCounters(r);
     // Every rejection a reply stands for was counted (replies still pending are counted too).
     expect(counted).toBeGreaterThanOrEqual(codes.length);
     expect(codes.length).toBeGreaterThan(samples.length / 2);
@@ -335,6 +353,8 @@ describe.skipIf(!existsSync(CLI))('attack corpus and fuzzing against a relay pro
       'every stranger datagram counted',
       15_000,
     );
+    await sleep(300);
+    await expectStableCounters(r);
     const d = await room.stop();
     const seconds = (performance.now() - t0) / 1000;
     console.log(
