@@ -627,9 +627,18 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
         return st?.videoLayer === 2 && st.videoSize?.[0] === 320 && st.videoFramesDecoded > 5;
       },
       'B decodes the full layer',
-      20_000,
+      30_000,
     ).catch(async (err) => {
-      console.log(JSON.stringify(await peerStat(simB, simTagA)));
+      // What the receiver, the sender and the relay saw (for a failure on a loaded machine).
+      const sa = (await callStats(simA)) as unknown as { layers: unknown; sent: unknown };
+      console.log(
+        JSON.stringify({
+          receiver: await peerStat(simB, simTagA),
+          senderLayers: sa?.layers,
+          sent: sa?.sent,
+          policed: relay.relay.mediaPoliced(),
+        }),
+      );
       throw err;
     });
     // The Node client (no subscription) gets one layer at a time: runs of one stream id (it
@@ -719,6 +728,9 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
       const before = new Set(keyframesAt()).size;
       const t0 = Date.now();
       node.requestKeyframe(simTagA, 2);
+      // The relay forwards at most one PLI per 200 ms per (sender, stream) and sends its own:
+      // one that was suppressed is asked again after a second (still inside the 2 s).
+      const again = setTimeout(() => node.requestKeyframe(simTagA, 2), 1000);
       await waitFor(
         () => new Set(keyframesAt()).size > before,
         `keyframe after PLI ${i + 1}`,
@@ -726,7 +738,8 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
         10,
       )
         .then(() => delays.push(Date.now() - t0))
-        .catch(() => {});
+        .catch(() => {})
+        .finally(() => clearTimeout(again));
       // Past the relay's PLI suppression (200 ms per sender and stream).
       await new Promise((r) => setTimeout(r, 300));
     }
