@@ -14,6 +14,11 @@ const BOTH_PATHS = [
   'test/udp-io.test.ts',
 ];
 
+// The video tests run again with two media workers per relay (project
+// `workers-2`): rooms land on different workers, and subscriptions, feedback,
+// resync, PLIs and keyframe replay cross between the planes.
+const TWO_WORKERS = ['test/video.test.ts'];
+
 export default defineConfig({
   test: {
     testTimeout: 20_000,
@@ -29,6 +34,10 @@ export default defineConfig({
       {
         extends: true,
         test: { name: 'udp-dgram', include: BOTH_PATHS, env: { TEST_UDP_IO: 'dgram' } },
+      },
+      {
+        extends: true,
+        test: { name: 'workers-2', include: TWO_WORKERS, env: { TEST_MEDIA_WORKERS: '2' } },
       },
     ],
   },

@@ -18,6 +18,9 @@ import {
 /** The media send path the relay tests run on (TEST_UDP_IO, default auto). */
 export const TEST_UDP_IO = (process.env.TEST_UDP_IO ?? 'auto') as 'auto' | 'dgram' | 'native';
 
+/** Media workers of the relays the tests start (TEST_MEDIA_WORKERS, default 1). */
+export const TEST_MEDIA_WORKERS = Number(process.env.TEST_MEDIA_WORKERS ?? 1);
+
 export interface TestRelay {
   relay: Relay;
   url: string;
@@ -44,9 +47,10 @@ export async function startRelay(
       // The media send path under test: the vitest project `udp-dgram` sets dgram
       // (vitest.config.ts); otherwise native when the add-on is built.
       udp_io: TEST_UDP_IO,
-      // One worker keeps the many short relays of the suite cheap; tests of
-      // placement across workers ask for more.
-      media_workers: 1,
+      // One worker keeps the many short relays of the suite cheap; the vitest
+      // project `workers-2` sets TEST_MEDIA_WORKERS=2 (vitest.config.ts); tests
+      // of placement across workers ask for more.
+      media_workers: TEST_MEDIA_WORKERS,
       ...overrides,
     },
   });
