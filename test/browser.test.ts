@@ -187,7 +187,15 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
     expect(aFromB.decryptFailures + bFromA.decryptFailures).toBe(0);
     const statsA = await wzpStats(pageA);
     const statsB = await wzpStats(pageB);
-    // Each recognises the other's tone in what it decoded.
+    // Each recognises the other's tone in what it decoded (its last second; a starved machine
+    // decodes in bursts with gaps, so wait for a full second of it).
+    await waitFor(
+      async () =>
+        toneShare(await recentAudio(pageA, tagB), TONE.B) > 0.5 &&
+        toneShare(await recentAudio(pageB, tagA), TONE.A) > 0.5,
+      "each hears the other's tone",
+      20_000,
+    ).catch(() => {});
     const heardByA = await recentAudio(pageA, tagB);
     const heardByB = await recentAudio(pageB, tagA);
     const shares = {
