@@ -229,11 +229,11 @@ export class SignalConnection implements SignalPeer {
       return;
     }
     const t0 = performance.now();
-    const cpu0 = process.cpuUsage();
+    const cpu0 = threadCpu();
     try {
       this.onFrameTimed(data, isBinary, t0);
     } finally {
-      const cpu = process.cpuUsage(cpu0);
+      const cpu = threadCpu(cpu0);
       const m = this.core.metrics;
       m.signalFrameSeconds.observe((performance.now() - t0) / 1000);
       m.signalFrameCpuSeconds.observe((cpu.user + cpu.system) / 1e6);
@@ -549,3 +549,14 @@ function announcedVideoKbps(
   }
   return best;
 }
+
+type CpuUsageFn = (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage;
+
+/**
+ * CPU time of this thread (`process.threadCpuUsage`, Node ≥ 23.9 / 22.19), so
+ * that media worker threads running in parallel are not counted; the whole
+ * process's on older Node versions.
+ */
+const threadCpu: CpuUsageFn =
+  (process as unknown as { threadCpuUsage?: CpuUsageFn }).threadCpuUsage?.bind(process) ??
+  process.cpuUsage.bind(process);
