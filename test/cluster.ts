@@ -38,16 +38,38 @@ export interface ClusterOptions {
   trunking?: boolean;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Ports this process handed out (never twice). */
+const handedOut = new Set<number>();
+/** Below Linux's ephemeral range (32768-60999), where `listen(0)` of other tests never lands. */
+const PORT_LOW = 20_000;
+const PORT_SPAN = 12_000;
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+
+/**
+ * A free TCP port for a relay process that binds it later. Picked at random
+ * below the ephemeral range: a port the OS handed out and took back (the old
+ * way) is exactly what the next `listen(0)` of a concurrent test may get, so
+ * relays failed to start with EADDRINUSE now and then.
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = PORT_LOW + Math.floor(Math.random() * PORT_SPAN);
+    if (handedOut.has(port)) {
+      continue;
+    }
+    if (await bindable(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port found below the ephemeral range');
 }
 
 export class Cluster {
