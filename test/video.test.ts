@@ -371,30 +371,43 @@ describe('simulcast and subscriptions', () => {
   });
 });
 
+/**
+ * Relay processes linked in a line (`names[0]` — … — last) sharing global room
+ * `g`: a camera client on the first, a viewer capped at layer 0 on the last,
+ * once every relay sees both.
+ */
+async function cappedViewerAcross(names: string[], ms: number) {
+  const c = new Cluster({ globalRooms: ['g'] });
+  cluster = c;
+  for (const name of names) {
+    await c.add(name);
+  }
+  for (let i = 1; i < names.length; i++) {
+    c.link(names[i - 1] as string, names[i] as string);
+  }
+  await c.startAll();
+  await c.linksUp();
+  const cam = await WzpClient.connect({ signalUrl: c.get(names[0] as string).url, room: 'g' });
+  const viewer = await WzpClient.connect({
+    signalUrl: c.get(names.at(-1) as string).url,
+    room: 'g',
+    subscription: { maxLayer: 0 },
+  });
+  extraClients.push(cam, viewer);
+  await until(
+    () => cam.lastRoomUpdate?.count === 2 && viewer.lastRoomUpdate?.count === 2,
+    'every relay to see both participants',
+    ms,
+  );
+  return { c, cam, viewer };
+}
+
 describe('federation: layers no receiver needs stay off the link', () => {
   it.skipIf(!existsSync(BIN))(
     'a viewer capped at layer 0 pulls only layer 0 across the link; raising the cap pulls layer 2 (relay processes)',
     async () => {
-      const c = new Cluster({ globalRooms: ['g'] });
-      cluster = c;
-      await c.add('A');
-      await c.add('B');
-      c.link('A', 'B');
-      await c.startAll();
-      await c.linksUp();
+      const { c, cam, viewer } = await cappedViewerAcross(['A', 'B'], 8000);
       const { metricValue } = await import('./cluster.js');
-      const cam = await WzpClient.connect({ signalUrl: c.get('A').url, room: 'g' });
-      const viewer = await WzpClient.connect({
-        signalUrl: c.get('B').url,
-        room: 'g',
-        subscription: { maxLayer: 0 },
-      });
-      extraClients.push(cam, viewer);
-      await until(
-        () => cam.lastRoomUpdate?.count === 2 && viewer.lastRoomUpdate?.count === 2,
-        'both relays see both participants',
-        8000,
-      );
       const got = watch(viewer);
       const inAtB = async () =>
         metricValue(await c.metrics('B'), 'wzp_federation_packets_forwarded_total', {
@@ -434,28 +447,8 @@ describe('federation: layers no receiver needs stay off the link', () => {
   it.skipIf(!existsSync(BIN))(
     'through a transit relay: A–B–C, a capped viewer on C keeps layers 1 and 2 off both links',
     async () => {
-      const c = new Cluster({ globalRooms: ['g'] });
-      cluster = c;
-      await c.add('A');
-      await c.add('B');
-      await c.add('C');
-      c.link('A', 'B');
-      c.link('B', 'C');
-      await c.startAll();
-      await c.linksUp();
+      const { c, cam, viewer } = await cappedViewerAcross(['A', 'B', 'C'], 10_000);
       const { metricValue } = await import('./cluster.js');
-      const cam = await WzpClient.connect({ signalUrl: c.get('A').url, room: 'g' });
-      const viewer = await WzpClient.connect({
-        signalUrl: c.get('C').url,
-        room: 'g',
-        subscription: { maxLayer: 0 },
-      });
-      extraClients.push(cam, viewer);
-      await until(
-        () => cam.lastRoomUpdate?.count === 2 && viewer.lastRoomUpdate?.count === 2,
-        'all relays see both participants',
-        10_000,
-      );
       await sleep(300); // C's demand reaches A through B
       const inFrom = async (at: string, peer: string) =>
         metricValue(await c.metrics(at), 'wzp_federation_packets_forwarded_total', {
