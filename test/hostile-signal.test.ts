@@ -139,8 +139,9 @@ async function end(
   expect(d.delivery).toBeGreaterThanOrEqual(0.99);
   // A frame that blocks the loop > 20 ms spends > 20 ms both in wall time and in main-thread CPU
   // (main-thread CPU <= wall). Wall alone is inflated by a loaded machine; the CPU count is the
-  // main thread's where Node has process.threadCpuUsage (24), else the whole process's, media
-  // workers and V8's background threads included. So the target holds when either count is zero.
+  // main thread's: process.threadCpuUsage on Node 24, /proc/thread-self/stat (10 ms ticks, so a
+  // reading above 20 ms still means more than 20 ms) on Node 20; media workers and V8's background
+  // threads are not in it. The target holds when either count is zero.
   expect(Math.min(slow, slowWall)).toBe(0);
   // Target: < 64 MB (met on Node 20). Node 24's heap sizing grows RSS further under the same
   // attack (83 MB measured); bounded there at 128 MB until that is brought down.

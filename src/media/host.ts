@@ -12,8 +12,8 @@
  * heartbeat.
  */
 import type { RemoteInfo } from 'node:dgram';
-import { readFileSync } from 'node:fs';
 import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { threadCpuSource, threadCpuUsage } from '../util/thread-cpu.js';
 import type { DatagramPath } from './datagram-path.js';
 import { DROP_REASONS, type FederationPlane, MediaEngine } from './engine.js';
 import { POLICING_KINDS, POLICING_TIERS, type SessionPolicy } from './policer.js';
@@ -581,23 +581,15 @@ export function subscriptionsOf(s: Session): SessionDetail['subscriptions'] {
 }
 
 /**
- * CPU seconds of the calling thread: /proc/thread-self/stat on Linux, else
- * the event loop's active time (an approximation).
+ * CPU seconds of the calling thread (see threadCpuUsage), else the event
+ * loop's active time (an approximation) where only the process's is known.
  */
 function threadCpuClock(): () => number {
-  const ticks = 100; // USER_HZ: 100 on every Linux ABI Node supports
-  const read = (): number | null => {
-    try {
-      const text = readFileSync('/proc/thread-self/stat', 'latin1');
-      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      // fields[0] is field 3 (state): utime is field 14, stime field 15.
-      return (Number(fields[11]) + Number(fields[12])) / ticks;
-    } catch {
-      return null;
-    }
-  };
-  if (read() !== null) {
-    return () => read() ?? 0;
+  if (threadCpuSource() === 'process') {
+    return () => performance.eventLoopUtilization().active / 1000;
   }
-  return () => performance.eventLoopUtilization().active / 1000;
+  return () => {
+    const t = threadCpuUsage();
+    return (t.user + t.system) / 1e6;
+  };
 }

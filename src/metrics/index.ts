@@ -177,7 +177,7 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     name: 'wzp_relay_signal_frame_cpu_seconds',
     type: 'histogram',
     labels: [],
-    help: 'CPU time (user + system) of the main thread spent on one received signalling frame (the whole process, media workers included, on Node versions without process.threadCpuUsage): the same section as wzp_relay_signal_frame_seconds without the time the thread was not scheduled.',
+    help: "CPU time (user + system) of the main thread spent on one received signalling frame (process.threadCpuUsage where Node has it, else /proc/thread-self/stat in 10 ms ticks on Linux, else the whole process's): the same section as wzp_relay_signal_frame_seconds without the time the thread was not scheduled.",
   },
   {
     name: 'wzp_relay_signal_connections',

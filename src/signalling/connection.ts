@@ -39,6 +39,7 @@ import {
 } from '../signal/index.js';
 import { toBuffer } from '../util/buffers.js';
 import { ErrorReplyLimiter } from '../util/error-replies.js';
+import { threadCpuUsage } from '../util/thread-cpu.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import type { RelayCore, SignalPeer } from './relay-core.js';
 
@@ -229,11 +230,11 @@ export class SignalConnection implements SignalPeer {
       return;
     }
     const t0 = performance.now();
-    const cpu0 = threadCpu();
+    const cpu0 = threadCpuUsage();
     try {
       this.onFrameTimed(data, isBinary, t0);
     } finally {
-      const cpu = threadCpu(cpu0);
+      const cpu = threadCpuUsage(cpu0);
       const m = this.core.metrics;
       m.signalFrameSeconds.observe((performance.now() - t0) / 1000);
       m.signalFrameCpuSeconds.observe((cpu.user + cpu.system) / 1e6);
@@ -549,14 +550,3 @@ function announcedVideoKbps(
   }
   return best;
 }
-
-type CpuUsageFn = (previous?: NodeJS.CpuUsage) => NodeJS.CpuUsage;
-
-/**
- * CPU time of this thread (`process.threadCpuUsage`, Node ≥ 23.9 / 22.19), so
- * that media worker threads running in parallel are not counted; the whole
- * process's on older Node versions.
- */
-const threadCpu: CpuUsageFn =
-  (process as unknown as { threadCpuUsage?: CpuUsageFn }).threadCpuUsage?.bind(process) ??
-  process.cpuUsage.bind(process);

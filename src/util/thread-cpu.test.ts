@@ -1,0 +1,42 @@
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { threadCpuSource, threadCpuUsage } from './thread-cpu.js';
+
+const SPIN_MS = 400;
+
+describe('threadCpuUsage', () => {
+  it('counts its own thread and grows while the thread computes', () => {
+    const t0 = threadCpuUsage();
+    const until = performance.now() + 150;
+    let x = 0;
+    while (performance.now() < until) {
+      x += 1;
+    }
+    const d = threadCpuUsage(t0);
+    expect(x).toBeGreaterThan(0);
+    // 150 ms of spinning reads at least 140 ms, whatever the clock's tick.
+    expect(d.user + d.system).toBeGreaterThanOrEqual(140_000 - 10_000);
+  });
+
+  it.skipIf(threadCpuSource() === 'process')(
+    "leaves out another thread's CPU (a media worker spinning while the main thread sleeps)",
+    async () => {
+      const worker = new Worker(
+        `const until = Date.now() + ${SPIN_MS}; let x = 0; while (Date.now() < until) x++;
+         require('node:worker_threads').parentPort.postMessage(x);`,
+        { eval: true },
+      );
+      const started = new Promise((resolve) => worker.once('online', resolve));
+      await started;
+      const main0 = threadCpuUsage();
+      const proc0 = process.cpuUsage();
+      await new Promise((resolve) => worker.once('message', resolve));
+      const main = threadCpuUsage(main0);
+      const proc = process.cpuUsage(proc0);
+      await worker.terminate();
+      // The process spent the worker's spin; the main thread, waiting, almost none of it.
+      expect(proc.user + proc.system).toBeGreaterThan(SPIN_MS * 500);
+      expect(main.user + main.system).toBeLessThan(SPIN_MS * 250);
+    },
+  );
+});
