@@ -221,6 +221,10 @@ async function startTarget(kind, sc) {
       WZP_MAX_CONNECTIONS_PER_IP: '100000',
       WZP_MAX_SESSIONS_PER_SUBJECT: '100000',
       WZP_MAX_SESSIONS_PER_IDENTITY: '100000',
+      // The load generator's senders exceed an audio profile's rate by design:
+      // the meters run and count (their CPU is measured) but drop nothing,
+      // like the raw relays, and hang nobody up.
+      WZP_MEDIA_POLICING: 'observe',
       WZP_DATA_DIR: mkdtempSync(join(tmpdir(), 'wzp-bench-')),
       WZP_TRUNKING: 'false',
       WZP_UDP_BUFFER_BYTES: String(BUFFER_BYTES),
