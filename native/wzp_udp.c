@@ -49,6 +49,8 @@
 
 #define RECORD_SIZE 32
 #define CHUNK 256
+/* Largest prefix + buffer joined into one iovec by sendMany (on the stack). */
+#define JOIN_MAX 1536
 
 typedef union {
   struct sockaddr_in v4;
@@ -127,16 +129,28 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
   int32_t *out = (int32_t *)out_data;
   size_t pairs_cap = (out_len - 4) / 2;
 
+  /* A prefix and a buffer that fit an MTU are joined once here, so every
+   * message carries one iovec (the kernel copies and walks one segment per
+   * destination instead of two). Larger ones go as two iovecs. */
+  uint8_t joined[JOIN_MAX];
   struct iovec iov[2];
   int iovcnt = 0;
-  if (prefix != NULL && prefix_len > 0) {
-    iov[iovcnt].iov_base = prefix;
-    iov[iovcnt].iov_len = prefix_len;
+  if (prefix != NULL && prefix_len > 0 && prefix_len + buf_len <= JOIN_MAX) {
+    memcpy(joined, prefix, prefix_len);
+    memcpy(joined + prefix_len, buf, buf_len);
+    iov[0].iov_base = joined;
+    iov[0].iov_len = prefix_len + buf_len;
+    iovcnt = 1;
+  } else {
+    if (prefix != NULL && prefix_len > 0) {
+      iov[iovcnt].iov_base = prefix;
+      iov[iovcnt].iov_len = prefix_len;
+      iovcnt++;
+    }
+    iov[iovcnt].iov_base = buf;
+    iov[iovcnt].iov_len = buf_len;
     iovcnt++;
   }
-  iov[iovcnt].iov_base = buf;
-  iov[iovcnt].iov_len = buf_len;
-  iovcnt++;
 
   struct mmsghdr msgs[CHUNK];
   addr_t addrs[CHUNK];

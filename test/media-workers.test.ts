@@ -9,6 +9,7 @@ import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { WzpClient } from '../src/client/index.js';
 import type { DatagramPath } from '../src/media/datagram-path.js';
+import { STATS_PUBLISH_MS } from '../src/media/host.js';
 import { ownedBytes, SLOT } from '../src/media/protocol.js';
 import { createHeader, encodeBind } from '../src/wire/index.js';
 import { metricValue } from './cluster.js';
@@ -171,6 +172,9 @@ describe('media workers', () => {
     const got = collect(b);
     send(a, 'a', 5);
     await until(() => got.length === 5, 'media');
+    // A worker's shared counters trail its traffic by at most STATS_PUBLISH_MS:
+    // let them catch up before the loop blocks, since a blocked loop publishes nothing.
+    await sleep(STATS_PUBLISH_MS * 3);
     const stuck = r.relay.media.workerOfRoom('busy');
     r.relay.media.inject(stuck, { type: 'block', ms: 2500 });
     await eventually(

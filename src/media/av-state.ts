@@ -15,7 +15,7 @@ export class AvState {
   video: SenderVideo | null = null;
   /** Keyframe cache slots by stream id, created at the first keyframe. */
   keyframes: (KeyframeSlot | undefined)[] | null = null;
-  /** Flows from this sender, by receiver session. */
+  /** Flows from this sender, by receiver session (change through downstream/forget). */
   readonly down = new Map<object, Downstream>();
   /** The cached keyframes were replayed to this session (at its first BIND). */
   replayed = false;
@@ -24,14 +24,45 @@ export class AvState {
   /** What this session asked for as a receiver. */
   readonly rx = new ReceiverPrefs();
 
+  /**
+   * `down` indexed by the receiver's participant tag (small, dense, unique in
+   * the room): the fan-out's lookup for every receiver of every packet is an
+   * array load and one identity check instead of a hash lookup. A slot whose
+   * flow belongs to an earlier holder of the tag is replaced on use.
+   */
+  private readonly byTag: (Downstream | undefined)[] = [];
+
   /** The flow to `receiver`, created on first use. */
-  downstream(receiver: object): Downstream {
+  downstream(receiver: { readonly tag: number }): Downstream {
+    const d = this.byTag[receiver.tag];
+    if (d !== undefined && d.receiver === receiver) {
+      return d;
+    }
+    return this.downstreamSlow(receiver);
+  }
+
+  private downstreamSlow(receiver: { readonly tag: number }): Downstream {
     let d = this.down.get(receiver);
     if (d === undefined) {
-      d = new Downstream();
+      d = new Downstream(receiver);
       this.down.set(receiver, d);
     }
+    this.byTag[receiver.tag] = d;
     return d;
+  }
+
+  /** Drops the flow to `receiver` (it left). */
+  forget(receiver: { readonly tag: number }): void {
+    this.down.delete(receiver);
+    if (this.byTag[receiver.tag]?.receiver === receiver) {
+      this.byTag[receiver.tag] = undefined;
+    }
+  }
+
+  /** Drops every flow from this sender (it left). */
+  forgetAll(): void {
+    this.down.clear();
+    this.byTag.length = 0;
   }
 
   /** True if this session sent video on `streamId`. */

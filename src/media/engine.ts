@@ -330,13 +330,13 @@ export class MediaEngine {
     this.byToken.delete(session.bindKey);
     this.unmapAddress(session);
     // Flows from this sender die with it, and its keyframes; flows to it too.
-    session.av.down.clear();
+    session.av.forgetAll();
     this.keyframes.dropSender(session.av.keyframes);
     const snapshot = session.room.snapshot;
     for (let i = 0; i < snapshot.length; i++) {
       const other = snapshot[i]?.sink;
       if (other !== undefined) {
-        other.av.down.delete(session);
+        other.av.forget(session);
         session.av.rx.forget(other.tag);
       }
     }

@@ -63,7 +63,8 @@ export class ReceiverPrefs {
 
   /** The prefs that apply to the sender with participant tag `tag`. */
   prefsFor(tag: number): SubscriptionPrefs {
-    return this.perSender.get(tag) ?? this.defaults;
+    // Most receivers never set per-sender prefs: no hash lookup per packet for them.
+    return this.perSender.size === 0 ? this.defaults : (this.perSender.get(tag) ?? this.defaults);
   }
 
   apply(change: SubscriptionChange): void {
@@ -108,6 +109,13 @@ export class ReceiverPrefs {
 
 /** State of one sender → receiver flow. */
 export class Downstream {
+  /** The receiver this flow goes to. */
+  readonly receiver: object;
+
+  constructor(receiver: object) {
+    this.receiver = receiver;
+  }
+
   /** The sender's frame number last forwarded here (MINI frames chain on it). */
   lastFrame = -1;
   /** Until when (monotonic ms) every frame goes FULL here (after a ResyncRequest, BINDING.md §4.6). */

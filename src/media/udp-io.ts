@@ -473,6 +473,8 @@ export class NativeUdpIo implements UdpIo {
   private out: Int32Array;
   /** Address text → IPv4 as an unsigned 32-bit number, or a parsed IPv6 record. */
   private readonly cache = new Map<string, number | Buffer>();
+  private lastAddress: string | null = null;
+  private lastParsed: number | Buffer = 0;
   private readonly single: UdpDestination[] = [{ port: 0, address: null }];
   private receiver: NativeUdpReceiver | null = null;
 
@@ -632,14 +634,23 @@ export class NativeUdpIo implements UdpIo {
       this.stats.countError('EINVAL');
       return false;
     }
-    let parsed = this.cache.get(address);
-    if (parsed === undefined) {
-      const p = this.parse(address);
-      if (p === null) {
-        this.stats.countError('bad_address');
-        return false;
+    // One fan-out usually goes to many receivers behind one address (a NAT, a
+    // test host): the last address is checked before the map.
+    let parsed: number | Buffer | undefined;
+    if (address === this.lastAddress) {
+      parsed = this.lastParsed;
+    } else {
+      parsed = this.cache.get(address);
+      if (parsed === undefined) {
+        const p = this.parse(address);
+        if (p === null) {
+          this.stats.countError('bad_address');
+          return false;
+        }
+        parsed = p;
       }
-      parsed = p;
+      this.lastAddress = address;
+      this.lastParsed = parsed;
     }
     const off = i * this.recordSize;
     const rec = this.records;
