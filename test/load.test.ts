@@ -79,30 +79,29 @@ describe('wzp load', () => {
   });
 
   const BIN = new URL('../dist/cli/wzp.js', import.meta.url).pathname;
+  /** `wzp load URL ...flags --json --no-progress`, its report parsed. */
+  const loadCli = async (url: string, flags: string[]): Promise<unknown> => {
+    const run = await promisify(execFile)(
+      process.execPath,
+      [BIN, 'load', url, ...flags, '--json', '--no-progress'],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    return JSON.parse(run.stdout);
+  };
   it.skipIf(!existsSync(BIN))(
     'runs in worker processes from the command line and prints JSON',
     async () => {
       relay = await startRelay({ log_level: 'warn' });
-      const run = await promisify(execFile)(
-        process.execPath,
-        [
-          BIN,
-          'load',
-          relay.url,
-          '--rooms',
-          '2',
-          '--participants',
-          '2',
-          '--duration',
-          '1',
-          '--workers',
-          '2',
-          '--json',
-          '--no-progress',
-        ],
-        { encoding: 'utf8', timeout: 20_000 },
-      );
-      const report = JSON.parse(run.stdout) as {
+      const report = (await loadCli(relay.url, [
+        '--rooms',
+        '2',
+        '--participants',
+        '2',
+        '--duration',
+        '1',
+        '--workers',
+        '2',
+      ])) as {
         joined: number;
         workers: number;
         sent: number;
@@ -190,32 +189,22 @@ describe('wzp load', () => {
     '--video with --max-layer 0 from the command line: receivers get layer 0 only',
     async () => {
       relay = await startRelay({ log_level: 'warn' });
-      const run = await promisify(execFile)(
-        process.execPath,
-        [
-          BIN,
-          'load',
-          relay.url,
-          '--rooms',
-          '1',
-          '--participants',
-          '2',
-          '--duration',
-          '2',
-          '--workers',
-          '1',
-          '--video',
-          '0,1,2',
-          '--video-scale',
-          '0.1',
-          '--max-layer',
-          '0',
-          '--json',
-          '--no-progress',
-        ],
-        { encoding: 'utf8', timeout: 20_000 },
-      );
-      const report = JSON.parse(run.stdout) as {
+      const report = (await loadCli(relay.url, [
+        '--rooms',
+        '1',
+        '--participants',
+        '2',
+        '--duration',
+        '2',
+        '--workers',
+        '1',
+        '--video',
+        '0,1,2',
+        '--video-scale',
+        '0.1',
+        '--max-layer',
+        '0',
+      ])) as {
         video: { layers: number[]; maxLayer: number; sent: number[]; received: number[] };
       };
       expect(report.video.layers).toEqual([0, 1, 2]);
