@@ -109,7 +109,8 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
       p.on('console', (m) => logs.push(`${n}: ${m.text()}`));
       p.on('pageerror', (e) => logs.push(`${n} error: ${(e as Error).message}`));
     }
-    // B uses the pure-JS cipher, A WebCrypto's: each must open the other's payloads.
+    // B uses the pure-JS cipher, A WebCrypto's where the browser has it: each must open the
+    // other's payloads.
     await pageA.goto(url('alice'));
     await pageB.goto(url('bob', '&cipher=js'));
     try {
@@ -128,7 +129,33 @@ describe.skipIf(chromium === null)('browser client in headless Chromium', () => 
     const sb = await callStats(pageB);
     tagA = sa?.tag ?? 0;
     tagB = sb?.tag ?? 0;
-    expect(sa?.e2ee).toEqual({ enabled: true, impl: 'webcrypto' });
+    // A asks for 'auto': WebCrypto's ChaCha20-Poly1305 where this Chromium has it ('raw-secret',
+    // Chromium ≥ 156), else the pure-JS cipher. The page is probed independently of the client.
+    const nativeChaCha = await pageA.evaluate(async () => {
+      try {
+        const key = await crypto.subtle.importKey(
+          'raw-secret' as 'raw',
+          new Uint8Array(32),
+          { name: 'ChaCha20-Poly1305' },
+          false,
+          ['encrypt'],
+        );
+        await crypto.subtle.encrypt(
+          { name: 'ChaCha20-Poly1305', iv: new Uint8Array(12) } as unknown as Parameters<
+            typeof crypto.subtle.encrypt
+          >[0],
+          key,
+          new Uint8Array(1),
+        );
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    console.log(
+      `[browser] ${await a.browser.version()}: WebCrypto ChaCha20-Poly1305 ${nativeChaCha}`,
+    );
+    expect(sa?.e2ee).toEqual({ enabled: true, impl: nativeChaCha ? 'webcrypto' : 'js' });
     expect(sb?.e2ee).toEqual({ enabled: true, impl: 'js' });
     // Warm up, then measure a window: frames B decoded from A against frames A sent.
     await waitFor(
