@@ -21,12 +21,16 @@ export interface ChildRelay {
   url: string;
   fedUrl: string;
   httpUrl: string;
+  /** The relay's identity key (hex), as its start line reports it. */
+  publicKey: string;
   lines: Record<string, unknown>[];
   /** Resident set size in bytes (VmRSS). */
   rss(): number;
   /** Open file descriptors. */
   fds(): number;
   metrics(): Promise<string>;
+  /** GET `path` of the operator endpoint as JSON. */
+  json(path: string): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -34,6 +38,8 @@ export interface ChildOptions {
   env?: Record<string, string | number | boolean>;
   /** `prlimit --nofile=<value>` (for example "1024:1024"). */
   nofile?: string;
+  /** Options for node itself, before the script (for example `--trace-gc`). */
+  nodeArgs?: string[];
 }
 
 export async function startChildRelay(options: ChildOptions = {}): Promise<ChildRelay> {
@@ -52,10 +58,11 @@ export async function startChildRelay(options: ChildOptions = {}): Promise<Child
   for (const [k, v] of Object.entries(options.env ?? {})) {
     env[k] = String(v);
   }
+  const node = [...(options.nodeArgs ?? []), CLI, 'relay'];
   const [cmd, args] =
     options.nofile === undefined
-      ? [process.execPath, [CLI, 'relay']]
-      : ['prlimit', [`--nofile=${options.nofile}`, process.execPath, CLI, 'relay']];
+      ? [process.execPath, node]
+      : ['prlimit', [`--nofile=${options.nofile}`, process.execPath, ...node]];
   const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
   let buf = '';
@@ -94,6 +101,7 @@ export async function startChildRelay(options: ChildOptions = {}): Promise<Child
     signal: string;
     http: string;
     pid: number;
+    public_key: string;
   };
   const signalPort = Number(started.signal.split(':')[2]?.split('/')[0]);
   const pid = started.pid;
@@ -104,10 +112,12 @@ export async function startChildRelay(options: ChildOptions = {}): Promise<Child
     url: `ws://127.0.0.1:${signalPort}/v2/signal`,
     fedUrl: `ws://127.0.0.1:${signalPort}/v2/federation`,
     httpUrl: started.http,
+    publicKey: started.public_key,
     lines,
     rss: () => Number(/VmRSS:\s+(\d+)/.exec(status())?.[1] ?? Number.NaN) * 1024,
     fds: () => readdirSync(`/proc/${pid}/fd`).length,
     metrics: async () => (await fetch(`${started.http}/metrics`)).text(),
+    json: async (path) => (await fetch(`${started.http}${path}`)).json() as Promise<unknown>,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise<void>((r) => proc.once('exit', () => r()));

@@ -20,6 +20,7 @@ import {
   scanMsgpack,
 } from '../signal/index.js';
 import { toBuffer } from '../util/buffers.js';
+import { type FrameObserver, FrameSpan } from '../util/frame-span.js';
 import type { GlobalRooms } from './global-rooms.js';
 import type { Link } from './link.js';
 
@@ -42,16 +43,36 @@ export interface LinkControlOptions {
   /** Which video layers of a participant the peer needs (demand.ts). */
   onLayerDemand: (link: Link, body: BodyOf<'FederationLayerDemand'>) => void;
   now: () => number;
+  /** Times each received control frame (scan, decode, dispatch). */
+  observeFrame?: FrameObserver;
 }
 
 export class LinkControl {
-  constructor(private readonly o: LinkControlOptions) {}
+  private readonly frames: FrameSpan | null;
+
+  constructor(private readonly o: LinkControlOptions) {
+    this.frames = o.observeFrame === undefined ? null : new FrameSpan(o.observeFrame);
+  }
 
   /** One frame on the link's WebSocket. */
   onMessage(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
     if (link.closed) {
       return;
     }
+    const frames = this.frames;
+    if (frames === null) {
+      this.receive(link, data, isBinary);
+      return;
+    }
+    frames.begin();
+    try {
+      this.receive(link, data, isBinary);
+    } finally {
+      frames.end();
+    }
+  }
+
+  private receive(link: Link, data: WebSocket.RawData, isBinary: boolean): void {
     const now = this.o.now();
     link.lastHeardMs = now;
     link.signalsIn++;

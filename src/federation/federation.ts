@@ -26,6 +26,7 @@ import type { RoomState } from '../media/room-state.js';
 import type { Session } from '../media/session.js';
 import type { RoomManager } from '../room/index.js';
 import type { BodyOf, Identity, SignalMessage } from '../signal/index.js';
+import { type FrameObserver, FrameSpan } from '../util/frame-span.js';
 import type { CompactView } from '../wire/index.js';
 import { LinkControl } from './control.js';
 import { LayerDemandRouter } from './demand.js';
@@ -76,6 +77,12 @@ export interface FederationOptions {
   acceptRoom?: (roomName: string) => boolean;
   /** A PLI for a local sender arrived over a link (BINDING.md §8.5). */
   onPli?: (sender: Session, streamId: number) => void;
+  /**
+   * Times every received federation frame: handshake frames with the step
+   * they complete (up to installing or refusing the link), control frames of
+   * installed links with their dispatch (metrics: wzp_federation_frame_*).
+   */
+  observeFrame?: FrameObserver;
   now?: () => number;
 }
 
@@ -106,6 +113,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
   private readonly identity: Identity;
   private readonly udpPort: () => number;
   private readonly now: () => number;
+  private readonly observeFrame: FrameObserver | null;
   private readonly globals: GlobalRoomTable;
   private readonly rooms: GlobalRooms;
   private readonly control: LinkControl;
@@ -133,6 +141,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     this.identity = options.identity;
     this.log = options.log.child({ component: 'federation' });
     this.udpPort = options.udpPort;
+    this.observeFrame = options.observeFrame ?? null;
     const now = options.now ?? (() => performance.now());
     this.now = now;
     this.selfId = relayId(options.identity.publicKey);
@@ -206,6 +215,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
       closeLink: (link, code, reason) => this.closeLink(link, code, reason),
       calls: () => this.callSink,
       now,
+      ...(options.observeFrame === undefined ? {} : { observeFrame: options.observeFrame }),
     });
     this.dialTarget = {
       config: this.config,
@@ -530,6 +540,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
         bytesPerSec: this.config.signal_budget_bytes_per_sec,
         burstBytes: this.config.signal_budget_burst_bytes,
       },
+      ...(this.observeFrame === null ? {} : { frames: new FrameSpan(this.observeFrame) }),
     };
   }
 
@@ -541,19 +552,27 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     // naming a configured (public) key costs the impostor a handshake
     // timeout and the real peer nothing. Two proven links are settled by
     // the tie-break in `install`.
-    acceptHandshake(ws, req, this.handshakeContext())
+    const ctx = this.handshakeContext();
+    acceptHandshake(ws, req, ctx)
       .then((result) => {
         this.install(ws, result, false);
       })
       .catch((err: unknown) => {
         this.refuse(ws, err, `inbound from ${req.socket.remoteAddress ?? '?'}`);
-      });
+      })
+      // The last frame's span holds installing or refusing the link.
+      .finally(() => ctx.frames?.end());
   }
 
   /** Dials one peer (used by its Dialer). Resolves true when a link got installed. */
   async dial(peer: Peer): Promise<boolean> {
-    const { ws, result } = await dialHandshake(peer, this.handshakeContext());
-    return this.install(ws, result, true) !== null;
+    const ctx = this.handshakeContext();
+    try {
+      const { ws, result } = await dialHandshake(peer, ctx);
+      return this.install(ws, result, true) !== null;
+    } finally {
+      ctx.frames?.end();
+    }
   }
 
   /** Logs and counts a failed handshake, answers with a typed Error, closes. */
@@ -564,9 +583,11 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
         ? 'refused_unknown_peer'
         : e.code === 'FEDERATION_WRONG_KEY'
           ? 'refused_wrong_key'
-          : e.code === 'FEDERATION_DUPLICATE_LINK'
-            ? 'duplicate'
-            : 'refused_other';
+          : e.code === 'FEDERATION_BAD_CHALLENGE'
+            ? 'refused_bad_challenge'
+            : e.code === 'FEDERATION_DUPLICATE_LINK'
+              ? 'duplicate'
+              : 'refused_other';
     this.links.countEvent(event);
     const level = e.code === 'FEDERATION_DUPLICATE_LINK' ? 'debug' : 'warn';
     this.log[level]({ code: e.code, where }, e.message);

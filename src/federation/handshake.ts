@@ -22,6 +22,7 @@ import {
   scanMsgpack,
 } from '../signal/index.js';
 import { toBuffer } from '../util/buffers.js';
+import type { FrameSpan } from '../util/frame-span.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import {
   type Peer,
@@ -47,6 +48,12 @@ export interface HandshakeContext {
    * client decode limits apply too.
    */
   budget: { bytesPerSec: number; burstBytes: number };
+  /**
+   * Times each received frame together with the handshake step it completes
+   * (one per handshake). The caller ends the last span after installing or
+   * refusing the link.
+   */
+  frames?: FrameSpan;
 }
 
 export interface HandshakeResult {
@@ -86,6 +93,11 @@ const INBOX_MAX = 64;
  * against the client decode limits and charged to the client decode budget;
  * over the budget the TCP connection is cut at once (SIGNAL_OVER_BUDGET).
  * After the first failure nothing more is decoded.
+ *
+ * Timing (`ctx.frames`): a frame's span starts in its 'message' event; one
+ * handed to a waiting step stays open until that step asks for the next
+ * message (or the caller ends it after the last step), so the span holds the
+ * scan, the decode and the step's signature work and replies.
  */
 class Inbox {
   private readonly queue: SignalMessage[] = [];
@@ -93,10 +105,29 @@ class Inbox {
   private failure: WzpError | null = null;
   private readonly limits: DecodeLimits;
   private readonly budget: TokenBucket;
+  private readonly frames: FrameSpan | null;
+  /** The frame being handled went to a waiting step (its span stays open). */
+  private handedOver = false;
   private readonly onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
     if (this.failure !== null) {
       return;
     }
+    const frames = this.frames;
+    if (frames === null) {
+      this.receive(data, isBinary);
+      return;
+    }
+    frames.begin();
+    this.handedOver = false;
+    try {
+      this.receive(data, isBinary);
+    } finally {
+      if (!this.handedOver) {
+        frames.end();
+      }
+    }
+  };
+  private receive(data: WebSocket.RawData, isBinary: boolean): void {
     if (!isBinary) {
       this.fail(new WzpError('SIGNAL_UNDECODABLE', 'federation frames are binary'));
       return;
@@ -119,7 +150,7 @@ class Inbox {
     } catch (err) {
       this.fail(err instanceof WzpError ? err : new WzpError('SIGNAL_UNDECODABLE'));
     }
-  };
+  }
   private readonly onClose = (code: number, reason: Buffer): void => {
     this.fail(
       new WzpError(
@@ -135,6 +166,7 @@ class Inbox {
   ) {
     this.limits = Object.freeze({ ...CLIENT_DECODE_LIMITS, maxBytes: ctx.maxFrameBytes });
     this.budget = new TokenBucket(ctx.budget.bytesPerSec, ctx.budget.burstBytes, performance.now());
+    this.frames = ctx.frames ?? null;
     ws.on('message', this.onMessage);
     ws.on('close', this.onClose);
   }
@@ -144,7 +176,11 @@ class Inbox {
     type: T,
     timeoutMs: number,
   ): Promise<Extract<SignalMessage, { type: T }>> {
+    // The previous step's synchronous work ends here.
+    this.frames?.end();
     const m = await this.next(timeoutMs);
+    // A message taken from the queue (its frame's span has ended): the step gets its own.
+    this.frames?.ensure();
     if (m.type === 'Error' && m.body !== null) {
       const code = (
         Object.hasOwn(ERROR_CODES, m.body.code) ? m.body.code : 'FEDERATION_BAD_CHALLENGE'
@@ -191,6 +227,7 @@ class Inbox {
 
   private push(m: SignalMessage): void {
     if (this.waiter !== null) {
+      this.handedOver = true;
       this.waiter(m);
     } else {
       this.queue.push(m);
@@ -199,7 +236,10 @@ class Inbox {
 
   private fail(err: WzpError): void {
     this.failure ??= err;
-    this.waiter?.(err);
+    if (this.waiter !== null) {
+      this.handedOver = true;
+      this.waiter(err);
+    }
   }
 }
 

@@ -324,10 +324,22 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'Global rooms announced active by at least one peer.',
   },
   {
+    name: 'wzp_federation_frame_seconds',
+    type: 'histogram',
+    labels: [],
+    help: 'Synchronous time spent on one received federation WebSocket frame: during the handshake its scan, decode and the handshake step it completes (signature checks, replies, installing the link), on an installed link its scan, decode and dispatch. What one federation message blocks the event loop.',
+  },
+  {
+    name: 'wzp_federation_frame_cpu_seconds',
+    type: 'histogram',
+    labels: [],
+    help: 'CPU time (user + system) of the main thread spent on one received federation frame (the clock of wzp_relay_signal_frame_cpu_seconds): the same section as wzp_federation_frame_seconds without the time the thread was not scheduled.',
+  },
+  {
     name: 'wzp_federation_link_events_total',
     type: 'counter',
     labels: ['event'],
-    help: 'Federation link events (up, down, refused_unknown_peer, refused_wrong_key, refused_bad_challenge, duplicate, signal_rate_limited, signal_rejected: control frames refused as undecodable, over the decode limits or budget, or unexpected, idle_closed: a link opened from the fleet directory closed unused).',
+    help: 'Federation link events (up, down, refused_unknown_peer, refused_wrong_key, refused_bad_challenge: a key not proved (a forged FederationAuth or FederationChallenge), refused_other: any other failed handshake (timeout, protocol version, decode limits), duplicate, signal_rate_limited, signal_rejected: control frames refused as undecodable, over the decode limits or budget, or unexpected, idle_closed: a link opened from the fleet directory closed unused).',
   },
   {
     name: 'wzp_relay_ws_media_connections',
@@ -557,6 +569,8 @@ export class RelayMetrics {
   readonly fedDropped: Counter<'reason'>;
   readonly fedActiveRooms: Gauge;
   readonly fedLinkEvents: Counter<'event'>;
+  readonly fedFrameSeconds: Histogram;
+  readonly fedFrameCpuSeconds: Histogram;
   readonly wsMediaConnections: Gauge;
   readonly wsMediaDatagrams: Counter<'direction'>;
   readonly wsMediaDropped: Counter<'reason'>;
@@ -670,6 +684,18 @@ export class RelayMetrics {
     this.fedDropped = counter('wzp_federation_packets_dropped_total', ['reason']);
     this.fedActiveRooms = gauge('wzp_federation_active_rooms');
     this.fedLinkEvents = counter('wzp_federation_link_events_total', ['event']);
+    this.fedFrameSeconds = new Histogram({
+      name: 'wzp_federation_frame_seconds',
+      help: help('wzp_federation_frame_seconds'),
+      buckets: SIGNAL_FRAME_BUCKETS,
+      registers,
+    });
+    this.fedFrameCpuSeconds = new Histogram({
+      name: 'wzp_federation_frame_cpu_seconds',
+      help: help('wzp_federation_frame_cpu_seconds'),
+      buckets: SIGNAL_FRAME_BUCKETS,
+      registers,
+    });
     this.wsMediaConnections = gauge('wzp_relay_ws_media_connections');
     this.wsMediaDatagrams = counter('wzp_relay_ws_media_datagrams_total', ['direction']);
     this.wsMediaDropped = counter('wzp_relay_ws_media_dropped_total', ['reason']);

@@ -289,6 +289,10 @@ export class Relay implements RelayCore {
             },
             acceptRoom: (room) => this.fleet.isHome(room),
             onPli: (sender, streamId) => this.onFederatedPli(sender, streamId),
+            observeFrame: (seconds, cpuSeconds) => {
+              this.metrics.fedFrameSeconds.observe(seconds);
+              this.metrics.fedFrameCpuSeconds.observe(cpuSeconds);
+            },
           })
         : null;
     if (this.federation !== null) {
