@@ -94,6 +94,12 @@ describe.skipIf(!existsSync(CLI))(
       // The dense frames pass the scan but spend the budget: every joined attacker got closed.
       expect(errors(m, 'SIGNAL_OVER_BUDGET')).toBeGreaterThanOrEqual(4);
       expect(joined.every((p) => !p.isOpen)).toBe(true);
+      // The rejected frames' buffers were reclaimed by scavenges the relay asked for
+      // (util/reclaim.ts: what keeps Node 24's RSS under the target).
+      expect(
+        metricValue(m, 'wzp_relay_frame_reclaims_total') -
+          metricValue(w.m0, 'wzp_relay_frame_reclaims_total'),
+      ).toBeGreaterThan(10);
     });
 
     it('every frame of the corpus gets its typed code on a joined connection, which stays up', async () => {

@@ -20,18 +20,8 @@ import {
 } from './relay-child.js';
 
 export const MB = 1 << 20;
-/** Issue 12: relay RSS grows by less than this during an attack. */
+/** Issue 12: relay RSS grows by less than this during an attack (every Node version). */
 export const RSS_GROWTH_TARGET = 64 * MB;
-
-/**
- * The RSS bound asserted: the target (met on Node 20). Node ≥ 22 grows RSS further under
- * attack 1 (decode bombs; +52–75 MB measured on Node 24); bounded there at 128 MB until that
- * is brought down (docs/operator.md, "Targets").
- */
-function rssBound(): number {
-  const major = Number(process.versions.node.split('.')[0]);
-  return major >= 22 ? 2 * RSS_GROWTH_TARGET : RSS_GROWTH_TARGET;
-}
 
 let relays: ChildRelay[] = [];
 let rooms: LegitRoom[] = [];
@@ -174,6 +164,6 @@ export async function end(
   for (const [family, n] of Object.entries(slowest)) {
     expect(n, `${family} frames over 20 ms`).toBe(0);
   }
-  expect(rssGrowth).toBeLessThan(rssBound());
+  expect(rssGrowth).toBeLessThan(RSS_GROWTH_TARGET);
   return m1;
 }

@@ -19,8 +19,9 @@ import {
   type SignalMessage,
   scanMsgpack,
 } from '../signal/index.js';
-import { toBuffer } from '../util/buffers.js';
+import { rawDataBytes, toBuffer } from '../util/buffers.js';
 import { type FrameObserver, FrameSpan } from '../util/frame-span.js';
+import { frameHandled } from '../util/reclaim.js';
 import type { GlobalRooms } from './global-rooms.js';
 import type { Link } from './link.js';
 
@@ -62,14 +63,15 @@ export class LinkControl {
     const frames = this.frames;
     if (frames === null) {
       this.receive(link, data, isBinary);
-      return;
+    } else {
+      frames.begin();
+      try {
+        this.receive(link, data, isBinary);
+      } finally {
+        frames.end();
+      }
     }
-    frames.begin();
-    try {
-      this.receive(link, data, isBinary);
-    } finally {
-      frames.end();
-    }
+    frameHandled(rawDataBytes(data), this.o.now());
   }
 
   private receive(link: Link, data: WebSocket.RawData, isBinary: boolean): void {

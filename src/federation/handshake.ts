@@ -21,8 +21,9 @@ import {
   type SignalMessage,
   scanMsgpack,
 } from '../signal/index.js';
-import { toBuffer } from '../util/buffers.js';
+import { rawDataBytes, toBuffer } from '../util/buffers.js';
 import type { FrameSpan } from '../util/frame-span.js';
+import { frameHandled } from '../util/reclaim.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import {
   type Peer,
@@ -109,23 +110,23 @@ class Inbox {
   /** The frame being handled went to a waiting step (its span stays open). */
   private handedOver = false;
   private readonly onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
-    if (this.failure !== null) {
-      return;
-    }
     const frames = this.frames;
-    if (frames === null) {
+    if (this.failure !== null) {
+      // nothing more is decoded
+    } else if (frames === null) {
       this.receive(data, isBinary);
-      return;
-    }
-    frames.begin();
-    this.handedOver = false;
-    try {
-      this.receive(data, isBinary);
-    } finally {
-      if (!this.handedOver) {
-        frames.end();
+    } else {
+      frames.begin();
+      this.handedOver = false;
+      try {
+        this.receive(data, isBinary);
+      } finally {
+        if (!this.handedOver) {
+          frames.end();
+        }
       }
     }
+    frameHandled(rawDataBytes(data), performance.now());
   };
   private receive(data: WebSocket.RawData, isBinary: boolean): void {
     if (!isBinary) {

@@ -180,6 +180,12 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: "CPU time (user + system) of the main thread spent on one received signalling frame (process.threadCpuUsage where Node has it, else /proc/thread-self/stat in 10 ms ticks on Linux, else the whole process's): the same section as wzp_relay_signal_frame_seconds without the time the thread was not scheduled.",
   },
   {
+    name: 'wzp_relay_frame_reclaims_total',
+    type: 'counter',
+    labels: [],
+    help: 'Scavenges (young-generation GCs, ~1 ms) the main thread requested to free the buffers of large received WebSocket frames: one per 8 MiB of frames of 64 KiB or more, at most every 20 ms (docs/operator.md, "Targets").',
+  },
+  {
     name: 'wzp_relay_signal_connections',
     type: 'gauge',
     labels: [],
@@ -546,6 +552,7 @@ export class RelayMetrics {
   readonly signalFrameSeconds: Histogram;
   readonly signalFrameCpuSeconds: Histogram;
   readonly signalConnections: Gauge;
+  readonly frameReclaims: Counter;
   readonly connectionsRefused: Counter<'reason'>;
   readonly qualityTier: Gauge<'tier'>;
   readonly directives: Counter;
@@ -661,6 +668,7 @@ export class RelayMetrics {
       registers,
     });
     this.signalConnections = gauge('wzp_relay_signal_connections');
+    this.frameReclaims = counter('wzp_relay_frame_reclaims_total');
     this.connectionsRefused = counter('wzp_relay_connections_refused_total', ['reason']);
     this.qualityTier = gauge('wzp_relay_quality_tier', ['tier']);
     this.directives = counter('wzp_relay_quality_directives_total');

@@ -50,6 +50,7 @@ import type {
   SignalPeer,
 } from '../signalling/relay-core.js';
 import { LogSampler } from '../util/log-sampler.js';
+import { reclaimsRequested } from '../util/reclaim.js';
 import {
   type AdvertisedUrls,
   advertisedUrls,
@@ -1345,6 +1346,8 @@ export class Relay implements RelayCore {
     const total = (name: EngineCounter): number => media.total(SLOT[name]);
     m.activeSessions.set(this.sessions.size);
     m.signalConnections.set(this.tcp.size);
+    // Per thread: relays sharing a process (tests) read the same total.
+    b.set(m.frameReclaims, reclaimsRequested());
     m.activeRooms.set(this.rooms.roomCount);
     b.set(m.packetsReceived, total('mediaIn'));
     b.set(m.packetsForwarded, total('packetsForwarded'));

@@ -37,8 +37,9 @@ import {
   signCallAnswer,
   verifyCallOffer,
 } from '../signal/index.js';
-import { toBuffer } from '../util/buffers.js';
+import { rawDataBytes, toBuffer } from '../util/buffers.js';
 import { ErrorReplyLimiter } from '../util/error-replies.js';
+import { frameHandled } from '../util/reclaim.js';
 import { threadCpuUsage } from '../util/thread-cpu.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import type { RelayCore, SignalPeer } from './relay-core.js';
@@ -227,6 +228,7 @@ export class SignalConnection implements SignalPeer {
   private onFrame(data: RawData, isBinary: boolean): void {
     if (this.state === 'closed') {
       // Frames still buffered behind a close: not worth a look.
+      frameHandled(rawDataBytes(data), performance.now());
       return;
     }
     const t0 = performance.now();
@@ -236,8 +238,11 @@ export class SignalConnection implements SignalPeer {
     } finally {
       const cpu = threadCpuUsage(cpu0);
       const m = this.core.metrics;
-      m.signalFrameSeconds.observe((performance.now() - t0) / 1000);
+      const t1 = performance.now();
+      m.signalFrameSeconds.observe((t1 - t0) / 1000);
       m.signalFrameCpuSeconds.observe((cpu.user + cpu.system) / 1e6);
+      // Outside the frame's time: what the frame left behind is reclaimed (util/reclaim.ts).
+      frameHandled(rawDataBytes(data), t1);
     }
   }
 

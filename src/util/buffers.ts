@@ -13,3 +13,15 @@ export function toBuffer(data: RawData): Buffer {
   }
   return Buffer.from(data);
 }
+
+/** Bytes of what `ws` hands a message handler. */
+export function rawDataBytes(data: RawData): number {
+  if (Array.isArray(data)) {
+    let n = 0;
+    for (const b of data) {
+      n += b.length;
+    }
+    return n;
+  }
+  return data.byteLength;
+}
