@@ -14,10 +14,17 @@ const BOTH_PATHS = [
   'test/udp-io.test.ts',
 ];
 
-// The video tests run again with two media workers per relay (project
-// `workers-2`): rooms land on different workers, and subscriptions, feedback,
-// resync, PLIs and keyframe replay cross between the planes.
-const TWO_WORKERS = ['test/video.test.ts'];
+// The video and federation tests run again with two media workers per relay
+// (project `workers-2`): rooms land on different workers, and subscriptions,
+// feedback, resync, PLIs and keyframe replay cross between the planes;
+// federation media runs in worker 0 beside local rooms on worker 1.
+const TWO_WORKERS = [
+  'test/video.test.ts',
+  'test/federation.test.ts',
+  'test/federation-limits.test.ts',
+  'test/federation-workers.test.ts',
+  'test/fleet.test.ts',
+];
 
 export default defineConfig({
   test: {

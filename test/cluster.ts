@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Identity } from '../src/signal/index.js';
-import { TEST_UDP_IO } from './helpers.js';
+import { TEST_MEDIA_WORKERS, TEST_UDP_IO } from './helpers.js';
 
 export const BIN = new URL('../dist/cli/wzp.js', import.meta.url).pathname;
 
@@ -36,6 +36,8 @@ export interface ClusterOptions {
   deadMs?: number;
   heartbeatMs?: number;
   trunking?: boolean;
+  /** Media workers per relay (default TEST_MEDIA_WORKERS). */
+  mediaWorkers?: number;
 }
 
 /** Ports this process handed out (never twice). */
@@ -132,6 +134,8 @@ export class Cluster {
       `trunking = ${o.trunking === true}`,
       // The media I/O path under test (vitest project udp-dgram: dgram; default: auto = native).
       `udp_io = "${TEST_UDP_IO}"`,
+      // Media workers per relay (vitest project workers-2: 2; federation media runs in worker 0).
+      `media_workers = ${o.mediaWorkers ?? TEST_MEDIA_WORKERS}`,
       `global_rooms = ${JSON.stringify(o.globalRooms ?? ['g'])}`,
       `federation_heartbeat_ms = ${o.heartbeatMs ?? 200}`,
       `federation_dead_ms = ${o.deadMs ?? 1500}`,

@@ -218,7 +218,7 @@ export class LinkControl {
     }
     const cfg = this.o.config;
     const now = this.o.now();
-    const dead = link.lastHeardMs + cfg.federation_dead_ms;
+    const dead = link.heardMs + cfg.federation_dead_ms;
     if (now >= dead) {
       this.o.closeLink(link, CLOSE_DEAD, 'FEDERATION_LINK_DOWN');
       return;

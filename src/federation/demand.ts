@@ -13,8 +13,9 @@
  * layer (relays without this feature are unaffected).
  *
  * Recomputed on control-path events only (subscriptions, joins and leaves,
- * remote participants changing, a demand arriving), never per packet; the
- * media plane reads `Link.layerDemand` per forwarded video entry.
+ * remote participants changing, a demand arriving), never per packet; a
+ * demand that arrives is pushed to federation media in worker 0, which
+ * reads it per forwarded video entry.
  */
 import type { Logger } from '../log/index.js';
 import type { Session } from '../media/session.js';
@@ -23,12 +24,15 @@ import type { BodyOf } from '../signal/index.js';
 import type { GlobalRoom, GlobalRoomTable, RemoteParticipant } from './global-room.js';
 import type { Link } from './link.js';
 import type { LinkTable } from './link-table.js';
+import type { FederationPost } from './mirror.js';
 
 export interface LayerDemandOptions {
   selfId: string;
   log: Logger;
   links: LinkTable;
   globals: GlobalRoomTable;
+  /** Commands for federation media in worker 0. */
+  post: FederationPost;
   /** The local participants of a room (receivers), by room name. */
   localSessions: (roomName: string) => readonly Session[];
 }
@@ -71,8 +75,13 @@ export class LayerDemandRouter {
       this.dropped++;
       return;
     }
+    const maxLayer = Math.max(-1, Math.min(MAX_LAYER, body.max_layer));
     link.layerDemand ??= new WeakMap();
-    link.layerDemand.set(target, Math.max(-1, Math.min(MAX_LAYER, body.max_layer)));
+    link.layerDemand.set(target, maxLayer);
+    if (link.mediaDemand.get(target.id) !== maxLayer) {
+      link.mediaDemand.set(target.id, maxLayer);
+      this.o.post({ type: 'demand', link: link.id, session: target.id, maxLayer });
+    }
     if (target.remote !== null) {
       // Transit: what this link needs is part of what we need from the origin.
       this.update(g, target, this.o.localSessions(g.name));

@@ -7,32 +7,32 @@
  * - dialer.ts — the reconnect loop of each peer with a URL;
  * - control.ts — a link's control messages, heartbeats and liveness;
  * - global-rooms.ts — presence (path vectors) and remote participants;
- * - media.ts — the FEDERATION (0x03) media plane, run by the media engine.
+ * - media.ts — the FEDERATION (0x03) media plane, run inside media worker 0
+ *   (worker-plane.ts) and driven from here through mirror.ts.
  *
  * This class owns the link lifecycle (accept, dial, install with the
  * tie-break, close) and the operator views. It plugs into the media plane
- * through the engine's `FederationPlane` interface and into the control
- * plane through the room manager.
+ * from above: worker 0's engine gets federation media as its
+ * `FederationPlane` (an extension of the worker's host), and this thread
+ * tells it what the control plane decides (worker-protocol.ts). It plugs
+ * into the control plane through the room manager.
  */
-import type { RemoteInfo } from 'node:dgram';
 import type { IncomingMessage } from 'node:http';
 import type WebSocket from 'ws';
 import type { CallLinks, CallSignalSink } from '../calls/hub.js';
 import type { RelayConfig } from '../config/index.js';
 import { isWzpError, WzpError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import type { FederationPlane, MediaEngine } from '../media/engine.js';
 import type { RoomState } from '../media/room-state.js';
 import type { Session } from '../media/session.js';
 import type { RoomManager } from '../room/index.js';
 import type { BodyOf, Identity, SignalMessage } from '../signal/index.js';
 import { type FrameObserver, FrameSpan } from '../util/frame-span.js';
-import type { CompactView } from '../wire/index.js';
 import { LinkControl } from './control.js';
 import { LayerDemandRouter } from './demand.js';
 import { Dialer, type DialTarget } from './dialer.js';
 import { GlobalRoomTable } from './global-room.js';
-import { GlobalRooms } from './global-rooms.js';
+import { GlobalRooms, type RemoteSessions } from './global-rooms.js';
 import {
   acceptHandshake,
   dialHandshake,
@@ -42,9 +42,10 @@ import {
 } from './handshake.js';
 import { Link } from './link.js';
 import { LinkTable, type PeerCounters } from './link-table.js';
-import { FederationMedia, type FederationMediaOptions, type FederationStats } from './media.js';
+import { type FederationPost, type FederationStatsView, MediaMirror } from './mirror.js';
 import { type Peer, PeerDirectory, relayId } from './peers.js';
 import { FederationPliRouter } from './pli.js';
+import type { FederationEvent, FederationWorkerInit } from './worker-protocol.js';
 
 /** WebSocket path of federation links on the signalling port. */
 export const FEDERATION_PATH = '/v2/federation';
@@ -59,12 +60,11 @@ export interface FederationOptions {
   identity: Identity;
   log: Logger;
   rooms: RoomManager<Session, RoomState>;
-  engine: MediaEngine;
-  /** Sends one UDP datagram from the media socket. */
-  sendUdp: (data: Buffer | readonly Buffer[], port: number, address: string) => void;
-  /** `prefix ‖ buf` to many destinations at once (one sendmmsg when native); default: sendUdp each. */
-  sendUdpMany?: FederationMediaOptions['sendUdpMany'];
-  /** Our media UDP port (told to peers). */
+  /** Commands for federation media in media worker 0 (in order with its other commands). */
+  post: FederationPost;
+  /** Sessions of remote participants in worker 0. */
+  remotes: RemoteSessions;
+  /** Our media UDP port (told to peers): worker 0's. */
   udpPort: () => number;
   /** The remote participants of a room changed: send RoomUpdate to its local participants. */
   onRoomChanged: (roomName: string) => void;
@@ -101,7 +101,7 @@ export interface DynamicFederation {
   dropRoom(room: string): void;
 }
 
-export class Federation implements FederationPlane, CallLinks, DynamicFederation {
+export class Federation implements CallLinks, DynamicFederation {
   readonly selfId: string;
   readonly selfOrigin: Buffer;
   readonly label: string;
@@ -117,7 +117,10 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
   private readonly globals: GlobalRoomTable;
   private readonly rooms: GlobalRooms;
   private readonly control: LinkControl;
-  private readonly media: FederationMedia;
+  /** Federation media in worker 0, as this thread drives it. */
+  private readonly mirror: MediaMirror;
+  /** Worker 0's port when links were last installed (a replacement on another port drops them). */
+  private mediaPort = 0;
   /** Keyframe requests across links. */
   readonly pli: FederationPliRouter;
   /** Which layers of remote participants this relay pulls across links (BINDING.md §8.5). */
@@ -154,14 +157,16 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     this.globals = new GlobalRoomTable(
       options.config.global_rooms,
       options.config.federation_room_pps,
-      now(),
     );
+    this.mirror = new MediaMirror(options.post);
+    const post = this.mirror.post;
     this.rooms = new GlobalRooms({
+      post,
       selfId: this.selfId,
       label: this.label,
       log: this.log,
       rooms: options.rooms,
-      media: options.engine,
+      media: options.remotes,
       links: this.links,
       globals: this.globals,
       onRoomChanged: (name: string) => {
@@ -176,18 +181,6 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
         : { acceptRoom: (room: string) => (options.acceptRoom as (r: string) => boolean)(room) }),
       onUsageChanged: () => this.checkIdle(),
     });
-    this.media = new FederationMedia({
-      config: this.config,
-      log: this.log,
-      links: this.links,
-      globals: this.globals,
-      selfOrigin: this.selfOrigin,
-      delivery: options.engine,
-      sendUdp: options.sendUdp,
-      ...(options.sendUdpMany === undefined ? {} : { sendUdpMany: options.sendUdpMany }),
-      onUdpReady: () => this.rooms.refreshAll(),
-      now,
-    });
     this.pli = new FederationPliRouter({
       selfId: this.selfId,
       log: this.log,
@@ -198,6 +191,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     });
     const roomManager = options.rooms;
     this.demand = new LayerDemandRouter({
+      post,
       selfId: this.selfId,
       log: this.log,
       links: this.links,
@@ -211,7 +205,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
       config: this.config,
       log: this.log,
       rooms: this.rooms,
-      sendBind: (link) => this.media.sendBind(link),
+      sendBind: (link) => post({ type: 'sendBind', id: link.id }),
       closeLink: (link, code, reason) => this.closeLink(link, code, reason),
       calls: () => this.callSink,
       now,
@@ -236,9 +230,127 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     return this.pli.send(remote, streamId);
   }
 
-  /** Media-plane counters. */
-  get stats(): FederationStats {
-    return this.media.stats;
+  /** Media-plane counters (from worker 0's shared buffer). */
+  get stats(): FederationStatsView {
+    return this.mirror.statsView();
+  }
+
+  /** What worker 0's federation plane is started with (`WorkerInit.extension`). */
+  workerInit(): FederationWorkerInit {
+    const c = this.config;
+    return {
+      selfId: this.selfId,
+      maxHops: c.federation_max_hops,
+      trunking: {
+        enabled: c.trunking,
+        maxEntries: c.trunk_max_entries,
+        mtu: c.trunk_mtu,
+        flushMs: c.trunk_flush_ms,
+      },
+      stats: this.mirror.buffer,
+    };
+  }
+
+  /**
+   * Worker 0 (re)started on `port`: it gets the whole federation media
+   * state (rooms, links with what the previous worker had learned of their
+   * UDP paths, interested links, layer demands); the relay joins the
+   * remote participants to it again. A replacement on another port than
+   * the links were set up with closes them: the peers BIND to the old
+   * one, so they reconnect (and learn the new port in the handshake).
+   */
+  workerStarted(port: number): void {
+    const post = this.mirror.post;
+    for (const g of this.globals.values()) {
+      post({ type: 'room', name: g.name, pps: g.pps });
+    }
+    if (this.mediaPort !== 0 && port !== this.mediaPort && this.links.size > 0) {
+      this.log.warn(
+        { from: this.mediaPort, to: port },
+        'media worker 0 replaced on another port: reconnecting the federation links',
+      );
+      for (const link of [...this.links.values()]) {
+        this.closeLink(link, 1012, 'media port changed');
+      }
+    }
+    this.mediaPort = port;
+    for (const link of this.links.values()) {
+      this.pushLink(link, false);
+    }
+    for (const g of this.globals.values()) {
+      this.rooms.pushInterest(g);
+    }
+  }
+
+  /** Pushes the layer demands again (after the remote participants rejoined worker 0). */
+  pushDemands(): void {
+    for (const link of this.links.values()) {
+      for (const [session, maxLayer] of link.mediaDemand) {
+        this.mirror.post({ type: 'demand', link: link.id, session, maxLayer });
+      }
+    }
+  }
+
+  /** The remote participants of every global room (to join them to a replacement worker 0). */
+  remoteSessions(): Session[] {
+    const out: Session[] = [];
+    for (const g of this.globals.values()) {
+      out.push(...g.remotes.values());
+    }
+    return out;
+  }
+
+  /** An event of federation media in worker 0. */
+  onMediaEvent(e: FederationEvent): void {
+    let link: Link | undefined;
+    for (const l of this.links.values()) {
+      if (l.id === e.id) {
+        link = l;
+        break;
+      }
+    }
+    if (link === undefined || link.closed) {
+      return;
+    }
+    if (e.type === 'linkBound') {
+      link.boundAddress = e.bound[0];
+      link.boundPort = e.bound[1];
+      this.log.debug(
+        { peer: link.label, from: `${e.bound[0]}:${e.bound[1]}` },
+        'federation udp bound',
+      );
+      return;
+    }
+    link.mediaAddress = e.media[0];
+    link.mediaPort = e.media[1];
+    if (!link.udpReady) {
+      link.udpReady = true;
+      this.rooms.refreshAll();
+    }
+  }
+
+  /** Tells worker 0 about a link (`fresh`: a new one, its counters start at 0). */
+  private pushLink(link: Link, fresh: boolean): void {
+    this.mirror.post({
+      type: 'linkUp',
+      id: link.id,
+      slot: link.slot,
+      fresh,
+      localToken: new Uint8Array(link.localBindToken),
+      peerToken: new Uint8Array(link.peerBindToken),
+      remoteAddress: link.remoteAddress,
+      peerUdpPort: link.peerUdpPort,
+      peerPps: link.peerPps,
+      bound: link.boundAddress === null ? null : [link.boundAddress, link.boundPort],
+      media:
+        link.udpReady && link.mediaAddress !== null ? [link.mediaAddress, link.mediaPort] : null,
+    });
+  }
+
+  /** The link is no longer installed: worker 0 flushes and forgets it, its counter slot frees. */
+  private dropLink(link: Link): void {
+    this.mirror.post({ type: 'linkDown', id: link.id });
+    this.mirror.releaseSlot(link.slot);
   }
 
   /** Link event counts (metrics). */
@@ -278,10 +390,9 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
       d.stop();
     }
     for (const link of [...this.links.values()]) {
-      link.batcher?.flush();
+      // Worker 0 flushes the link's batch before it forgets it (linkDown).
       this.closeLink(link, 1001, 'relay shutting down');
     }
-    this.media.close();
   }
 
   isGlobal(room: string): boolean {
@@ -421,38 +532,15 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
   }
 
   /** A local participant left a room. */
-  localLeft(roomName: string): void {
+  localLeft(roomName: string, sessionId: number): void {
+    for (const link of this.links.values()) {
+      link.mediaDemand.delete(sessionId);
+    }
     const g = this.globals.get(roomName);
     if (g !== undefined) {
       this.rooms.announce(g);
       this.demand.roomChanged(g.name);
     }
-  }
-
-  // ── media plane (FederationPlane) ────────────────────────────────────────
-
-  egress(sender: Session, msg: Buffer, view: CompactView): void {
-    this.media.egress(sender, msg, view);
-  }
-
-  ingress(msg: Buffer, rinfo: RemoteInfo): void {
-    this.media.ingress(msg, rinfo);
-  }
-
-  bind(msg: Buffer, rinfo: RemoteInfo): boolean {
-    return this.media.bind(msg, rinfo);
-  }
-
-  bindLink(msg: Buffer): object | null {
-    return this.media.bindLink(msg);
-  }
-
-  bindChallenge(msg: Buffer, rinfo: RemoteInfo): boolean {
-    return this.media.bindChallenge(msg, rinfo);
-  }
-
-  bindAck(msg: Buffer, rinfo: RemoteInfo): boolean {
-    return this.media.bindAck(msg, rinfo);
   }
 
   // ── call signals (CallLinks) ─────────────────────────────────────────────
@@ -626,6 +714,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
       // closes without churning the rooms.
       const replaced = existing;
       this.links.remove(replaced);
+      this.dropLink(replaced);
       replaced.closed = true;
       sendSignal(replaced.ws, {
         type: 'Error',
@@ -653,7 +742,10 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
   }
 
   private activate(link: Link, pending: SignalMessage[]): void {
+    link.mirror = this.mirror;
+    link.slot = this.mirror.takeSlot();
     this.links.add(link);
+    this.pushLink(link, true);
     this.links.countEvent('up');
     this.log.info(
       {
@@ -673,7 +765,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     for (const m of pending) {
       this.control.handle(link, m);
     }
-    this.media.sendBind(link);
+    this.mirror.post({ type: 'sendBind', id: link.id });
     this.control.tick(link);
     this.rooms.linkUp(link);
     this.flushCallOutbox(link);
@@ -705,6 +797,7 @@ export class Federation implements FederationPlane, CallLinks, DynamicFederation
     if (!installed) {
       return;
     }
+    this.dropLink(link);
     this.links.countEvent('down');
     this.log.warn({ peer: link.label, why }, 'federation link down');
     const rooms = [...link.rooms.keys()];

@@ -1,14 +1,15 @@
 /**
- * The federation state of one configured global room: its room hash, the
- * links interested in it, and the local sessions that stand for remote
- * participants, with a hot-path index by (origin relay id, sender tag).
+ * The federation state of one global room on the main thread: its room
+ * hash, the links interested in it, and the local sessions that stand for
+ * remote participants, indexed by (origin relay id, sender tag). Its media
+ * half (rate limit, replay windows, the hot-path index) is in worker 0
+ * (media-state.ts).
  */
 import type { GlobalRoomRef, RemoteRef, Session } from '../media/session.js';
-import { TokenBucket } from '../util/token-bucket.js';
 import { roomHash } from '../wire/index.js';
 import type { Link } from './link.js';
+import { OriginIndex } from './media-state.js';
 import type { Peer } from './peers.js';
-import { StreamReplay } from './replay-window.js';
 
 /**
  * How a global room is bridged: `static` — configured (`global_rooms`), with
@@ -20,9 +21,8 @@ import { StreamReplay } from './replay-window.js';
  */
 export type GlobalRoomMode = 'static' | 'home' | 'bridge';
 
-/** A participant of another relay, as carried by its local Session. */
+/** A participant of another relay, as carried by its local Session (its replay windows are in worker 0). */
 export class RemoteParticipant implements RemoteRef {
-  readonly replay = new StreamReplay();
   constructor(
     readonly origin: string,
     readonly originTag: number,
@@ -30,23 +30,16 @@ export class RemoteParticipant implements RemoteRef {
   ) {}
 }
 
-interface OriginEntry {
-  lo: number;
-  byTag: Map<number, Session>;
-}
-
 export class GlobalRoom implements GlobalRoomRef {
   readonly hash: Buffer;
-  readonly hashHi: number;
-  readonly hashLo: number;
   /** Links whose peer announced participants here and whose UDP path is up. */
   interested: Link[] = [];
   /** Local sessions standing for remote participants, by participant key. */
   readonly remotes = new Map<string, Session>();
-  /** Hot-path index of `remotes`: origin id high word → entries. */
-  readonly byOrigin = new Map<number, OriginEntry[]>();
-  /** Media rate limit of this room across all links. */
-  readonly bucket: TokenBucket;
+  /** `remotes` by (origin relay id, tag at the origin). */
+  private readonly byOrigin = new OriginIndex();
+  /** Media rate limit of this room across all links (`federation_room_pps`, enforced in worker 0). */
+  readonly pps: number;
   reconciling = false;
   dirty = false;
   mode: GlobalRoomMode = 'static';
@@ -69,89 +62,43 @@ export class GlobalRoom implements GlobalRoomRef {
   constructor(
     readonly name: string,
     pps: number,
-    nowMs: number,
   ) {
     this.hash = roomHash(name);
-    this.hashHi = this.hash.readUInt32BE(0);
-    this.hashLo = this.hash.readUInt32BE(4);
-    this.bucket = new TokenBucket(pps, pps, nowMs);
+    this.pps = pps;
   }
 
   /** The session of remote sender `tag` from origin relay (hi, lo), if known. */
   remoteAt(hi: number, lo: number, tag: number): Session | undefined {
-    const list = this.byOrigin.get(hi);
-    if (list === undefined) {
-      return undefined;
-    }
-    for (let i = 0; i < list.length; i++) {
-      const e = list[i] as OriginEntry;
-      if (e.lo === lo) {
-        return e.byTag.get(tag);
-      }
-    }
-    return undefined;
+    return this.byOrigin.at(hi, lo, tag);
   }
 
-  /** Adds or removes `session` in the hot-path index. */
+  /** Adds or removes `session` in the index by origin. */
   index(session: Session, origin: string, tag: number, add: boolean): void {
-    const hi = Number.parseInt(origin.slice(0, 8), 16);
-    const lo = Number.parseInt(origin.slice(8, 16), 16);
-    let list = this.byOrigin.get(hi);
-    if (list === undefined) {
-      if (!add) {
-        return;
-      }
-      list = [];
-      this.byOrigin.set(hi, list);
-    }
-    let entry = list.find((e) => e.lo === lo);
-    if (entry === undefined) {
-      if (!add) {
-        return;
-      }
-      entry = { lo, byTag: new Map() };
-      list.push(entry);
-    }
-    if (add) {
-      entry.byTag.set(tag, session);
-    } else if (entry.byTag.get(tag) === session) {
-      entry.byTag.delete(tag);
-    }
+    this.byOrigin.set(session, origin, tag, add);
   }
 }
 
-/** The configured global rooms, by name and by room hash (hot path). */
+/** The global rooms of this relay, by name. */
 export class GlobalRoomTable {
   private readonly byName = new Map<string, GlobalRoom>();
-  private readonly byHash = new Map<number, GlobalRoom[]>();
 
-  constructor(names: readonly string[], pps: number, nowMs: number) {
+  constructor(names: readonly string[], pps: number) {
     for (const name of names) {
-      this.add(name, pps, nowMs);
+      this.add(name, pps);
     }
   }
 
   /** Adds a room (configured, or dynamic for the fleet). */
-  add(name: string, pps: number, nowMs: number): GlobalRoom {
-    const g = new GlobalRoom(name, pps, nowMs);
+  add(name: string, pps: number): GlobalRoom {
+    const g = new GlobalRoom(name, pps);
     this.byName.set(name, g);
-    const list = this.byHash.get(g.hashHi) ?? [];
-    list.push(g);
-    this.byHash.set(g.hashHi, list);
     return g;
   }
 
   /** Removes a dynamic room. */
   remove(g: GlobalRoom): void {
-    if (this.byName.get(g.name) !== g) {
-      return;
-    }
-    this.byName.delete(g.name);
-    const list = (this.byHash.get(g.hashHi) ?? []).filter((x) => x !== g);
-    if (list.length === 0) {
-      this.byHash.delete(g.hashHi);
-    } else {
-      this.byHash.set(g.hashHi, list);
+    if (this.byName.get(g.name) === g) {
+      this.byName.delete(g.name);
     }
   }
 
@@ -169,20 +116,5 @@ export class GlobalRoomTable {
 
   names(): string[] {
     return [...this.byName.keys()];
-  }
-
-  /** The room whose 8-byte hash is (hi, lo), without allocating. */
-  at(hi: number, lo: number): GlobalRoom | undefined {
-    const list = this.byHash.get(hi);
-    if (list === undefined) {
-      return undefined;
-    }
-    for (let i = 0; i < list.length; i++) {
-      const g = list[i] as GlobalRoom;
-      if (g.hashLo === lo) {
-        return g;
-      }
-    }
-    return undefined;
   }
 }

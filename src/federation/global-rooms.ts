@@ -17,11 +17,14 @@ import {
 } from './global-room.js';
 import type { Link } from './link.js';
 import type { LinkTable } from './link-table.js';
+import type { FederationPost } from './mirror.js';
 import type { Peer } from './peers.js';
 import { acceptAnnouncement, announcementFor, knownRemote } from './presence.js';
 
 /** What presence needs from the media plane of the room's relay. */
 export interface RemoteSessions {
+  /** A remote participant joined the room: media worker 0 gets a session for it. */
+  register(session: Session): void;
   /** Stops routing media to and from a session that is about to leave. */
   unregister(session: Session): void;
 }
@@ -34,6 +37,8 @@ export interface GlobalRoomsOptions {
   media: RemoteSessions;
   links: LinkTable;
   globals: GlobalRoomTable;
+  /** Commands for federation media in worker 0 (rooms and their interested links). */
+  post: FederationPost;
   /** The remote participants of a room changed: send RoomUpdate to its local participants. */
   onRoomChanged: (roomName: string) => void;
   /** True once the federation is stopping (every remote participant leaves). */
@@ -95,7 +100,8 @@ export class GlobalRooms {
    * to interested links, and it is announced.
    */
   add(name: string, mode: GlobalRoomMode, only: Peer | null): GlobalRoom {
-    const g = this.o.globals.add(name, this.o.roomPps, this.o.now());
+    const g = this.o.globals.add(name, this.o.roomPps);
+    this.o.post({ type: 'room', name, pps: g.pps });
     g.mode = mode;
     g.only = only;
     for (const p of this.o.rooms.get(name)?.snapshot ?? []) {
@@ -131,6 +137,7 @@ export class GlobalRooms {
       return;
     }
     this.o.globals.remove(g);
+    this.o.post({ type: 'roomGone', name });
     for (const link of this.o.links.values()) {
       if (link.sent.delete(name)) {
         link.send({ type: 'GlobalRoomInactive', body: { room: name } });
@@ -220,7 +227,16 @@ export class GlobalRooms {
         next.push(link);
       }
     }
+    const before = g.interested;
     g.interested = next;
+    if (next.length !== before.length || next.some((l, i) => l !== before[i])) {
+      this.pushInterest(g);
+    }
+  }
+
+  /** Tells worker 0 which links take the room's media. */
+  pushInterest(g: GlobalRoom): void {
+    this.o.post({ type: 'interest', room: g.name, links: g.interested.map((l) => l.id) });
   }
 
   /**
@@ -306,6 +322,7 @@ export class GlobalRooms {
         const session = joined.participant.sink;
         g.remotes.set(key, session);
         g.index(session, origin, p.tag, true);
+        this.o.media.register(session);
         changed = true;
       } catch (err) {
         // Logged once per pass below: a hostile or oversized announcement

@@ -1,7 +1,9 @@
 /**
  * One authenticated federation link to a peer relay: its WebSocket control
- * channel, its UDP media binding, what the peer announced, heartbeats and
- * counters. The Federation owns links; a link only reports to it.
+ * channel, what the peer announced, heartbeats and counters, and what the
+ * main thread knows of its UDP media binding (the binding itself, its rate
+ * limit and batches live in media worker 0: media-state.ts). The Federation
+ * owns links; a link only reports to it.
  */
 import type WebSocket from 'ws';
 import type { Session } from '../media/session.js';
@@ -14,16 +16,24 @@ import {
 } from '../signal/index.js';
 import { ErrorReplyLimiter } from '../util/error-replies.js';
 import { TokenBucket } from '../util/token-bucket.js';
-import type { FederationBatcher } from '../wire/index.js';
 import type { HandshakeResult } from './handshake.js';
 import { sendSignal } from './handshake.js';
+import type { MediaMirror } from './mirror.js';
 import type { Peer } from './peers.js';
 import { relayId } from './peers.js';
 
 /** Error replies on a link: a burst of this many, then one per second. */
 export const LINK_ERROR_REPLY_BURST = 8;
 
+let nextLinkId = 1;
+
 export class Link {
+  /** Names the link in commands to media worker 0. */
+  readonly id = nextLinkId++;
+  /** Its slot in the federation's shared counters (−1: none). */
+  slot = -1;
+  /** Where its media counters are read from (set when installed). */
+  mirror: MediaMirror | null = null;
   readonly peer: Peer;
   readonly ws: WebSocket;
   readonly peerPub: Buffer;
@@ -41,10 +51,10 @@ export class Link {
   readonly localBindToken: Buffer;
   readonly upSinceMs: number;
 
-  /** The peer's media source (set by its BIND); datagrams from elsewhere are not this link's. */
+  /** The peer's media source (its BIND, as worker 0 reported it). */
   boundAddress: string | null = null;
   boundPort = 0;
-  /** Where we send media (set by the peer's BIND_ACK). */
+  /** Where worker 0 sends media (the peer's BIND_ACK, as worker 0 reported it). */
   mediaAddress: string | null = null;
   mediaPort = 0;
   /** Our BIND was acknowledged: media may flow to the peer. */
@@ -63,7 +73,6 @@ export class Link {
   timer: NodeJS.Timeout | null = null;
   closed = false;
   readonly signalBucket: TokenBucket;
-  readonly mediaBucket: TokenBucket;
   /**
    * Decode budget (`federation_signal_budget_bytes_per_sec`, burst 2 s and at
    * least two of the largest frames); over it the link is closed.
@@ -79,21 +88,11 @@ export class Link {
    * demand.ts); absent: every layer. Keyed by the participant's session here.
    */
   layerDemand: WeakMap<Session, number> | null = null;
+  /** The same demands by session id, as pushed to worker 0 (again to a replacement). */
+  readonly mediaDemand = new Map<number, number>();
   /** The demands this relay sent on the link, by remote participant. */
   readonly layerDemandSent = new WeakMap<Session, number>();
-  /** Federation trunk batcher (trunking mode only). */
-  batcher: FederationBatcher | null = null;
-  batchGeneration = 0;
-  readonly flushItem = {
-    onDeadline: (generation: number): void => {
-      if (generation === this.batchGeneration) {
-        this.batcher?.flush();
-      }
-    },
-  };
 
-  packetsIn = 0;
-  packetsOut = 0;
   signalsIn = 0;
   signalsRateLimited = 0;
   /** Control frames refused (undecodable, over the limits, unexpected). */
@@ -124,7 +123,7 @@ export class Link {
     this.upSinceMs = nowMs;
     this.lastHeardMs = nowMs;
     this.signalBucket = new TokenBucket(limits.signalRate, limits.signalRate * 2, nowMs);
-    this.mediaBucket = new TokenBucket(limits.peerPps, limits.peerPps, nowMs);
+    this.peerPps = limits.peerPps;
     this.limits = Object.freeze({ ...PEER_DECODE_LIMITS, maxBytes: limits.maxFrameBytes });
     const largest = frameCost(this.limits.maxBytes, this.limits.maxElements);
     this.budget = new TokenBucket(
@@ -133,6 +132,24 @@ export class Link {
       nowMs,
     );
     this.errorReplies = new ErrorReplyLimiter(LINK_ERROR_REPLY_BURST, 1, nowMs);
+  }
+
+  /** FEDERATION entries per second accepted from the peer (enforced in worker 0). */
+  readonly peerPps: number;
+
+  /** Federation entries received on the link (counted in worker 0). */
+  get packetsIn(): number {
+    return this.mirror?.packets(this.slot, false) ?? 0;
+  }
+
+  /** Federation entries sent on the link (counted in worker 0). */
+  get packetsOut(): number {
+    return this.mirror?.packets(this.slot, true) ?? 0;
+  }
+
+  /** Last time anything arrived on the link: control frames here, UDP in worker 0. */
+  get heardMs(): number {
+    return Math.max(this.lastHeardMs, this.mirror?.heardMs(this.slot) ?? 0);
   }
 
   /** The metric label of the peer: its configured label. */

@@ -6,11 +6,11 @@
  * room's local participants, forward on with hop limit − 1).
  *
  * Synchronous, lock-free and allocation-light like the engine's own hot
- * path; it runs wherever the room's media engine runs.
+ * path; it runs inside media worker 0, beside the engine of the rooms it
+ * serves (worker-plane.ts), on the worker's media-half state (media-state.ts).
  */
 import type { RemoteInfo } from 'node:dgram';
-import type { RelayConfig } from '../config/index.js';
-import type { Logger } from '../log/index.js';
+import type { TrunkingOptions } from '../media/engine.js';
 import type { Session } from '../media/session.js';
 import { MAX_LAYER } from '../media/subscriptions.js';
 import type { UdpDestination } from '../media/udp-io.js';
@@ -40,19 +40,16 @@ import {
   writeFederationPrefix,
   writeFullFrameUnchecked,
 } from '../wire/index.js';
-import type { GlobalRoom, GlobalRoomTable, RemoteParticipant } from './global-room.js';
-import type { Link } from './link.js';
-import type { LinkTable } from './link-table.js';
+import type {
+  MediaLink as Link,
+  MediaLinkTable,
+  MediaRoom,
+  MediaRoomTable,
+  RemoteMedia,
+} from './media-state.js';
+import type { FederationDropReason } from './worker-protocol.js';
 
 const ENTRY_PREFIX = FEDERATION_HEADER_SIZE + FEDERATION_ENTRY_OVERHEAD;
-
-export type FederationDropReason =
-  | 'unbound'
-  | 'malformed'
-  | 'loop'
-  | 'unknown_room'
-  | 'unknown_sender'
-  | 'hop_limit';
 
 export class FederationStats {
   deduped = 0;
@@ -79,10 +76,12 @@ export interface LocalDelivery {
 }
 
 export interface FederationMediaOptions {
-  config: RelayConfig;
-  log: Logger;
-  links: LinkTable;
-  globals: GlobalRoomTable;
+  /** `federation_max_hops`. */
+  maxHops: number;
+  /** Trunking: entries to a link are batched (FederationBatcher). */
+  trunking: TrunkingOptions;
+  links: MediaLinkTable;
+  globals: MediaRoomTable;
   /** Our 8-byte origin relay id. */
   selfOrigin: Buffer;
   delivery: LocalDelivery;
@@ -97,15 +96,17 @@ export interface FederationMediaOptions {
   ) => void;
   /** A link's UDP path just came up: the rooms' interested links change. */
   onUdpReady: (link: Link) => void;
+  /** A BIND_CONFIRM bound a link's peer media source (new or moved). */
+  onBound: (link: Link) => void;
   now: () => number;
 }
 
 export class FederationMedia {
   readonly stats = new FederationStats();
-  private readonly config: RelayConfig;
-  private readonly log: Logger;
-  private readonly links: LinkTable;
-  private readonly globals: GlobalRoomTable;
+  private readonly maxHops: number;
+  private readonly trunking: TrunkingOptions;
+  private readonly links: MediaLinkTable;
+  private readonly globals: MediaRoomTable;
   private readonly selfOrigin: Buffer;
   private readonly selfHi: number;
   private readonly selfLo: number;
@@ -115,14 +116,15 @@ export class FederationMedia {
   /** The links' media addresses of one entry (reused; grown to the largest link count). */
   private readonly linkDests: { port: number; address: string | null }[] = [];
   private readonly onUdpReady: (link: Link) => void;
+  private readonly onBound: (link: Link) => void;
   private readonly now: () => number;
   private readonly reader = new FederationReader();
   private readonly entry = createFederationEntryView();
   private readonly flushQueue: DeadlineQueue | null;
 
   constructor(o: FederationMediaOptions) {
-    this.config = o.config;
-    this.log = o.log;
+    this.maxHops = o.maxHops;
+    this.trunking = o.trunking;
     this.links = o.links;
     this.globals = o.globals;
     this.selfOrigin = o.selfOrigin;
@@ -141,8 +143,9 @@ export class FederationMedia {
         }
       });
     this.onUdpReady = o.onUdpReady;
+    this.onBound = o.onBound;
     this.now = o.now;
-    this.flushQueue = o.config.trunking ? new DeadlineQueue(o.config.trunk_flush_ms, o.now) : null;
+    this.flushQueue = o.trunking.enabled ? new DeadlineQueue(o.trunking.flushMs, o.now) : null;
   }
 
   close(): void {
@@ -172,10 +175,7 @@ export class FederationMedia {
     }
     if (link.boundAddress !== rinfo.address || link.boundPort !== rinfo.port) {
       this.links.bindAddress(link, rinfo.address, rinfo.port);
-      this.log.debug(
-        { peer: link.label, from: `${rinfo.address}:${rinfo.port}` },
-        'federation udp bound',
-      );
+      this.onBound(link);
     }
     link.lastHeardMs = this.now();
     this.sendUdp(encodeBindAck(link.localBindToken), rinfo.port, rinfo.address);
@@ -211,11 +211,12 @@ export class FederationMedia {
       return false;
     }
     for (const link of this.links.values()) {
-      if (bindTokenEquals(msg, 0, msg.length, link.peerBindToken)) {
+      if (!link.closed && bindTokenEquals(msg, 0, msg.length, link.peerBindToken)) {
+        const moved = link.mediaAddress !== rinfo.address || link.mediaPort !== rinfo.port;
         link.mediaAddress = rinfo.address;
         link.mediaPort = rinfo.port;
         link.lastHeardMs = this.now();
-        if (!link.udpReady) {
+        if (!link.udpReady || moved) {
           link.udpReady = true;
           this.onUdpReady(link);
         }
@@ -227,7 +228,7 @@ export class FederationMedia {
 
   /** A local sender's frame (after local fan-out): one entry to every interested link. */
   egress(sender: Session, msg: Buffer, view: CompactView): void {
-    const g = sender.globalRoom as GlobalRoom;
+    const g = sender.globalRoom as MediaRoom;
     const links = g.interested;
     if (links.length === 0) {
       return;
@@ -242,7 +243,7 @@ export class FederationMedia {
     this.sendEntry(
       links,
       null,
-      this.config.federation_max_hops,
+      this.maxHops,
       g,
       this.selfOrigin,
       0,
@@ -258,7 +259,7 @@ export class FederationMedia {
     links: readonly Link[],
     except: Link | null,
     hop: number,
-    g: GlobalRoom,
+    g: MediaRoom,
     origin: Buffer,
     originOff: number,
     tag: number,
@@ -319,8 +320,8 @@ export class FederationMedia {
   private batch(link: Link): FederationBatcher {
     if (link.batcher === null) {
       link.batcher = new FederationBatcher({
-        maxEntries: this.config.trunk_max_entries,
-        maxBytes: this.config.trunk_mtu,
+        maxEntries: this.trunking.maxEntries,
+        maxBytes: this.trunking.mtu,
         onFlush: (datagram) => {
           link.batchGeneration++;
           if (link.mediaAddress !== null && !link.closed) {
@@ -380,7 +381,7 @@ export class FederationMedia {
         continue;
       }
       const f = v.frameOffset;
-      const verdict = (sender.remote as RemoteParticipant).replay.check(
+      const verdict = (sender.remote as RemoteMedia).replay.check(
         fullFrameMediaType(msg, f),
         fullFrameStreamId(msg, f),
         fullFrameSeq(msg, f),

@@ -327,7 +327,9 @@ export class MediaEngine {
   unregister(session: Session): void {
     session.closed = true;
     session.batcher?.flush();
-    this.byToken.delete(session.bindKey);
+    if (this.byToken.get(session.bindKey) === session) {
+      this.byToken.delete(session.bindKey);
+    }
     this.unmapAddress(session);
     // Flows from this sender die with it, and its keyframes; flows to it too.
     session.av.forgetAll();

@@ -16,7 +16,7 @@ import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node
 import { threadCpuSource, threadCpuUsage } from '../util/thread-cpu.js';
 import type { DatagramPath } from './datagram-path.js';
 import { DROP_REASONS, type FederationPlane, MediaEngine } from './engine.js';
-import { POLICING_KINDS, POLICING_TIERS, type SessionPolicy } from './policer.js';
+import { POLICING_KINDS, POLICING_TIERS } from './policer.js';
 import {
   DROP_SLOT,
   ENGINE_COUNTERS,
@@ -38,7 +38,7 @@ import {
 } from './protocol.js';
 import { SessionObserver } from './quality-observer.js';
 import { RoomState } from './room-state.js';
-import { type RoomSnapshotSource, Session, type SignalSink } from './session.js';
+import { type RemoteRef, type RoomSnapshotSource, Session, type SignalSink } from './session.js';
 import { UdpEndpoint } from './udp-endpoint.js';
 import { UDP_IO_PATHS } from './udp-io.js';
 
@@ -69,6 +69,28 @@ export interface MediaHostOptions {
 }
 
 const NO_SIGNAL: SignalSink = { send() {}, close() {} };
+const NO_OBSERVER = { observe: (): boolean => false };
+
+/**
+ * A plane that plugs into a worker's host from above (federation media,
+ * src/federation/worker-plane.ts): its commands arrive as `ext` commands in
+ * order with the host's own, it sees sessions come and go, and it publishes
+ * its counters with the host's (into a shared buffer of its own).
+ */
+export interface MediaHostExtension {
+  /** The body of an `ext` command. */
+  handle(body: unknown): void;
+  /** The remote reference of a participant of another relay (`SessionSpec.remote`). */
+  remoteRef(remote: { origin: string; originTag: number }): RemoteRef;
+  /** A session joined this worker (local or remote). */
+  sessionJoined(session: Session): void;
+  /** A session is leaving this worker (before the engine forgets it). */
+  sessionLeft(session: Session): void;
+  /** Writes the extension's counters (called wherever the host publishes its own). */
+  publishStats(): void;
+  /** Flushes what is batched (the host is stopping; the socket is still open). */
+  close(): void;
+}
 
 /** Most datagrams for main-thread stream paths queued in one event-loop turn; beyond, dropped. */
 export const MAX_PATH_QUEUE = 4096;
@@ -125,6 +147,7 @@ export class MediaHost {
   private sweepAt = Number.POSITIVE_INFINITY;
   private stopped = false;
   private readonly cpu: () => number;
+  private extension: MediaHostExtension | null = null;
 
   constructor(options: MediaHostOptions) {
     this.init = options.init;
@@ -185,6 +208,26 @@ export class MediaHost {
   /** The federation media plane of this worker, if it hosts one. */
   set federation(plane: FederationPlane | null) {
     this.engine.federation = plane;
+  }
+
+  /** Plugs an extension in (before `start`). */
+  extend(extension: MediaHostExtension): void {
+    this.extension = extension;
+  }
+
+  /** Queues an event of the extension (posted with the host's events of this turn). */
+  emitExt(body: unknown): void {
+    this.queue({ type: 'ext', body });
+  }
+
+  /** A session of this worker by id. */
+  session(id: number): Session | undefined {
+    return this.sessions.get(id);
+  }
+
+  /** The sessions of a room of this worker (empty when it has none). */
+  roomSessions(name: string): readonly { readonly sink: Session }[] {
+    return this.rooms.get(name)?.snapshot ?? [];
   }
 
   /** Binds the socket; resolves with its port. */
@@ -257,6 +300,10 @@ export class MediaHost {
           throw new Error(cmd.message);
         });
         return;
+      case 'ext':
+        this.extension?.handle(cmd.body);
+        this.armStats();
+        return;
       default:
         return;
     }
@@ -297,7 +344,9 @@ export class MediaHost {
       room = new HostRoom(spec.room);
       this.rooms.set(spec.room, room);
     }
-    const observer = new SessionObserver(room.state, now);
+    const remote =
+      spec.remote === undefined ? null : (this.extension?.remoteRef(spec.remote) ?? spec.remote);
+    const observer = remote === null ? new SessionObserver(room.state, now) : null;
     const session = new Session({
       id: spec.id,
       tag: spec.tag,
@@ -306,29 +355,23 @@ export class MediaHost {
       room,
       bindToken: Buffer.from(spec.bindToken),
       signal: NO_SIGNAL,
-      observer,
+      observer: observer ?? NO_OBSERVER,
       canPublish: spec.canPublish,
       canSubscribe: spec.canSubscribe,
       nowMs: now,
+      remote,
     });
-    observer.attach(session);
+    observer?.attach(session);
     room.add(session);
     this.sessions.set(session.id, session);
-    this.engine.policer.configure(session, spec.policy, now);
-    this.engine.register(session);
-    this.scheduleSweep(now + this.init.sessionTimeoutMs);
-    this.armStats();
-  }
-
-  /**
-   * Registers a session built by the caller (the in-process media plane,
-   * where the main thread's session is the engine's session).
-   */
-  adopt(session: Session, policy: SessionPolicy): void {
-    this.sessions.set(session.id, session);
-    this.engine.policer.configure(session, policy, performance.now());
-    this.engine.register(session);
-    this.scheduleSweep(session.lastDatagramMs + this.init.sessionTimeoutMs);
+    if (remote === null) {
+      // A remote participant has no bind token, address or policing here:
+      // its frames arrive through the extension, already rate-limited.
+      this.engine.policer.configure(session, spec.policy, now);
+      this.engine.register(session);
+      this.scheduleSweep(now + this.init.sessionTimeoutMs);
+    }
+    this.extension?.sessionJoined(session);
     this.armStats();
   }
 
@@ -339,6 +382,7 @@ export class MediaHost {
     }
     this.sessions.delete(id);
     this.timedOut.delete(id);
+    this.extension?.sessionLeft(session);
     this.engine.unregister(session);
     const room = session.room;
     if (room instanceof HostRoom) {
@@ -379,6 +423,7 @@ export class MediaHost {
       return;
     }
     this.stopped = true;
+    this.extension?.close();
     this.engine.close();
     clearInterval(this.heartbeat);
     if (this.sweepTimer !== null) {
@@ -505,6 +550,7 @@ export class MediaHost {
 
   /** Copies the engine's plain counters into the shared buffer. */
   publishStats(): void {
+    this.extension?.publishStats();
     const out = this.stats;
     const st = this.engine.stats;
     for (let i = 0; i < ENGINE_COUNTERS.length; i++) {

@@ -9,10 +9,14 @@
  * Faults: a worker that throws or exits is reported with the sessions it
  * held (`onWorkerLost`) and replaced (with a growing delay if it keeps
  * failing); a worker whose heartbeat is older than `stallMs` is reported
- * stuck (`onStall`), and again when it recovers.
+ * stuck (`onStall`), and again when it recovers. A replacement binds the
+ * port of the worker it replaces when it can (peers and clients keep it).
  *
- * One "inline" mode runs the host on the calling thread instead (the
- * in-process plane used while federation media has not moved to workers).
+ * A plane that plugs in from above (federation media) runs in the workers
+ * through `workerEntry` (an entry module that extends the host) and
+ * `extension` (its per-worker data); its commands go out with `postExt`,
+ * its events come back through `onExtEvent`, and `placeRoom` pins the rooms
+ * it serves to the worker that hosts it.
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -22,8 +26,6 @@ import { threadId, Worker } from 'node:worker_threads';
 import { type ErrorCode, WzpError } from '../errors/index.js';
 import { BIND_ACK_SIZE, BIND_TOKEN_OFFSET, FrameType } from '../wire/index.js';
 import type { DatagramPath } from './datagram-path.js';
-import type { MediaEngine } from './engine.js';
-import { MediaHost } from './host.js';
 import {
   createStatsBuffer,
   DROP_SLOT,
@@ -41,14 +43,19 @@ import {
   type WorkerInit,
   type WorkerMessage,
 } from './protocol.js';
-import type { Session } from './session.js';
-import type { UdpDestination, UdpIoPath } from './udp-io.js';
+import type { UdpIoPath } from './udp-io.js';
 
 export interface MediaWorkerPoolOptions extends MediaPlaneSettings {
-  /** Number of workers (≥ 1). Ignored in inline mode (one host). */
+  /** Number of workers (≥ 1). */
   count: number;
-  /** Runs the single host on this thread instead of in a worker. */
-  inline?: boolean;
+  /** Module every worker thread runs (default: worker-main, the host without extensions). */
+  workerEntry?: URL;
+  /** Extension data of worker `index` (`WorkerInit.extension`), asked at every (re)start. */
+  extension?: (index: number) => unknown;
+  /** The worker a new room must go to, or null for the least-loaded one. */
+  placeRoom?: (room: string) => number | null;
+  /** An `ext` event of worker `worker`. */
+  onExtEvent?: (worker: number, body: unknown) => void;
   /** Port of worker 0; worker i binds `udpPort + i` (0: every worker takes any free port). */
   udpPort: number;
   /** A worker whose heartbeat is older than this is stuck. */
@@ -94,8 +101,9 @@ class WorkerSlot {
   /** postMessage calls to the worker, and the commands they carried (all incarnations). */
   messages = 0;
   commands = 0;
-  host: MediaHost | null = null;
   port = 0;
+  /** The port a replacement binds first (the one of the worker it replaces); 0 = any. */
+  preferredPort = 0;
   ready = false;
   stuck = false;
   restarts = 0;
@@ -141,55 +149,32 @@ export class MediaWorkerPool {
   private readonly heartbeatMs: number;
 
   constructor(options: MediaWorkerPoolOptions) {
-    if (!options.inline && options.count < 1) {
+    if (options.count < 1) {
       throw new WzpError('CONFIG_INVALID', 'media_workers must be at least 1');
     }
     this.options = options;
-    const n = options.inline ? 1 : options.count;
-    this.slots = Array.from({ length: n }, (_, i) => new WorkerSlot(i));
+    this.slots = Array.from({ length: options.count }, (_, i) => new WorkerSlot(i));
     this.heartbeatMs = Math.max(10, Math.min(250, Math.floor(options.stallMs / 4)));
-    const first = this.slots[0];
-    if (options.inline && first !== undefined) {
-      // Built now so that its engine exists before start (federation wires into it).
-      const { stats: _stats, ...init } = this.init(first);
-      first.host = new MediaHost({
-        init,
-        stats: first.stats,
-        emit: (events) => queueMicrotask(() => this.onEvents(first, events)),
-      });
-    }
-  }
-
-  get inline(): boolean {
-    return this.options.inline === true;
   }
 
   get size(): number {
     return this.slots.length;
   }
 
-  /** The engine of the inline host (inline mode only). */
-  get inlineEngine(): MediaEngine {
-    const host = this.slots[0]?.host;
-    if (!this.inline || host === undefined || host === null) {
-      throw new WzpError('TRANSPORT_CLOSED', 'no inline media host');
+  /**
+   * Queues a command for the extension of worker `index` (in order with the
+   * pool's own commands; dropped while that worker is down).
+   */
+  postExt(index: number, body: unknown): void {
+    const slot = this.slots[index];
+    if (slot !== undefined) {
+      this.post(slot, { type: 'ext', body });
     }
-    return host.engine;
   }
 
-  /** Sends a datagram from the inline host's socket (inline mode only; federation). */
-  sendInline(data: Buffer | readonly Buffer[], port: number, address: string): void {
-    this.slots[0]?.host?.udp.send(data, port, address);
-  }
-
-  /** `prefix ‖ buf` to several destinations from the inline host's socket (federation). */
-  sendInlineMany(
-    prefix: Buffer | null,
-    buf: Buffer,
-    destinations: readonly UdpDestination[],
-    count: number,
-  ): void {
-    this.slots[0]?.host?.udp.sendMany(prefix, buf, destinations, count);
+  /** True while worker `index` serves. */
+  isReady(index: number): boolean {
+    return this.slots[index]?.ready === true;
   }
 
   /** Send paths in use by the serving workers. */
@@ -302,16 +287,15 @@ export class MediaWorkerPool {
    * has it, so that its first BIND finds it.
    * @throws {WzpError} MEDIA_WORKER_UNAVAILABLE
    */
-  async join(session: Session, spec: SessionSpec): Promise<number> {
+  async join(spec: SessionSpec): Promise<number> {
     const slot = this.assign(spec.room);
     slot.sessions.add(spec.id);
     this.sessionSlot.set(spec.id, slot);
-    const token = Buffer.from(spec.bindToken).toString('hex');
-    this.tokenSession.set(token, spec.id);
-    this.sessionToken.set(spec.id, token);
-    if (slot.host !== null) {
-      slot.host.adopt(session, spec.policy);
-      return slot.index;
+    if (spec.remote === undefined) {
+      // A participant of another relay has no bind token of its own.
+      const token = Buffer.from(spec.bindToken).toString('hex');
+      this.tokenSession.set(token, spec.id);
+      this.sessionToken.set(spec.id, token);
     }
     try {
       await this.request(slot, (req) => ({ type: 'join', req, session: spec }));
@@ -345,7 +329,7 @@ export class MediaWorkerPool {
    */
   async settled(sessionId: number, timeoutMs = 1000): Promise<void> {
     const slot = this.sessionSlot.get(sessionId);
-    if (slot === undefined || slot.host !== null || !slot.ready) {
+    if (slot === undefined || !slot.ready) {
       return;
     }
     await this.request(slot, (req) => ({ type: 'sync', req }), timeoutMs);
@@ -383,10 +367,6 @@ export class MediaWorkerPool {
       this.paths.set(key, entry);
     }
     const first = this.slots[0] as WorkerSlot;
-    if (first.host !== null) {
-      first.host.engine.onDatagram(msg, path.rinfo, path);
-      return;
-    }
     if (
       msg.length >= BIND_ACK_SIZE &&
       (msg[0] === FrameType.Bind || msg[0] === FrameType.BindConfirm)
@@ -411,10 +391,6 @@ export class MediaWorkerPool {
     const entry = this.paths.get(key);
     this.paths.delete(key);
     const first = this.slots[0] as WorkerSlot;
-    if (first.host !== null) {
-      first.host.engine.detachPath(path);
-      return;
-    }
     if (entry?.slot !== null && entry?.slot !== undefined) {
       this.post(entry.slot, { type: 'pathClosed', path: key });
     }
@@ -492,10 +468,6 @@ export class MediaWorkerPool {
     }
     await Promise.all(
       this.slots.map(async (s) => {
-        if (s.host !== null) {
-          await s.host.stop();
-          return;
-        }
         if (s.worker === null) {
           return;
         }
@@ -518,6 +490,16 @@ export class MediaWorkerPool {
         throw new WzpError('MEDIA_WORKER_UNAVAILABLE', `the media worker of room ${room} is down`);
       }
       return owner;
+    }
+    const pinned = this.options.placeRoom?.(room) ?? null;
+    if (pinned !== null) {
+      const slot = this.slots[pinned];
+      if (slot === undefined || !slot.ready) {
+        throw new WzpError('MEDIA_WORKER_UNAVAILABLE', `media worker ${pinned} is down`);
+      }
+      this.roomSlot.set(room, slot);
+      slot.rooms.add(room);
+      return slot;
     }
     let best: WorkerSlot | null = null;
     for (const s of this.slots) {
@@ -547,10 +529,6 @@ export class MediaWorkerPool {
    * per worker per turn, not one per datagram.
    */
   private post(slot: WorkerSlot, cmd: MediaCommand): void {
-    if (slot.host !== null) {
-      slot.host.handle(cmd);
-      return;
-    }
     if (slot.worker === null || !slot.ready) {
       return;
     }
@@ -617,6 +595,10 @@ export class MediaWorkerPool {
         }
         continue;
       }
+      if (e.type === 'ext') {
+        this.options.onExtEvent?.(slot.index, e.body);
+        continue;
+      }
       if (e.type === 'pathSend' || e.type === 'pathAttached') {
         const entry = this.paths.get(e.path);
         if (entry === undefined) {
@@ -643,7 +625,7 @@ export class MediaWorkerPool {
     return {
       index: slot.index,
       udpHost: o.udpHost,
-      udpPort: o.udpPort === 0 ? 0 : o.udpPort + slot.index,
+      udpPort: o.udpPort === 0 ? slot.preferredPort : o.udpPort + slot.index,
       udpBufferBytes: o.udpBufferBytes,
       udpIo: o.udpIo,
       trunking: o.trunking,
@@ -657,6 +639,7 @@ export class MediaWorkerPool {
       sessionTimeoutMs: o.sessionTimeoutMs,
       heartbeatMs: this.heartbeatMs,
       stats: slot.stats.buffer as SharedArrayBuffer,
+      ...(o.extension === undefined ? {} : { extension: o.extension(slot.index) }),
     };
   }
 
@@ -664,17 +647,8 @@ export class MediaWorkerPool {
     slot.error = null;
     slot.errorCode = null;
     slot.startedAt = Date.now();
-    if (slot.host !== null) {
-      slot.port = await slot.host.start();
-      slot.ioPath = slot.host.udp.ioPath;
-      slot.receivePath = slot.host.udp.receivePath;
-      slot.ioReason = slot.host.udp.ioReason;
-      slot.ready = true;
-      this.options.onWorkerStarted?.(slot.index, slot.port, restart);
-      return;
-    }
     slot.stats = new Float64Array(createStatsBuffer());
-    const worker = startWorker(this.init(slot));
+    const worker = startWorker(this.init(slot), this.options.workerEntry);
     slot.worker = worker;
     await new Promise<void>((resolve, reject) => {
       let started = false;
@@ -687,6 +661,7 @@ export class MediaWorkerPool {
         } else if (m.type === 'ready') {
           started = true;
           slot.port = m.port;
+          slot.preferredPort = m.port;
           slot.ioPath = m.ioPath;
           slot.receivePath = m.receivePath;
           slot.ioReason = m.ioReason;
@@ -761,6 +736,11 @@ export class MediaWorkerPool {
     // A worker that keeps dying is restarted less and less often.
     slot.failures = Date.now() - slot.startedAt > 30_000 ? 1 : slot.failures + 1;
     slot.restarts++;
+    this.respawn(slot);
+  }
+
+  /** Starts a replacement after the backoff delay; one that fails to start is retried. */
+  private respawn(slot: WorkerSlot): void {
     const delay = Math.min(5000, 50 * 2 ** (slot.failures - 1));
     const timer = setTimeout(() => {
       if (this.stopping) {
@@ -768,7 +748,12 @@ export class MediaWorkerPool {
       }
       this.spawn(slot, true).then(
         () => this.armWatchdog(),
-        () => this.onExit(slot, worker, -1),
+        () => {
+          // Its old port may be taken now: the next attempt takes any.
+          slot.preferredPort = 0;
+          slot.failures++;
+          this.respawn(slot);
+        },
       );
     }, delay);
     timer.unref();
@@ -776,7 +761,7 @@ export class MediaWorkerPool {
 
   /** Sleeps until the earliest moment a worker could become stuck. */
   private armWatchdog(): void {
-    if (this.stopping || this.inline) {
+    if (this.stopping) {
       return;
     }
     if (this.watchdog !== null) {
@@ -820,25 +805,30 @@ export class MediaWorkerPool {
  * test runner), the TypeScript entry is bundled once per process with
  * esbuild (a development dependency) and every worker loads the bundle.
  */
-function startWorker(init: WorkerInit): Worker {
+function startWorker(init: WorkerInit, entry?: URL): Worker {
   const self = import.meta.url;
-  const entry = self.endsWith('.ts') ? devBundle(self) : new URL('./worker-main.js', self);
-  return new Worker(entry, { workerData: init });
+  const main =
+    entry ?? new URL(self.endsWith('.ts') ? './worker-main.ts' : './worker-main.js', self);
+  return new Worker(main.href.endsWith('.ts') ? devBundle(self, main) : main, {
+    workerData: init,
+  });
 }
 
-let bundle: URL | null = null;
+/** Bundles of TypeScript entries, by entry URL. */
+const bundles = new Map<string, URL>();
 
-function devBundle(self: string): URL {
-  if (bundle !== null) {
-    return bundle;
+function devBundle(self: string, entry: URL): URL {
+  const cached = bundles.get(entry.href);
+  if (cached !== undefined) {
+    return cached;
   }
   const require = createRequire(self);
   const esbuild = require('esbuild') as typeof import('esbuild');
   const dir = fileURLToPath(new URL('../../node_modules/.cache/wzp-media-worker/', self));
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `worker-${process.pid}-${threadId}.mjs`);
+  const file = join(dir, `worker-${process.pid}-${threadId}-${bundles.size}.mjs`);
   esbuild.buildSync({
-    entryPoints: [fileURLToPath(new URL('./worker-main.ts', self))],
+    entryPoints: [fileURLToPath(entry)],
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -850,6 +840,7 @@ function devBundle(self: string): URL {
     define: { 'import.meta.url': JSON.stringify(new URL('./worker-main.ts', self).href) },
   });
   process.once('exit', () => rmSync(file, { force: true }));
-  bundle = pathToFileURL(file);
-  return bundle;
+  const url = pathToFileURL(file);
+  bundles.set(entry.href, url);
+  return url;
 }

@@ -9,7 +9,10 @@
  * instances). To add a capability, add a command and/or an event here,
  * handle the command in `MediaHost.handle` (host.ts) and the event in the
  * relay (src/server/relay.ts); to add a counter, add a name to
- * `STAT_SCALARS` and write it in `MediaHost.publishStats`.
+ * `STAT_SCALARS` and write it in `MediaHost.publishStats`. A plane that
+ * plugs in from above (federation media, src/federation/worker-plane.ts)
+ * has its own commands and events inside `ext` messages and its own shared
+ * buffer, so this contract knows nothing about it.
  */
 import { ERROR_CODES, type ErrorCode, type WireErrorCode } from '../errors/index.js';
 import type { BindGuardOptions } from './bind.js';
@@ -56,6 +59,12 @@ export interface WorkerInit extends MediaPlaneSettings {
   heartbeatMs: number;
   /** Counters and gauges, laid out as described by `STATS_LENGTH` and friends. */
   stats: SharedArrayBuffer;
+  /**
+   * Structured-clone data of the worker's extension (a plane that plugs into
+   * the host from above, such as federation media), or absent. The worker's
+   * entry module reads it (see `runMediaWorker`, worker-run.ts).
+   */
+  extension?: unknown;
 }
 
 /** A participant as the media plane needs it (no signalling, no identity keys). */
@@ -69,6 +78,12 @@ export interface SessionSpec {
   canSubscribe: boolean;
   /** What the session negotiated, for media policing. */
   policy: SessionPolicy;
+  /**
+   * Set for a participant of another relay (federation): it only sends, its
+   * frames come from the worker's extension, and it has no bind token, no
+   * address and no timeout here.
+   */
+  remote?: { origin: string; originTag: number };
 }
 
 /** Commands: main thread → worker, handled in order. */
@@ -105,7 +120,9 @@ export type MediaCommand =
   /** Commands queued in one event-loop turn of the main thread, handled in order. */
   | { type: 'batch'; commands: MediaCommand[] }
   /** Fault injection (tests, drills): throws an uncaught error in the worker. */
-  | { type: 'crash'; message: string };
+  | { type: 'crash'; message: string }
+  /** A command for the worker's extension (`MediaHostExtension.handle`), in order with the rest. */
+  | { type: 'ext'; body: unknown };
 
 /** Per-session numbers for the operator API (`/v2/rooms`). */
 export interface SessionDetail {
@@ -154,7 +171,9 @@ export type MediaEvent =
   | { type: 'pathAttached'; path: string }
   | { type: 'details'; req: number; sessions: SessionDetail[] }
   | { type: 'synced'; req: number }
-  | { type: 'stopped'; req: number };
+  | { type: 'stopped'; req: number }
+  /** An event of the worker's extension (`MediaHost.emitExt`). */
+  | { type: 'ext'; body: unknown };
 
 /** Messages a worker posts on its port. */
 export type WorkerMessage =

@@ -12,7 +12,12 @@ import { CALL_ROOM_PREFIX, HUB_PATH, Hub } from '../calls/hub.js';
 import { HubConnection } from '../calls/hub-connection.js';
 import type { RelayConfig } from '../config/index.js';
 import { WzpError } from '../errors/index.js';
-import { FEDERATION_PATH, Federation } from '../federation/index.js';
+import {
+  FEDERATION_PATH,
+  FEDERATION_WORKER_ENTRY,
+  Federation,
+  type FederationEvent,
+} from '../federation/index.js';
 import type { Directory, Fleet, RelayEntry } from '../fleet/index.js';
 import { createLogger, type Logger } from '../log/index.js';
 import { DatagramPathStats } from '../media/datagram-path.js';
@@ -31,7 +36,6 @@ import {
   SLOT,
   WIRE_CODES,
 } from '../media/protocol.js';
-import { SessionObserver } from '../media/quality-observer.js';
 import { RoomState } from '../media/room-state.js';
 import { type PacketObserver, Session } from '../media/session.js';
 import type { SubscriptionChange } from '../media/subscriptions.js';
@@ -165,18 +169,30 @@ export class Relay implements RelayCore {
       maxParticipantsPerRoom: this.config.max_participants_per_room,
       createState: () => new RoomState(),
     });
-    // The same condition as for creating the federation below.
+    // A shared directory: rooms bridged on demand, and calls to people on other relays.
+    const sharedDirectory =
+      this.config.directory_url !== undefined && this.config.directory_url !== 'memory:';
     const federated =
-      this.config.peers.length > 0 ||
-      this.config.global_rooms.length > 0 ||
-      (this.config.directory_url !== undefined && this.config.directory_url !== 'memory:');
+      this.config.peers.length > 0 || this.config.global_rooms.length > 0 || sharedDirectory;
     const workers =
       this.config.media_workers === 0 ? availableParallelism() : this.config.media_workers;
     this.media = new MediaWorkerPool({
       count: workers,
-      // Federation media has not moved to the workers yet: a federated
-      // relay runs its media plane on this thread (docs/federation.md).
-      inline: federated,
+      // Federation media runs in worker 0 (docs/federation.md, "Federation
+      // media in the media workers"): its port is the one links BIND to, and
+      // every room federation may carry lives there. With a shared fleet
+      // directory any room may be bridged later, so every room does.
+      ...(federated
+        ? {
+            workerEntry: FEDERATION_WORKER_ENTRY,
+            extension: (index: number) =>
+              index === 0 && this.federation !== null ? this.federation.workerInit() : null,
+            placeRoom: (room: string) =>
+              sharedDirectory || this.federation?.isGlobal(room) === true ? 0 : null,
+            onExtEvent: (_worker: number, body: unknown) =>
+              this.federation?.onMediaEvent(body as FederationEvent),
+          }
+        : {}),
       udpHost: this.config.udp_host,
       udpPort: this.config.udp_port,
       udpBufferBytes: this.config.udp_buffer_bytes,
@@ -217,6 +233,9 @@ export class Relay implements RelayCore {
       onWorkerStarted: (worker, port, restart) => {
         if (restart) {
           this.log.warn({ worker, udp_port: port }, 'media worker replaced');
+        }
+        if (worker === 0) {
+          this.onFederationWorkerStarted(port);
         }
       },
       onStall: (worker, stuck, silentMs) => {
@@ -277,10 +296,11 @@ export class Relay implements RelayCore {
             identity: this.identity,
             log: this.log,
             rooms: this.rooms,
-            engine: this.media.inlineEngine,
-            sendUdp: (data, port, address) => this.media.sendInline(data, port, address),
-            sendUdpMany: (prefix, buf, destinations, count) =>
-              this.media.sendInlineMany(prefix, buf, destinations, count),
+            post: (cmd) => this.media.postExt(0, cmd),
+            remotes: {
+              register: (s) => this.registerRemote(s),
+              unregister: (s) => this.unregisterRemote(s),
+            },
             udpPort: () => this.advertisedUdpPort,
             onRoomChanged: (name) => this.onFederatedRoomChanged(name),
             // Fleet: relays the directory vouches for, and rooms homed here.
@@ -288,7 +308,9 @@ export class Relay implements RelayCore {
               const e = this.fleet.relay(publicKey.toString('hex'));
               return e === undefined ? undefined : { label: e.label, url: e.federationUrl };
             },
-            acceptRoom: (room) => this.fleet.isHome(room),
+            // A room that lives on another worker than federation media cannot
+            // be carried (only possible without a shared directory).
+            acceptRoom: (room) => this.fleet.isHome(room) && this.media.workerOfRoom(room) <= 0,
             onPli: (sender, streamId) => this.onFederatedPli(sender, streamId),
             observeFrame: (seconds, cpuSeconds) => {
               this.metrics.fedFrameSeconds.observe(seconds);
@@ -296,9 +318,6 @@ export class Relay implements RelayCore {
             },
           })
         : null;
-    if (this.federation !== null) {
-      this.media.inlineEngine.federation = this.federation;
-    }
     const fleetParts = createFleet({
       config: this.config,
       identity: this.identity,
@@ -451,7 +470,7 @@ export class Relay implements RelayCore {
     this.log.info(
       {
         udp: `${this.config.udp_host}:${udpPorts.join(',')}`,
-        media_workers: this.media.inline ? 'inline' : udpPorts.length,
+        media_workers: udpPorts.length,
         signal: `ws://${this.config.signal_host}:${signalPort}${SIGNAL_PATH}`,
         http: `http://${this.config.http_host}:${httpPort}`,
         fingerprint: this.identity.fingerprint,
@@ -884,7 +903,6 @@ export class Relay implements RelayCore {
   async join(conn: SignalPeer, request: JoinRequest): Promise<Session> {
     const now = performance.now();
     this.checkCooldown(request.fingerprint, now);
-    const inline = this.media.inline;
     this.reserveSession(request.subject, request.fingerprint);
     let result: Awaited<ReturnType<typeof this.rooms.join>>;
     try {
@@ -906,8 +924,7 @@ export class Relay implements RelayCore {
               );
             }
           }
-          // Inline, the engine works on this very session; else a worker has its own.
-          const observer = inline ? new SessionObserver(room.state, now) : NO_OBSERVER;
+          // The media worker has its own session (with the observer).
           const session = new Session({
             id,
             tag,
@@ -916,14 +933,11 @@ export class Relay implements RelayCore {
             room,
             bindToken: request.bindToken,
             signal: conn,
-            observer,
+            observer: NO_OBSERVER,
             canPublish: request.canPublish,
             canSubscribe: request.canSubscribe,
             nowMs: now,
           });
-          if (observer instanceof SessionObserver) {
-            observer.attach(session);
-          }
           return session;
         },
       );
@@ -940,7 +954,7 @@ export class Relay implements RelayCore {
       fingerprint: request.fingerprint,
     });
     try {
-      await this.media.join(session, {
+      await this.media.join({
         id: session.id,
         tag: session.tag,
         room: request.room,
@@ -984,7 +998,7 @@ export class Relay implements RelayCore {
     }
     // The weakest participant leaving may raise the room tier (the original forgot this).
     this.applyRoomTier(room, room.state.tiers.remove(session.id));
-    this.federation?.localLeft(room.name);
+    this.federation?.localLeft(room.name, session.id);
   }
 
   /**
@@ -1080,7 +1094,11 @@ export class Relay implements RelayCore {
 
   subscribe(session: Session, change: SubscriptionChange): void {
     this.media.toSession({ type: 'subscription', id: session.id, change });
-    this.federation?.subscriptionChanged(session);
+    if (this.federation !== null) {
+      // Layer demand across links (federation/demand.ts) reads this thread's copy.
+      session.av.rx.apply(change);
+      this.federation.subscriptionChanged(session);
+    }
   }
 
   transportFeedback(session: Session, fb: BodyOf<'TransportFeedback'>): void {
@@ -1118,6 +1136,11 @@ export class Relay implements RelayCore {
 
   private onMediaEvent(e: MediaEvent): void {
     if (!('id' in e)) {
+      return;
+    }
+    const remote = this.remoteSessions.get(e.id);
+    if (remote !== undefined) {
+      this.onRemoteMediaEvent(remote, e);
       return;
     }
     const entry = this.sessions.get(e.id);
@@ -1165,6 +1188,76 @@ export class Relay implements RelayCore {
       default:
         return;
     }
+  }
+
+  /** An event of a remote participant's session in worker 0 (PLI routing, keyframe requests). */
+  private onRemoteMediaEvent(session: Session, e: MediaEvent): void {
+    if (e.type === 'videoStream') {
+      const w = e.streamId >>> 5;
+      session.av.videoStreams[w] =
+        (session.av.videoStreams[w] as number) | (1 << (e.streamId & 31));
+    } else if (e.type === 'keyframeNeeded') {
+      this.sendPli(session, e.streamId, 'relay');
+    }
+  }
+
+  // ── federation media (worker 0) ──────────────────────────────────────────
+
+  /** Sessions of remote participants (global rooms), by id: their media is in worker 0. */
+  private readonly remoteSessions = new Map<number, Session>();
+
+  private registerRemote(session: Session): void {
+    this.remoteSessions.set(session.id, session);
+    this.joinRemote(session);
+  }
+
+  private joinRemote(session: Session): void {
+    const r = session.remote;
+    if (r === null) {
+      return;
+    }
+    this.media
+      .join({
+        id: session.id,
+        tag: session.tag,
+        room: session.room.name,
+        bindToken: new Uint8Array(16),
+        canPublish: true,
+        canSubscribe: false,
+        policy: { audioCodec: 'Opus24k', frameMs: 20, videoKbps: null },
+        remote: { origin: r.origin, originTag: r.originTag },
+      })
+      .catch((err: unknown) => {
+        // Worker 0 is down: its replacement gets every remote participant again.
+        this.log.debug(
+          { session: session.id, err: String(err) },
+          'remote participant not in worker 0',
+        );
+      });
+  }
+
+  private unregisterRemote(session: Session): void {
+    session.closed = true;
+    this.remoteSessions.delete(session.id);
+    this.media.leave(session.id);
+  }
+
+  /**
+   * Worker 0 (re)started: federation media gets its state again, the
+   * remote participants rejoin it, then the layer demands that name them.
+   */
+  private onFederationWorkerStarted(port: number): void {
+    const fed = this.federation;
+    if (fed === null) {
+      return;
+    }
+    fed.workerStarted(port);
+    for (const s of fed.remoteSessions()) {
+      if (this.remoteSessions.has(s.id) && this.media.workerOf(s.id) < 0) {
+        this.joinRemote(s);
+      }
+    }
+    fed.pushDemands();
   }
 
   /** A media worker died: its sessions end with a typed Hangup; the others are untouched. */
