@@ -116,54 +116,82 @@ describe.skipIf(!existsSync(BIN))('federation media in the media workers (relay 
   });
 });
 
-describe('federation media in the media workers (in-process relays)', () => {
-  it('a crash of worker 0 ends only its sessions; the links push their state to the replacement', async () => {
-    const idA = Identity.generate();
-    const idB = Identity.generate();
-    const fast = {
-      log_level: 'info' as const,
-      global_rooms: ['g'],
-      federation_heartbeat_ms: 200,
-      federation_dead_ms: 3000,
-      federation_backoff_initial_ms: 100,
-      federation_backoff_max_ms: 1000,
+/** Two in-process relays with two media workers each; A dials B. Resolves once the link carries media. */
+async function linkedPair(): Promise<{ ra: TestRelay; rb: TestRelay }> {
+  const idA = Identity.generate();
+  const idB = Identity.generate();
+  const fast = {
+    log_level: 'info' as const,
+    global_rooms: ['g'],
+    federation_heartbeat_ms: 200,
+    federation_dead_ms: 3000,
+    federation_backoff_initial_ms: 100,
+    federation_backoff_max_ms: 1000,
+  };
+  // B only accepts A; A dials B.
+  const rb = await startRelay(
+    {
+      ...fast,
+      media_workers: 2,
+      peers: [{ label: 'A', public_key: idA.publicKey.toString('hex') }],
+    },
+    idB,
+  );
+  relays.push(rb);
+  const fedB = `ws://127.0.0.1:${rb.relay.ports.signalPort}/v2/federation`;
+  const ra = await startRelay(
+    {
+      ...fast,
+      media_workers: 2,
+      peers: [{ label: 'B', url: fedB, public_key: idB.publicKey.toString('hex') }],
+    },
+    idA,
+  );
+  relays.push(ra);
+  const udpReady = async (r: TestRelay): Promise<boolean> => {
+    const p = (await (await fetch(`${r.httpUrl}/v2/peers`)).json()) as {
+      peers: { status: string; udp_ready?: boolean }[];
     };
-    // B only accepts A; A dials B.
-    const rb = await startRelay(
-      {
-        ...fast,
-        media_workers: 2,
-        peers: [{ label: 'A', public_key: idA.publicKey.toString('hex') }],
-      },
-      idB,
-    );
-    relays.push(rb);
-    const fedB = `ws://127.0.0.1:${rb.relay.ports.signalPort}/v2/federation`;
-    const ra = await startRelay(
-      {
-        ...fast,
-        media_workers: 2,
-        peers: [{ label: 'B', url: fedB, public_key: idB.publicKey.toString('hex') }],
-      },
-      idA,
-    );
-    relays.push(ra);
-    const udpReady = async (r: TestRelay): Promise<boolean> => {
-      const p = (await (await fetch(`${r.httpUrl}/v2/peers`)).json()) as {
-        peers: { status: string; udp_ready?: boolean }[];
-      };
-      return p.peers[0]?.status === 'up' && p.peers[0]?.udp_ready === true;
-    };
-    const linkUp = async (what: string) => {
-      const end = Date.now() + 10_000;
-      while (!((await udpReady(ra)) && (await udpReady(rb)))) {
-        if (Date.now() > end) {
-          throw new Error(`timed out waiting for ${what}`);
-        }
-        await sleep(50);
+    return p.peers[0]?.status === 'up' && p.peers[0]?.udp_ready === true;
+  };
+  const linkUp = async (what: string) => {
+    const end = Date.now() + 10_000;
+    while (!((await udpReady(ra)) && (await udpReady(rb)))) {
+      if (Date.now() > end) {
+        throw new Error(`timed out waiting for ${what}`);
       }
-    };
-    await linkUp('the link');
+      await sleep(50);
+    }
+  };
+  await linkUp('the link');
+  return { ra, rb };
+}
+
+describe('federation media in the media workers (in-process relays)', () => {
+  it('a RoomUpdate listing a remote participant comes once worker 0 forwards to it', async () => {
+    const { ra, rb } = await linkedPair();
+    const a1 = await member(ra.url, 'g', 'a1');
+    await roomSize([a1], 1);
+    // A's worker 0 is busy when B's participant arrives: its join and the
+    // room's link interest wait in the worker's queue, and so does the RoomUpdate.
+    const blockMs = 800;
+    const t0 = Date.now();
+    ra.relay.media.inject(0, { type: 'block', ms: blockMs });
+    const b1 = await member(rb.url, 'g', 'b1');
+    await roomSize([a1, b1], 2);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(blockMs);
+    // a1 starts sending on the RoomUpdate: b1 gets it from the first packet.
+    for (let seq = 1; seq <= 20; seq++) {
+      a1.client.sendMedia(audio(seq), Buffer.from(`a1:${seq}`));
+    }
+    await until(() => b1.got.length >= 20, `20 packets at b1 (${b1.got.length})`);
+    expect(b1.got.map((g) => g.payload.toString())).toEqual(
+      Array.from({ length: 20 }, (_, i) => `a1:${i + 1}`),
+    );
+  });
+
+  it('a crash of worker 0 ends only its sessions; the links push their state to the replacement', async () => {
+    const { ra, rb } = await linkedPair();
     const a1 = await member(ra.url, 'g', 'a1');
     const b1 = await member(rb.url, 'g', 'b1');
     const l1 = await member(ra.url, 'local', 'l1');

@@ -69,6 +69,12 @@ export interface FederationOptions {
   /** The remote participants of a room changed: send RoomUpdate to its local participants. */
   onRoomChanged: (roomName: string) => void;
   /**
+   * Resolves once media worker 0 applied every command posted so far (room
+   * interest, remote joins). A RoomUpdate waits for it, so that a client
+   * that starts sending on the RoomUpdate is forwarded from its first packet.
+   */
+  settled: () => Promise<void>;
+  /**
    * Fleet (docs/fleet.md): a relay key no `[[peers]]` entry names; return
    * its label and federation URL when the fleet directory vouches for it.
    */
@@ -174,6 +180,7 @@ export class Federation implements CallLinks, DynamicFederation {
         this.demand.roomChanged(name);
       },
       stopped: () => this.stopped,
+      settled: options.settled,
       now,
       roomPps: options.config.federation_room_pps,
       ...(options.acceptRoom === undefined

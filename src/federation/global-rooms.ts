@@ -41,6 +41,8 @@ export interface GlobalRoomsOptions {
   post: FederationPost;
   /** The remote participants of a room changed: send RoomUpdate to its local participants. */
   onRoomChanged: (roomName: string) => void;
+  /** Resolves once media worker 0 applied every command posted so far. */
+  settled: () => Promise<void>;
   /** True once the federation is stopping (every remote participant leaves). */
   stopped: () => boolean;
   now: () => number;
@@ -254,6 +256,10 @@ export class GlobalRooms {
       do {
         g.dirty = false;
         if (await this.reconcileOnce(g)) {
+          // Media worker 0 forwards to the room's remote participants only
+          // once it applied their joins and the room's link interest: wait,
+          // so that the first packet sent after the RoomUpdate crosses.
+          await this.settled(g);
           this.o.onRoomChanged(g.name);
         }
       } while (g.dirty);
@@ -261,6 +267,17 @@ export class GlobalRooms {
       this.o.log.error({ room: g.name, err: (err as Error).message }, 'room reconciliation failed');
     } finally {
       g.reconciling = false;
+    }
+  }
+
+  private async settled(g: GlobalRoom): Promise<void> {
+    try {
+      await this.o.settled();
+    } catch (err) {
+      this.o.log.warn(
+        { room: g.name, err: (err as Error).message },
+        'media worker 0 did not confirm the room state; sending the RoomUpdate anyway',
+      );
     }
   }
 

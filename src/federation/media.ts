@@ -71,8 +71,11 @@ export class FederationStats {
 
 /** Where federation media is delivered locally (the room's media engine). */
 export interface LocalDelivery {
-  /** Fans a remote participant's FULL frame out to the room's local participants. */
-  forwardRemote(sender: Session, frame: Buffer): void;
+  /**
+   * Fans a remote participant's FULL frame out to the room's local
+   * participants; false (nothing sent) when its header does not parse.
+   */
+  forwardRemote(sender: Session, frame: Buffer): boolean;
 }
 
 export interface FederationMediaOptions {
@@ -395,7 +398,11 @@ export class FederationMedia {
         continue;
       }
       const frame = msg.subarray(f, f + v.frameLength);
-      this.delivery.forwardRemote(sender, frame);
+      if (!this.delivery.forwardRemote(sender, frame)) {
+        // The entry parsed but its frame's header does not: not relayed either.
+        stats.dropped.malformed++;
+        continue;
+      }
       if (g.interested.length > (g.interested.includes(link) ? 1 : 0)) {
         if (v.hopLimit <= 1) {
           stats.dropped.hop_limit++;

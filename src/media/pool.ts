@@ -335,6 +335,19 @@ export class MediaWorkerPool {
     await this.request(slot, (req) => ({ type: 'sync', req }), timeoutMs);
   }
 
+  /**
+   * Resolves once worker `index` handled every command posted before (its
+   * outbox included). Resolves at once when that worker is down: there is
+   * nothing to wait for until its replacement replays the state.
+   */
+  async drained(index: number, timeoutMs = 1000): Promise<void> {
+    const slot = this.slots[index];
+    if (slot === undefined || !slot.ready) {
+      return;
+    }
+    await this.request(slot, (req) => ({ type: 'sync', req }), timeoutMs);
+  }
+
   /** Removes a session from its worker. Idempotent. */
   leave(sessionId: number): void {
     const token = this.sessionToken.get(sessionId);

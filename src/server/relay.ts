@@ -303,6 +303,7 @@ export class Relay implements RelayCore {
             },
             udpPort: () => this.advertisedUdpPort,
             onRoomChanged: (name) => this.onFederatedRoomChanged(name),
+            settled: () => this.media.drained(0),
             // Fleet: relays the directory vouches for, and rooms homed here.
             resolvePeer: (publicKey) => {
               const e = this.fleet.relay(publicKey.toString('hex'));
