@@ -516,6 +516,28 @@ function startControlLoad(t) {
  * relays (ours and node-raw alike, both started with --inspect) the heap used
  * after a forced full collection on every thread, through the inspector.
  */
+/** Receive batching of our relay from one /metrics scrape (summed over its workers). */
+async function ioCounters(httpUrl) {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  const sum = (name) => {
+    let total = 0;
+    for (const line of text.split('\n')) {
+      if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) {
+        total += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+    }
+    return total;
+  };
+  const batches = sum('wzp_relay_udp_recv_batches_total');
+  if (batches === 0) {
+    return { datagramsPerBatch: null, callsPerBatch: null };
+  }
+  return {
+    datagramsPerBatch: sum('wzp_relay_packets_received_total') / batches,
+    callsPerBatch: sum('wzp_relay_udp_recv_syscalls_total') / batches,
+  };
+}
+
 async function memorySample(t) {
   await waitIdle(t);
   const url = t.inspector();
@@ -668,6 +690,7 @@ for (const sc of SCENARIOS) {
             cpuPct: s.cpuPct,
             cpuUsPerPkt: s.cpuUsPerPkt,
             ctxSwitches: s.ctxSwitches,
+            received: s.received,
             failed: s.failed,
           });
           log(
@@ -680,6 +703,8 @@ for (const sc of SCENARIOS) {
       const r = rec.get(t.kind);
       const m0 = mem0.get(t.kind);
       const m1 = mem1.get(t.kind) ?? (await memorySample(t));
+      // Our relay's I/O counters, read once with the relay idle (outside every measured step).
+      r.io = t.mode === 'wzp' && t.alive() ? await ioCounters(t.httpUrl) : null;
       const per = (a, b) => (a === null || b === null ? null : (b - a) / Math.max(1, r.forwarded));
       r.memory = {
         rssStartBytes: m0.rssBytes,
@@ -765,6 +790,7 @@ const rt = (r) =>
 const fixedRows = [];
 const rateRows = [];
 const memRows = [];
+const ioRows = [];
 for (const s of scenarioResults) {
   const node = s.relays.find((r) => r.kind === 'node-raw');
   const c = s.relays.find((r) => r.kind === 'c-raw');
@@ -797,6 +823,23 @@ for (const s of scenarioResults) {
         `| ${s.scenario} | ${r.kind} | ${sp(r.max)} | ${node ? rt(ratio(rampsOf(r), rampsOf(node), (x) => x.v)) : '—'} | ${c ? rt(ratio(rampsOf(r), rampsOf(c), (x) => x.v)) : '—'} | ${fmt(spread(r.ramps.map((x) => x.cpuAtMaxPct)).median)} |`,
       );
     }
+    // Context switches of all the relay's threads per 1000 delivered packets, per fixed step.
+    const cs = (pick) =>
+      spread(
+        r.fixed
+          .filter((x) => x.ctxSwitches !== null && x.received > 0)
+          .map((x) => (pick(x.ctxSwitches) * 1000) / x.received),
+      );
+    const io = r.io;
+    ioRows.push(
+      `| ${s.scenario} | ${r.kind} | ${sp(
+        cs((c) => c.vol),
+        2,
+      )} | ${sp(
+        cs((c) => c.invol),
+        2,
+      )} | ${io?.datagramsPerBatch == null ? '—' : fmt(io.datagramsPerBatch, 2)} | ${io?.callsPerBatch == null ? '—' : fmt(io.callsPerBatch, 2)} |`,
+    );
     const m = r.memory;
     const mib = (b) => (b === null ? '—' : fmt(b / 2 ** 20, 1));
     memRows.push(
@@ -822,6 +865,12 @@ const tables = [
   '| scenario | relay | RSS MiB | heap used MiB, all threads | heap Δ B/pkt | packets |',
   '| --- | --- | ---: | ---: | ---: | ---: |',
   ...memRows,
+  '',
+  "**I/O** (context switches of all the relay's threads from /proc per 1000 delivered packets, fixed-load steps, median and range; for our relay on the native receive path, from its counters read once at the end: datagrams per receive batch and recvmmsg calls per batch — a call that finds nothing counts too):",
+  '',
+  '| scenario | relay | voluntary ctx switches / 1000 pkt | involuntary / 1000 pkt | datagrams per batch | recvmmsg calls per batch |',
+  '| --- | --- | ---: | ---: | ---: | ---: |',
+  ...ioRows,
 ].join('\n');
 
 // Targets (issue 10 and, when both I/O paths ran, issue 15).

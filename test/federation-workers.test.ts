@@ -6,6 +6,7 @@
  * the link exactly once; a crash of worker 0 (federation media) ends only
  * its sessions, and the links push their state to the replacement.
  */
+import { createSocket, type Socket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ReceivedMedia, WzpClient } from '../src/client/index.js';
@@ -13,14 +14,18 @@ import { WzpClient as Client } from '../src/client/index.js';
 import { Identity } from '../src/signal/index.js';
 import { createHeader } from '../src/wire/index.js';
 import { BIN, Cluster, metricValue } from './cluster.js';
-import { collect, sleep, startRelay, type TestRelay, until } from './helpers.js';
+import { collect, sleep, startRelay, type TestRelay, until, untilAsync } from './helpers.js';
 
 let cluster: Cluster | null = null;
 const relays: TestRelay[] = [];
 const clients: WzpClient[] = [];
+const sockets: Socket[] = [];
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close(false).catch(() => {})));
+  for (const s of sockets.splice(0)) {
+    s.close();
+  }
   await cluster?.close();
   cluster = null;
   await Promise.all(relays.splice(0).map((r) => r.close()));
@@ -234,5 +239,45 @@ describe('federation media in the media workers (in-process relays)', () => {
     expect(
       metricValue(m, 'wzp_federation_packets_forwarded_total', { peer: 'B', direction: 'out' }),
     ).toBe(50);
+  });
+
+  it('a replacement of worker 0 that cannot take its port back closes the links; the peers learn the new port', async () => {
+    const { ra, rb } = await linkedPair();
+    const a1 = await member(ra.url, 'g', 'a1');
+    const b1 = await member(rb.url, 'g', 'b1');
+    await roomSize([a1, b1], 2);
+    await exchange([a1, b1], 10);
+    const port0 = ra.relay.media.portOf(0);
+    await ra.relay.media.kill(0);
+    // Someone else takes the port before the replacement starts (it waits 50 ms).
+    const squatter = createSocket('udp4');
+    sockets.push(squatter);
+    await new Promise<void>((resolve, reject) => {
+      squatter.once('error', reject);
+      squatter.bind(port0, '127.0.0.1', () => resolve());
+    });
+    // While worker 0 is down, a handshake would be told the port it takes back, never 0.
+    expect(ra.relay.advertisedUdpPort).toBe(port0);
+    await until(() => ra.relay.media.workers().every((w) => w.ready), 'replacement ready', 8000);
+    const port1 = ra.relay.media.portOf(0);
+    expect(port1).not.toBe(port0);
+    expect(ra.relay.advertisedUdpPort).toBe(port1);
+    // The links were closed (1012) and A dialled again: B now sends to the new port.
+    await untilAsync(
+      async () =>
+        metricValue(
+          await (await fetch(`${ra.httpUrl}/metrics`)).text(),
+          'wzp_federation_link_events_total',
+          {
+            event: 'up',
+          },
+        ) === 2,
+      'the link up again',
+      10_000,
+    );
+    const a2 = await member(ra.url, 'g', 'a2');
+    await roomSize([a2, b1], 2);
+    expect(a2.client.answer?.udp_port).toBe(port1);
+    await exchange([a2, b1], 20);
   });
 });

@@ -43,6 +43,18 @@ function count(got: ReceivedMedia[], mediaType: number, streamId?: number): numb
   ).length;
 }
 
+/** The non-zero federation and drop counters of a metrics scrape, on one line. */
+function fedLines(metrics: string): string {
+  return metrics
+    .split('\n')
+    .filter(
+      (l) =>
+        /^wzp_(federation_packets|federation_layers|relay_datagrams_dropped)/.test(l) &&
+        !/ 0$/.test(l),
+    )
+    .join(' | ');
+}
+
 /** Sends audio + one video layer on stream_id 0 for `ms` from `sender`. */
 async function sendAv(sender: WzpClient, ms: number): Promise<AvSource> {
   // About 100 video packets/s against 50 audio packets/s: the two seq counters drift apart.
@@ -128,9 +140,16 @@ describe('stream identity: audio and video on stream_id 0', () => {
         5000,
       );
       await sleep(200);
-      expect(count(gotB.media, MediaType.Video, 0)).toBeGreaterThanOrEqual(
-        (source.sent.video[0] as number) * 0.98,
-      );
+      const videoAtB = count(gotB.media, MediaType.Video, 0);
+      const wanted = (source.sent.video[0] as number) * 0.98;
+      // On a miss, say where the frames went (first seq received, federation counters).
+      const why =
+        videoAtB >= wanted
+          ? ''
+          : `sent ${JSON.stringify(source.sent)}, B got audio ${count(gotB.media, MediaType.Audio)} video ${videoAtB}, first video seq ${
+              gotB.media.find((m) => m.header.mediaType === MediaType.Video)?.header.seq
+            }; A: ${fedLines(await c.metrics('A'))}; B: ${fedLines(await c.metrics('B'))}`;
+      expect(videoAtB, why).toBeGreaterThanOrEqual(wanted);
       expect(gotA.directives).toEqual([]);
       expect(gotB.directives).toEqual([]);
       const { metricValue } = await import('./cluster.js');

@@ -210,6 +210,15 @@ export class MediaWorkerPool {
     return this.slots[index]?.port ?? 0;
   }
 
+  /**
+   * The port worker `index` has, or while it is being replaced the one its
+   * replacement binds again (0 before its first start).
+   */
+  stablePortOf(index: number): number {
+    const slot = this.slots[index];
+    return slot === undefined ? 0 : slot.port || slot.preferredPort;
+  }
+
   /** Worker of a session, or -1. */
   workerOf(sessionId: number): number {
     return this.sessionSlot.get(sessionId)?.index ?? -1;

@@ -395,9 +395,14 @@ export class Relay implements RelayCore {
     this.metrics.onScrape(() => this.syncMetrics());
   }
 
-  /** The UDP port of media worker 0 as told to peers and clients. */
+  /**
+   * The UDP port of media worker 0 as told to peers and clients. While
+   * worker 0 is being replaced it is the port the replacement takes back, so
+   * a link handshaken meanwhile does not learn port 0 (if the port cannot be
+   * taken back, every link is closed and the peers learn the new one).
+   */
   get advertisedUdpPort(): number {
-    return this.config.advertised_udp_port ?? this.media.portOf(0);
+    return this.config.advertised_udp_port ?? this.media.stablePortOf(0);
   }
 
   /** The UDP port a session's client is told to use: its media worker's. */
