@@ -332,7 +332,7 @@ export class Federation implements CallLinks, DynamicFederation {
     link.mediaPort = e.media[1];
     if (!link.udpReady) {
       link.udpReady = true;
-      this.rooms.refreshAll();
+      this.rooms.linkUdpReady(link);
     }
   }
 

@@ -185,6 +185,16 @@ export class GlobalRooms {
     }
   }
 
+  /** The link's UDP path came up: its rooms take media, and its participants are listed. */
+  linkUdpReady(link: Link): void {
+    for (const g of this.o.globals.values()) {
+      this.refreshInterest(g);
+      if (link.rooms.has(g.name)) {
+        void this.reconcile(g);
+      }
+    }
+  }
+
   /** Sends each link the room's announcement when it changed. */
   announce(g: GlobalRoom): void {
     const room = this.o.rooms.get(g.name);
@@ -284,6 +294,12 @@ export class GlobalRooms {
   private async reconcileOnce(g: GlobalRoom): Promise<boolean> {
     const lists: FederatedParticipant[][] = [];
     for (const link of this.o.links.values()) {
+      // A link's participants are listed once its UDP path is up (our BIND
+      // acknowledged): before that the room's media could not reach them,
+      // and a client that starts sending on the RoomUpdate would lose it.
+      if (!link.udpReady) {
+        continue;
+      }
       const list = link.rooms.get(g.name);
       if (list !== undefined) {
         lists.push(list);
