@@ -403,6 +403,11 @@ async function measuredStep(t, pps, seconds) {
   r.cpuPct = cpuPct(before, after);
   const us = cpuUs(before, after);
   r.cpuUsPerPkt = us !== null && r.received > 0 ? us / r.received : null;
+  // Its kernel share (ticks of 10 ms: ~300 per step at full load).
+  r.sysShare =
+    before && after && after.ticks > before.ticks
+      ? (after.sysTicks - before.sysTicks) / (after.ticks - before.ticks)
+      : null;
   r.rssBytes = after?.rssBytes ?? null;
   return r;
 }
@@ -691,6 +696,7 @@ for (const sc of SCENARIOS) {
             cpuUsPerPkt: s.cpuUsPerPkt,
             ctxSwitches: s.ctxSwitches,
             received: s.received,
+            sysShare: s.sysShare,
             failed: s.failed,
           });
           log(
@@ -830,9 +836,16 @@ for (const s of scenarioResults) {
           .filter((x) => x.ctxSwitches !== null && x.received > 0)
           .map((x) => (pick(x.ctxSwitches) * 1000) / x.received),
       );
+    // CPU per packet split into user and kernel time by each step's kernel share.
+    const split = (kernel) =>
+      spread(
+        r.fixed
+          .filter((x) => x.sysShare !== null && x.cpuUsPerPkt !== null)
+          .map((x) => x.cpuUsPerPkt * (kernel ? x.sysShare : 1 - x.sysShare)),
+      );
     const io = r.io;
     ioRows.push(
-      `| ${s.scenario} | ${r.kind} | ${sp(
+      `| ${s.scenario} | ${r.kind} | ${sp(split(false), 2)} | ${sp(split(true), 2)} | ${sp(
         cs((c) => c.vol),
         2,
       )} | ${sp(
@@ -866,10 +879,10 @@ const tables = [
   '| --- | --- | ---: | ---: | ---: | ---: |',
   ...memRows,
   '',
-  "**I/O** (context switches of all the relay's threads from /proc per 1000 delivered packets, fixed-load steps, median and range; for our relay on the native receive path, from its counters read once at the end: datagrams per receive batch and recvmmsg calls per batch — a call that finds nothing counts too):",
+  "**Where the CPU goes** (fixed-load steps, median and range: CPU µs per delivered packet split into user and kernel time from /proc, and context switches of all the relay's threads per 1000 delivered packets; for our relay on the native receive path, from its counters read once at the end: datagrams per receive batch and recvmmsg calls per batch — a call that finds nothing counts too):",
   '',
-  '| scenario | relay | voluntary ctx switches / 1000 pkt | involuntary / 1000 pkt | datagrams per batch | recvmmsg calls per batch |',
-  '| --- | --- | ---: | ---: | ---: | ---: |',
+  '| scenario | relay | user µs / pkt | kernel µs / pkt | voluntary ctx switches / 1000 pkt | involuntary / 1000 pkt | datagrams per batch | recvmmsg calls per batch |',
+  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...ioRows,
 ].join('\n');
 

@@ -52,9 +52,17 @@ export function procSample(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(f[11]) + Number(f[12]);
+    const userTicks = Number(f[11]);
+    const sysTicks = Number(f[12]);
+    const ticks = userTicks + sysTicks;
     const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return { ticks, rssBytes: rss ? Number(rss[1]) * 1024 : 0, at: performance.now() };
+    return {
+      ticks,
+      userTicks,
+      sysTicks,
+      rssBytes: rss ? Number(rss[1]) * 1024 : 0,
+      at: performance.now(),
+    };
   } catch {
     return null;
   }
