@@ -169,7 +169,9 @@ export interface MediaEngineOptions {
   send: (data: Buffer | readonly Buffer[], port: number, address: string) => void;
   /**
    * Sends `prefix ‖ buf` to `destinations[0 .. count)` (src/media/udp-io.ts:
-   * one sendmmsg on the native path). Default: `send` to each.
+   * one sendmmsg on the native path). Default: `send` to each. `prefix` is
+   * the engine's scratch buffer, valid only during the call: an
+   * implementation that keeps it (a send queue) copies it.
    */
   sendMany?: (
     prefix: Buffer | null,
@@ -267,6 +269,8 @@ export class MediaEngine {
   readonly resyncOptions: ResyncOptions;
   /** Backing store of expanded (MINI → FULL) frames: a view per datagram, no copy. */
   private readonly slab = new BufferSlab();
+  /** The single-entry trunk prefix of the packet being fanned out (sendMany copies what it keeps). */
+  private readonly prefixScratch = Buffer.alloc(SINGLE_PREFIX);
   /** The sender of the packet being fanned out (for `layerEvents`). */
   private current: Session | null = null;
   private readonly layerEvents: LayerEvents = {
@@ -283,10 +287,11 @@ export class MediaEngine {
     this.sendMany =
       options.sendMany ??
       ((prefix, buf, destinations, count) => {
+        const p = prefix === null ? null : Buffer.from(prefix);
         for (let i = 0; i < count; i++) {
           const d = destinations[i] as UdpDestination;
           if (d.address !== null) {
-            this.send(prefix === null ? buf : [prefix, buf], d.port, d.address);
+            this.send(p === null ? buf : [p, buf], d.port, d.address);
           }
         }
       });
@@ -730,8 +735,10 @@ export class MediaEngine {
       sv.after(h, msg.length, now);
     }
     if (nBatch > 0) {
-      prefix ??= singleEntryPrefix(tag, msg.length);
-      this.sendMany(prefix, msg, batch, nBatch);
+      // No allocation per packet: sendMany reads the prefix during the call only.
+      const scratch = this.prefixScratch;
+      writeSinglePrefix(scratch, 0, tag, msg.length);
+      this.sendMany(scratch, msg, batch, nBatch);
       clearBatch(batch, nBatch);
     }
     if (nExpanded > 0) {

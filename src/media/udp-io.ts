@@ -74,7 +74,11 @@ export interface UdpIo {
   close(): void;
   /** One datagram made of one or more pieces (not concatenated in JS) to one destination. */
   send(data: Buffer | readonly Buffer[], port: number, address: string): void;
-  /** `prefix ‖ buf` (or `buf` alone) to `destinations[0 .. count)`, in one system call when native. */
+  /**
+   * `prefix ‖ buf` (or `buf` alone) to `destinations[0 .. count)`, in one
+   * system call when native. `prefix` may be reused by the caller once this
+   * returns: what goes to a send queue is copied.
+   */
   sendMany(
     prefix: Buffer | null,
     buf: Buffer,
@@ -152,10 +156,12 @@ export class DgramUdpIo implements UdpIo {
       this.stats.countError('oversize', countBound(destinations, count));
       return;
     }
+    // libuv keeps a reference until the datagram left: the caller's prefix is copied (once).
+    const p = prefix === null ? null : Buffer.from(prefix);
     for (let i = 0; i < count; i++) {
       const d = destinations[i] as UdpDestination;
       if (d.address !== null) {
-        this.sendOne(prefix, buf, d.port, d.address);
+        this.sendOne(p, buf, d.port, d.address);
       }
     }
   }
@@ -551,12 +557,8 @@ export class NativeUdpIo implements UdpIo {
     if (this.dgram.pending > 0) {
       // Earlier datagrams still wait in libuv's queue: keep the order (with
       // copies: see queueRest).
-      this.dgram.sendMany(
-        prefix === null ? null : Buffer.from(prefix),
-        Buffer.from(buf),
-        destinations,
-        count,
-      );
+      // (dgram's sendMany copies the prefix itself.)
+      this.dgram.sendMany(prefix, Buffer.from(buf), destinations, count);
       return;
     }
     if (count > this.index.length) {
