@@ -9,12 +9,13 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ReceivedMedia, WzpClient } from '../src/client/index.js';
+import type { WzpClient } from '../src/client/index.js';
 import { WzpClient as Client } from '../src/client/index.js';
 import { Identity } from '../src/signal/index.js';
 import { createHeader } from '../src/wire/index.js';
 import { BIN, Cluster, metricValue } from './cluster.js';
 import { collect, sleep, startRelay, type TestRelay, until, untilAsync } from './helpers.js';
+import { exchange, type Member, roomSize } from './members.js';
 
 let cluster: Cluster | null = null;
 const relays: TestRelay[] = [];
@@ -33,54 +34,10 @@ afterEach(async () => {
 
 const audio = (seq: number) => createHeader({ seq, timestamp: seq * 20, codecId: 2 });
 
-interface Member {
-  name: string;
-  client: WzpClient;
-  got: ReceivedMedia[];
-  seq: number;
-}
-
 async function member(url: string, room: string, name: string): Promise<Member> {
   const client = await Client.connect({ signalUrl: url, room, alias: name });
   clients.push(client);
   return { name, client, got: collect(client), seq: 0 };
-}
-
-/** Every member sends `n` packets; every other member gets each exactly once, nobody its own. */
-async function exchange(members: Member[], n: number): Promise<void> {
-  for (const m of members) {
-    m.got.length = 0;
-  }
-  for (let i = 1; i <= n; i++) {
-    for (const m of members) {
-      m.seq++;
-      m.client.sendMedia(audio(m.seq), Buffer.from(`${m.name}:${m.seq}`));
-    }
-    if (i % 10 === 0) {
-      await sleep(5);
-    }
-  }
-  const expected = (members.length - 1) * n;
-  await until(
-    () => members.every((m) => m.got.length >= expected),
-    `${expected} packets at every member (${members.map((m) => m.got.length).join(',')})`,
-    8000,
-  );
-  await sleep(300); // a duplicate would arrive now
-  for (const m of members) {
-    const payloads = m.got.map((g) => g.payload.toString());
-    expect(payloads).toHaveLength(expected);
-    expect(new Set(payloads).size).toBe(expected);
-    expect(payloads.some((p) => p.startsWith(`${m.name}:`))).toBe(false);
-  }
-}
-
-async function roomSize(members: Member[], n: number, ms = 8000): Promise<void> {
-  await until(
-    () => members.every((m) => m.client.lastRoomUpdate?.count === n),
-    `every member to see ${n} participants (${members.map((m) => m.client.lastRoomUpdate?.count).join(',')})`,
-    ms,
-  );
 }
 
 describe.skipIf(!existsSync(BIN))('federation media in the media workers (relay processes)', () => {

@@ -18,6 +18,7 @@ import {
 } from '../src/wire/index.js';
 import { BIN, Cluster, metricValue } from './cluster.js';
 import { sleep, until } from './helpers.js';
+import { exchange, type Member, roomSize } from './members.js';
 
 let cluster: Cluster | null = null;
 const clients: WzpClient[] = [];
@@ -32,67 +33,12 @@ function header(seq: number, streamId = 0): MediaHeader {
   return createHeader({ seq, timestamp: seq * 20, streamId, codecId: 2 });
 }
 
-interface Member {
-  relay: string;
-  client: WzpClient;
-  got: ReceivedMedia[];
-  /** Last sequence number sent (a real sender never repeats one). */
-  seq: number;
-}
-
 async function join(c: Cluster, relay: string, room = 'g'): Promise<Member> {
   const client = await WzpClient.connect({ signalUrl: c.get(relay).url, room, alias: relay });
   clients.push(client);
   const got: ReceivedMedia[] = [];
   client.on('media', (m) => got.push(m));
-  return { relay, client, got, seq: 0 };
-}
-
-/** Waits until every member's latest RoomUpdate lists `n` participants. */
-async function roomSize(members: Member[], n: number, ms = 8000): Promise<void> {
-  await until(
-    () => members.every((m) => m.client.lastRoomUpdate?.count === n),
-    `every member to see ${n} participants (${members.map((m) => m.client.lastRoomUpdate?.count).join(',')})`,
-    ms,
-  );
-}
-
-/** Every member sends `n` packets; every other member must get each exactly once. */
-async function exchange(members: Member[], n: number): Promise<void> {
-  for (const m of members) {
-    m.got.length = 0;
-  }
-  for (let i = 1; i <= n; i++) {
-    for (const m of members) {
-      m.seq++;
-      m.client.sendMedia(header(m.seq), Buffer.from(`${m.relay}:${m.seq}`));
-    }
-    if (i % 10 === 0) {
-      await sleep(5);
-    }
-  }
-  const expected = (members.length - 1) * n;
-  await until(
-    () => members.every((m) => m.got.length >= expected),
-    `${expected} packets at every member (${members.map((m) => m.got.length).join(',')})`,
-    8000,
-  );
-  await sleep(300); // anything extra (a duplicate or a loop) would arrive now
-  for (const m of members) {
-    expect(m.got.length).toBe(expected);
-    const seen = new Set(m.got.map((g) => g.payload.toString()));
-    expect(seen.size).toBe(expected);
-    for (const other of members) {
-      if (other === m) {
-        continue;
-      }
-      const fromOther = m.got.filter((g) => g.payload.toString().startsWith(`${other.relay}:`));
-      expect(fromOther.length).toBe(n);
-      // One distinct sender tag per remote participant.
-      expect(new Set(fromOther.map((g) => g.senderTag)).size).toBe(1);
-    }
-    expect(m.got.some((g) => g.payload.toString().startsWith(`${m.relay}:`))).toBe(false);
-  }
+  return { name: relay, client, got, seq: 0 };
 }
 
 async function build(names: string[], edges: [string, string][], options = {}): Promise<Cluster> {

@@ -11,26 +11,15 @@ import type { ReceivedMedia } from '../src/client/index.js';
 import { WzpClient } from '../src/client/index.js';
 import { FleetTrust, fleetRelayId } from '../src/fleet/index.js';
 import { Identity } from '../src/signal/index.js';
-import { createHeader, type MediaHeader } from '../src/wire/index.js';
 import { Cluster, type ClusterRelay, metricValue } from './cluster.js';
 import { sleep, until } from './helpers.js';
+import { exchange, type Member, roomSize } from './members.js';
 import { NO_REDIS_REASON, REDIS_BIN, TestRedis } from './redis.js';
 
 const REFRESH_MS = 300;
 const TTL_MS = 1200;
 
-interface Member {
-  name: string;
-  client: WzpClient;
-  got: ReceivedMedia[];
-  seq: number;
-}
-
 const clients: WzpClient[] = [];
-
-function header(seq: number): MediaHeader {
-  return createHeader({ seq, timestamp: seq * 20, streamId: 0, codecId: 2 });
-}
 
 async function join(relay: ClusterRelay, room: string, name: string): Promise<Member> {
   const client = await WzpClient.connect({ signalUrl: relay.url, room, alias: name });
@@ -38,42 +27,6 @@ async function join(relay: ClusterRelay, room: string, name: string): Promise<Me
   const got: ReceivedMedia[] = [];
   client.on('media', (m) => got.push(m));
   return { name, client, got, seq: 0 };
-}
-
-async function roomSize(members: Member[], n: number, ms = 8000): Promise<void> {
-  await until(
-    () => members.every((m) => m.client.lastRoomUpdate?.count === n),
-    `every member to see ${n} participants (${members.map((m) => m.client.lastRoomUpdate?.count).join(',')})`,
-    ms,
-  );
-}
-
-/** Every member sends `n` packets; every other member gets each exactly once. */
-async function exchange(members: Member[], n: number): Promise<void> {
-  for (const m of members) {
-    m.got.length = 0;
-  }
-  for (let i = 1; i <= n; i++) {
-    for (const m of members) {
-      m.seq++;
-      m.client.sendMedia(header(m.seq), Buffer.from(`${m.name}:${m.seq}`));
-    }
-    if (i % 10 === 0) {
-      await sleep(5);
-    }
-  }
-  const expected = (members.length - 1) * n;
-  await until(
-    () => members.every((m) => m.got.length >= expected),
-    `${expected} packets at every member (${members.map((m) => m.got.length).join(',')})`,
-    8000,
-  );
-  await sleep(300);
-  for (const m of members) {
-    expect(m.got.length).toBe(expected);
-    expect(new Set(m.got.map((g) => g.payload.toString())).size).toBe(expected);
-    expect(m.got.some((g) => g.payload.toString().startsWith(`${m.name}:`))).toBe(false);
-  }
 }
 
 interface FleetJson {
