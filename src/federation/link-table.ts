@@ -20,7 +20,6 @@ export class LinkTable {
   /** Installed links by configured peer. */
   readonly byPeer = new Map<Peer, Link>();
   private readonly byToken = new Map<string, Link>();
-  private readonly byAddr = new Map<number, Map<string, Link>>();
   private readonly folded = new Map<Peer, PeerCounters>();
   /** Link event counts (metrics): up, down, duplicate, refused_*. */
   readonly events = new Map<string, number>();
@@ -57,26 +56,6 @@ export class LinkTable {
     return this.byToken.get(hex);
   }
 
-  /** The link bound to UDP source (address, port), without allocating. */
-  byAddress(port: number, address: string): Link | undefined {
-    return this.byAddr.get(port)?.get(address);
-  }
-
-  /** Records the UDP source the peer's media comes from. */
-  bindAddress(link: Link, address: string, port: number): void {
-    if (link.boundAddress !== null) {
-      this.byAddr.get(link.boundPort)?.delete(link.boundAddress);
-    }
-    link.boundAddress = address;
-    link.boundPort = port;
-    let inner = this.byAddr.get(port);
-    if (inner === undefined) {
-      inner = new Map();
-      this.byAddr.set(port, inner);
-    }
-    inner.set(address, link);
-  }
-
   /** Removes a link from every index and folds its counters (it stays open until closed). */
   remove(link: Link): void {
     if (this.byPeer.get(link.peer) === link) {
@@ -94,12 +73,6 @@ export class LinkTable {
       this.byPeer.delete(link.peer);
     }
     this.byToken.delete(link.localBindToken.toString('hex'));
-    if (link.boundAddress !== null) {
-      const inner = this.byAddr.get(link.boundPort);
-      if (inner?.get(link.boundAddress) === link) {
-        inner.delete(link.boundAddress);
-      }
-    }
     if (link.timer !== null) {
       clearTimeout(link.timer);
       link.timer = null;

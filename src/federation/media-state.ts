@@ -8,6 +8,7 @@
  * (link.ts, global-room.ts) and pushes what changes (worker-protocol.ts).
  */
 import type { GlobalRoomRef, RemoteRef, Session } from '../media/session.js';
+import { AddressMap } from '../util/address-map.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import { type FederationBatcher, roomHash } from '../wire/index.js';
 import { StreamReplay } from './replay-window.js';
@@ -69,7 +70,7 @@ export class MediaLink {
 export class MediaLinkTable {
   private readonly byId = new Map<number, MediaLink>();
   private readonly byToken = new Map<string, MediaLink>();
-  private readonly byAddr = new Map<number, Map<string, MediaLink>>();
+  private readonly byAddr = new AddressMap<MediaLink>();
 
   get(id: number): MediaLink | undefined {
     return this.byId.get(id);
@@ -90,24 +91,16 @@ export class MediaLinkTable {
 
   /** The link bound to UDP source (address, port), without allocating. */
   byAddress(port: number, address: string): MediaLink | undefined {
-    return this.byAddr.get(port)?.get(address);
+    return this.byAddr.get(port, address);
   }
 
   bindAddress(link: MediaLink, address: string, port: number): void {
     if (link.boundAddress !== null) {
-      const inner = this.byAddr.get(link.boundPort);
-      if (inner?.get(link.boundAddress) === link) {
-        inner.delete(link.boundAddress);
-      }
+      this.byAddr.deleteIf(link.boundPort, link.boundAddress, link);
     }
     link.boundAddress = address;
     link.boundPort = port;
-    let inner = this.byAddr.get(port);
-    if (inner === undefined) {
-      inner = new Map();
-      this.byAddr.set(port, inner);
-    }
-    inner.set(address, link);
+    this.byAddr.set(port, address, link);
   }
 
   remove(link: MediaLink): void {
@@ -118,10 +111,7 @@ export class MediaLinkTable {
       this.byToken.delete(link.localKey);
     }
     if (link.boundAddress !== null) {
-      const inner = this.byAddr.get(link.boundPort);
-      if (inner?.get(link.boundAddress) === link) {
-        inner.delete(link.boundAddress);
-      }
+      this.byAddr.deleteIf(link.boundPort, link.boundAddress, link);
     }
   }
 }

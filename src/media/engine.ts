@@ -14,6 +14,7 @@
  * expanded to FULL (built once per datagram and shared).
  */
 import type { RemoteInfo } from 'node:dgram';
+import { AddressMap } from '../util/address-map.js';
 import { DeadlineQueue } from '../util/deadline-queue.js';
 import { BufferSlab } from '../util/slab.js';
 import {
@@ -251,7 +252,7 @@ export class MediaEngine {
   private readonly onTierChange: ((session: Session) => void) | undefined;
   private readonly onRebind: MediaEngineOptions['onRebind'];
   private readonly byToken = new Map<string, Session>();
-  private readonly byPort = new Map<number, Map<string, Session>>();
+  private readonly byAddress = new AddressMap<Session>();
   private readonly view: CompactView = createCompactView();
   private readonly flushQueue: DeadlineQueue | null;
   private readonly remoteView: CompactView = createCompactView();
@@ -351,7 +352,7 @@ export class MediaEngine {
 
   /** Looks up the session bound to a UDP source. */
   sessionAt(address: string, port: number): Session | undefined {
-    return this.byPort.get(port)?.get(address);
+    return this.byAddress.get(port, address);
   }
 
   /** Flushes every pending trunk batch now (shutdown). */
@@ -946,12 +947,7 @@ export class MediaEngine {
     session.address = address;
     session.port = port;
     session.path = path;
-    let inner = this.byPort.get(port);
-    if (inner === undefined) {
-      inner = new Map();
-      this.byPort.set(port, inner);
-    }
-    inner.set(address, session);
+    this.byAddress.set(port, address, session);
     if (from === null) {
       stats.binds++;
     } else {
@@ -987,13 +983,7 @@ export class MediaEngine {
     if (session.address === null) {
       return;
     }
-    const inner = this.byPort.get(session.port);
-    if (inner !== undefined && inner.get(session.address) === session) {
-      inner.delete(session.address);
-      if (inner.size === 0) {
-        this.byPort.delete(session.port);
-      }
-    }
+    this.byAddress.deleteIf(session.port, session.address, session);
     session.address = null;
     session.port = 0;
     session.path = null;
