@@ -280,6 +280,7 @@ export interface PeersJson {
     udp_ready?: boolean;
     rtt_ms?: number | null;
     rooms?: { room: string; participants: number }[];
+    layer_demands?: number;
   }[];
 }
 

@@ -10,7 +10,7 @@ import { type ReceivedMedia, WzpClient } from '../src/client/index.js';
 import { AvSource, runSource } from '../src/client/media-source.js';
 import { MediaType } from '../src/wire/index.js';
 import { BIN, Cluster } from './cluster.js';
-import { sleep, startRelay, type TestRelay, until } from './helpers.js';
+import { sleep, startRelay, type TestRelay, until, untilAsync } from './helpers.js';
 
 let current: TestRelay | null = null;
 let cluster: Cluster | null = null;
@@ -493,6 +493,12 @@ describe('federation: layers no receiver needs stay off the link', () => {
       } finally {
         cm.stop();
       }
+      // B keeps C's demand for the camera while it is there, and drops it when it leaves.
+      const demandsAtB = async () =>
+        (await c.peers('B')).peers.find((p) => p.label === 'C')?.layer_demands;
+      expect(await demandsAtB()).toBe(1);
+      await cam.close(true);
+      await untilAsync(async () => (await demandsAtB()) === 0, "C's demand gone at B", 8000);
     },
     60_000,
   );

@@ -858,6 +858,8 @@ export class Federation implements CallLinks, DynamicFederation {
                 })),
                 packets_in: link.packetsIn,
                 packets_out: link.packetsOut,
+                // FederationLayerDemand entries the peer sent that are in force.
+                layer_demands: link.mediaDemand.size,
               }),
         };
       }),

@@ -317,6 +317,10 @@ export class GlobalRooms {
       const r = session.remote as RemoteParticipant;
       g.index(session, r.origin, r.originTag, false);
       this.o.media.unregister(session);
+      // Demands links sent for it go with it (they would pile up on a long-lived link).
+      for (const link of this.o.links.values()) {
+        link.mediaDemand.delete(session.id);
+      }
       await this.o.rooms.leave(session.room as Room<Session, RoomState>, session.id);
       changed = true;
     }
