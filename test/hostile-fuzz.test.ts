@@ -15,12 +15,13 @@ import { gunzipSync } from 'node:zlib';
 import { Encoder } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DATAGRAM_ATTACKS, RawPeer, SIGNALLING_ATTACKS } from '../src/conformance/attacks.js';
+import { DATAGRAM_ATTACKS, type RawPeer, SIGNALLING_ATTACKS } from '../src/conformance/attacks.js';
 import { ERROR_CODES } from '../src/errors/index.js';
 import { encodeSignal } from '../src/signal/index.js';
 import { sleep, until } from './helpers.js';
-import { type LegitRoom, legitRoom } from './legit-room.js';
-import { type ChildRelay, CLI, metricSum, metricValue, startChildRelay } from './relay-child.js';
+import { cleanup, peer, relay, room, track } from './hostile.js';
+import type { LegitRoom } from './legit-room.js';
+import { type ChildRelay, CLI, metricSum, metricValue } from './relay-child.js';
 
 const FIXTURES = new URL('../fixtures/attacks/', import.meta.url).pathname;
 
@@ -41,47 +42,20 @@ function corpusBytes(e: CorpusEntry): Buffer {
   return e.file.endsWith('.gz') ? gunzipSync(raw) : raw;
 }
 
-let relays: ChildRelay[] = [];
-let rooms: LegitRoom[] = [];
-let peers: RawPeer[] = [];
-let sockets: Socket[] = [];
-
-afterEach(async () => {
-  for (const p of peers) {
-    p.close();
-  }
-  for (const s of sockets) {
-    s.close();
-  }
-  await Promise.all(rooms.map((r) => r.close()));
-  await Promise.all(relays.map((r) => r.stop()));
-  relays = [];
-  rooms = [];
-  peers = [];
-  sockets = [];
-});
+afterEach(cleanup);
 
 async function setup(): Promise<{ r: ChildRelay; room: LegitRoom; udpPort: number }> {
-  const r = await startChildRelay();
-  relays.push(r);
-  const room = await legitRoom(r.url, 'legit');
-  rooms.push(room);
-  const udpPort = room.clients[0]?.answer?.udp_port as number;
-  return { r, room, udpPort };
-}
-
-function peer(url: string): RawPeer {
-  const p = new RawPeer(url);
-  peers.push(p);
-  return p;
+  const r = await relay();
+  const lr = await room(r, 'legit');
+  const udpPort = lr.clients[0]?.answer?.udp_port as number;
+  return { r, room: lr, udpPort };
 }
 
 async function stranger(address: string): Promise<Socket> {
   const s = createSocket('udp4');
   s.on('error', () => {});
   await new Promise<void>((r) => s.bind(0, address, () => r()));
-  sockets.push(s);
-  return s;
+  return track(s);
 }
 
 const KNOWN = new Set(Object.keys(ERROR_CODES));
@@ -241,9 +215,16 @@ describe.skipIf(!existsSync(CLI))('attack corpus and fuzzing against a relay pro
         }),
     );
     const samples = fc.sample(frame, { numRuns: 1200, seed: 1212 });
+    // Every connection of this test (cleanup closes them).
+    const all: RawPeer[] = [];
+    const connect = (): RawPeer => {
+      const p = peer(r.url);
+      all.push(p);
+      return p;
+    };
     const joined: RawPeer[] = [];
     for (let i = 0; i < 8; i++) {
-      const p = peer(r.url);
+      const p = connect();
       await p.join('fuzz');
       joined.push(p);
     }
@@ -257,7 +238,7 @@ describe.skipIf(!existsSync(CLI))('attack corpus and fuzzing against a relay pro
     for (let i = 0; i < samples.length; i++) {
       const f = samples[i] as Uint8Array;
       if (i % 10 === 9) {
-        const p = peer(r.url);
+        const p = connect();
         fresh++;
         void p.open().then(
           () => p.send(f),
@@ -268,7 +249,7 @@ describe.skipIf(!existsSync(CLI))('attack corpus and fuzzing against a relay pro
         let p = joined[k] as RawPeer;
         if (!p.isOpen) {
           // Closed by a typed rejection (or a fuzzed Hangup): a new participant takes its place.
-          p = peer(r.url);
+          p = connect();
           await p.join('fuzz');
           joined[k] = p;
           replaced++;
@@ -282,7 +263,6 @@ describe.skipIf(!existsSync(CLI))('attack corpus and fuzzing against a relay pro
     await sleep(1200);
     const d = await room.stop();
     const m1 = await r.metrics();
-    const all = peers;
     const codes = all.flatMap((p) => p.errorCodes());
     const unknown = codes.filter((c) => !KNOWN.has(c));
     const counted =

@@ -26,7 +26,10 @@ export const RSS_GROWTH_TARGET = 64 * MB;
 let relays: ChildRelay[] = [];
 let rooms: LegitRoom[] = [];
 let peers: RawPeer[] = [];
-let sockets: { destroy(): void }[] = [];
+let sockets: Closable[] = [];
+
+/** A TCP socket (destroy) or a UDP socket (close). */
+type Closable = { destroy(): void } | { close(): void };
 
 /** Closes everything the helpers below started (afterEach). */
 export async function cleanup(): Promise<void> {
@@ -34,7 +37,11 @@ export async function cleanup(): Promise<void> {
     p.close();
   }
   for (const s of sockets) {
-    s.destroy();
+    if ('destroy' in s) {
+      s.destroy();
+    } else {
+      s.close();
+    }
   }
   await Promise.all(rooms.map((r) => r.close()));
   await Promise.all(relays.map((r) => r.stop()));
@@ -74,7 +81,7 @@ export function peer(url: string, options: ConstructorParameters<typeof RawPeer>
 }
 
 /** Tracks a socket for `cleanup`; returns it. */
-export function track<T extends { destroy(): void }>(socket: T): T {
+export function track<T extends Closable>(socket: T): T {
   sockets.push(socket);
   return socket;
 }
