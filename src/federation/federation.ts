@@ -540,9 +540,7 @@ export class Federation implements CallLinks, DynamicFederation {
 
   /** A local participant left a room. */
   localLeft(roomName: string, sessionId: number): void {
-    for (const link of this.links.values()) {
-      link.mediaDemand.delete(sessionId);
-    }
+    this.links.forgetDemands(sessionId);
     const g = this.globals.get(roomName);
     if (g !== undefined) {
       this.rooms.announce(g);

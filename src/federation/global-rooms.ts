@@ -179,12 +179,6 @@ export class GlobalRooms {
   }
 
   /** Some link's UDP path came up. */
-  refreshAll(): void {
-    for (const g of this.o.globals.values()) {
-      this.refreshInterest(g);
-    }
-  }
-
   /** The link's UDP path came up: its rooms take media, and its participants are listed. */
   linkUdpReady(link: Link): void {
     for (const g of this.o.globals.values()) {
@@ -318,9 +312,7 @@ export class GlobalRooms {
       g.index(session, r.origin, r.originTag, false);
       this.o.media.unregister(session);
       // Demands links sent for it go with it (they would pile up on a long-lived link).
-      for (const link of this.o.links.values()) {
-        link.mediaDemand.delete(session.id);
-      }
+      this.o.links.forgetDemands(session.id);
       await this.o.rooms.leave(session.room as Room<Session, RoomState>, session.id);
       changed = true;
     }

@@ -41,6 +41,13 @@ export class LinkTable {
     return this.byPeer.has(peer);
   }
 
+  /** Drops every link's layer demand for session `sessionId` (it left). */
+  forgetDemands(sessionId: number): void {
+    for (const link of this.byPeer.values()) {
+      link.mediaDemand.delete(sessionId);
+    }
+  }
+
   values(): IterableIterator<Link> {
     return this.byPeer.values();
   }

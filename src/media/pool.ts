@@ -338,10 +338,9 @@ export class MediaWorkerPool {
    */
   async settled(sessionId: number, timeoutMs = 1000): Promise<void> {
     const slot = this.sessionSlot.get(sessionId);
-    if (slot === undefined || !slot.ready) {
-      return;
+    if (slot !== undefined) {
+      await this.drained(slot.index, timeoutMs);
     }
-    await this.request(slot, (req) => ({ type: 'sync', req }), timeoutMs);
   }
 
   /**
