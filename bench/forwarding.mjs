@@ -85,6 +85,11 @@ const RELAY_NODE_FLAGS = (process.env.BENCH_RELAY_NODE_FLAGS ?? '').split(' ').f
 // during its first fixed-load step (through the inspector; that step is then
 // not comparable and the run says so) and writes dir/<scenario>-<relay>-<thread>.cpuprofile.
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ?? null;
+// Diagnostic: the control-plane phase's load (issue 10: 20 joins and 20 leaves
+// per second, /metrics every 1000 ms). BENCH_CONTROL_JOINS=0 runs scrapes only;
+// a huge BENCH_CONTROL_SCRAPE_MS, churn only. Other values are not the issue's scenario.
+const CONTROL_JOINS = Number(process.env.BENCH_CONTROL_JOINS ?? 20);
+const CONTROL_SCRAPE_MS = Number(process.env.BENCH_CONTROL_SCRAPE_MS ?? 1000);
 const RAW_NODE_FLAGS = (process.env.BENCH_RAW_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 const WZP_BIN = join(ROOT, 'dist', 'cli', 'wzp.js');
 // Both Node relays run with an inspector (idle, no session attached during a
@@ -480,7 +485,13 @@ function startControlLoad(t) {
     // Inherits this process's CPU (the load generator's core).
     const p = spawn(
       process.execPath,
-      [join(ROOT, 'bench', 'forwarding', 'control-load.mjs'), t.signalUrl, t.httpUrl, '20', '1000'],
+      [
+        join(ROOT, 'bench', 'forwarding', 'control-load.mjs'),
+        t.signalUrl,
+        t.httpUrl,
+        String(CONTROL_JOINS),
+        String(CONTROL_SCRAPE_MS),
+      ],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
     let out = '';

@@ -84,13 +84,17 @@ function leaveDue(now) {
 }
 
 const scrapeTimer = setInterval(scrape, SCRAPE_MS);
-const joinTimer = setInterval(
-  () => {
-    leaveDue(performance.now());
-    join();
-  },
-  Math.round(1000 / JOINS_PER_SEC),
-);
+// JOINS_PER_SEC = 0: scrapes only (a diagnostic of bench/forwarding).
+const joinTimer =
+  JOINS_PER_SEC > 0
+    ? setInterval(
+        () => {
+          leaveDue(performance.now());
+          join();
+        },
+        Math.round(1000 / JOINS_PER_SEC),
+      )
+    : null;
 await scrape();
 await new Promise((r) => setTimeout(r, LIFETIME_MS + 200));
 process.stdout.write('ready\n');
@@ -99,7 +103,9 @@ process.stdin.resume();
 process.stdin.once('end', async () => {
   stopping = true;
   clearInterval(scrapeTimer);
-  clearInterval(joinTimer);
+  if (joinTimer !== null) {
+    clearInterval(joinTimer);
+  }
   while (inFlight > 0) {
     await new Promise((r) => setTimeout(r, 20));
   }
