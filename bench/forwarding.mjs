@@ -31,7 +31,7 @@
 // Relay variants are just environment (WZP_MEDIA_WORKERS, WZP_UDP_IO, …); a
 // variant the relay does not support (no such option in `wzp relay --help`,
 // or the relay refuses to start with it) is skipped with the reason.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,8 +102,19 @@ if (LOADGEN === null) {
   process.exit(2);
 }
 const C_RELAY = compileC('fwd-relay', 'relay.c');
+const HOSTGAP = compileC('hostgap', 'hostgap.c');
 const pinned = pinSelf(1);
 const log = (line) => process.stderr.write(`${line}\n`);
+const fmt = (v, d = 0) =>
+  v === null || v === undefined || !Number.isFinite(v)
+    ? '—'
+    : Number(v).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+const sp = (s, d = 0) =>
+  s === null || s === undefined || s.median === null
+    ? '—'
+    : s.n > 1
+      ? `${fmt(s.median, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})`
+      : fmt(s.median, d);
 
 // ── relay variants ────────────────────────────────────────────────────────────
 const relayHelp = execFileSync(process.execPath, [WZP_BIN, 'relay', '--help'], {
@@ -417,6 +428,36 @@ async function measuredStep(t, pps, seconds) {
   return r;
 }
 
+/**
+ * Host steadiness: hostgap.c pinned to each CPU at once for STEADY_S seconds, with no
+ * relay running; null without the probe or a second core.
+ */
+const STEADY_S = 2;
+async function hostSteadiness() {
+  if (HOSTGAP === null || !hasTaskset || cpus().length < 2) {
+    return null;
+  }
+  const one = (cpu) =>
+    new Promise((resolve) => {
+      const [cmd, argv] = pin(cpu, HOSTGAP, [String(STEADY_S)]);
+      execFile(cmd, argv, (err, stdout) => {
+        resolve(err ? null : JSON.parse(stdout));
+      });
+    });
+  const [cpu0, cpu1] = await Promise.all([one(0), one(1)]);
+  return { cpu0, cpu1 };
+}
+function steadinessText(s) {
+  if (s === null) {
+    return 'not measured';
+  }
+  const cpu = (name, x) =>
+    x === null
+      ? `${name} —`
+      : `${name} lost ${fmt(x.lost_ms, 1)} ms in ${x.gaps} gaps (max ${fmt(x.max_gap_us / 1000, 1)} ms)`;
+  return `${cpu('CPU 0', s.cpu0)}, ${cpu('CPU 1', s.cpu1)}`;
+}
+
 /** The max-rate ramp from `startPps` per sender; returns the highest passing step. */
 async function ramp(t, sc, startPps) {
   let pps = startPps;
@@ -575,6 +616,9 @@ log(
   `bench:forwarding: relay options ${JSON.stringify(FEATURES)}; ${QUICK ? 'quick' : 'full'} run, ${RAMPS} ramps, ${REPEATS} fixed-load repeats`,
 );
 
+const steadyBefore = await hostSteadiness();
+log(`  host steadiness before the run: ${steadinessText(steadyBefore)}`);
+
 for (const sc of SCENARIOS) {
   const targets = [];
   for (const kind of sc.kinds) {
@@ -703,6 +747,12 @@ for (const sc of SCENARIOS) {
             p50Us: s.p50_us,
             p99Us: s.p99_us,
             p999Us: s.p999_us,
+            p50KUs: s.p50_k_us,
+            p99KUs: s.p99_k_us,
+            p999KUs: s.p999_k_us,
+            genStalls: s.stalls,
+            genStallMs: s.stall_ms,
+            genMaxGapUs: s.max_gap_us,
             cpuPct: s.cpuPct,
             cpuUsPerPkt: s.cpuUsPerPkt,
             ctxSwitches: s.ctxSwitches,
@@ -711,7 +761,7 @@ for (const sc of SCENARIOS) {
             failed: s.failed,
           });
           log(
-            `  ${phase.control ? 'ctrl ' : 'fixed'} ${t.kind.padEnd(12)} ${sc.name.padEnd(6)} #${rep + 1} ${Math.round(s.outPps)} out/s, loss ${s.lossPct.toFixed(2)} %, ${s.cpuUsPerPkt?.toFixed(2)} µs/pkt, p50 ${s.p50_us} p99 ${s.p99_us} p99.9 ${s.p999_us} µs${driver ? ` (control: ${JSON.stringify(r.controlDriver.at(-1))})` : ''}`,
+            `  ${phase.control ? 'ctrl ' : 'fixed'} ${t.kind.padEnd(12)} ${sc.name.padEnd(6)} #${rep + 1} ${Math.round(s.outPps)} out/s, loss ${s.lossPct.toFixed(2)} %, ${s.cpuUsPerPkt?.toFixed(2)} µs/pkt, p50 ${s.p50_us} p99 ${s.p99_us} p99.9 ${s.p999_us} µs (kernel stamp: p99 ${s.p99_k_us} p99.9 ${s.p999_k_us}; generator stalls ${s.stalls}, ${s.stall_ms} ms, max gap ${s.max_gap_us} µs)${driver ? ` (control: ${JSON.stringify(r.controlDriver.at(-1))})` : ''}`,
           );
         }
       }
@@ -744,6 +794,7 @@ for (const sc of SCENARIOS) {
                 p50Us: spread(xs.map((x) => x.p50Us)),
                 p99Us: spread(xs.map((x) => x.p99Us)),
                 p999Us: spread(xs.map((x) => x.p999Us)),
+                genStallMs: spread(xs.map((x) => x.genStallMs ?? null)),
               };
       }
       if (!t.alive()) {
@@ -766,16 +817,6 @@ for (const sc of SCENARIOS) {
 const elapsedS = (performance.now() - t0) / 1000;
 
 // ── report ────────────────────────────────────────────────────────────────────
-const fmt = (v, d = 0) =>
-  v === null || v === undefined || !Number.isFinite(v)
-    ? '—'
-    : Number(v).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-const sp = (s, d = 0) =>
-  s === null || s === undefined || s.median === null
-    ? '—'
-    : s.n > 1
-      ? `${fmt(s.median, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})`
-      : fmt(s.median, d);
 /** Ratio of medians, with the spread of the per-repeat ratios (adjacent steps of the alternation). */
 function ratio(a, b, pick) {
   if (!a || !b) {
@@ -829,7 +870,7 @@ for (const s of scenarioResults) {
             ? `${r.kind} (scrape + churn)`
             : `${r.kind} (no control plane)`;
       fixedRows.push(
-        `| ${label} | ${relay} | ${sp(sum.cpuUsPerPkt, 2)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.cpuUsPerPkt))} | ${sp(sum.p50Us)} | ${sp(sum.p99Us)} | ${sp(sum.p999Us)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.p99Us))} | ${fmt(sum.lossPct.max, 2)} |`,
+        `| ${label} | ${relay} | ${sp(sum.cpuUsPerPkt, 2)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.cpuUsPerPkt))} | ${sp(sum.p50Us)} | ${sp(sum.p99Us)} | ${sp(sum.p999Us)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.p99Us))} | ${fmt(sum.lossPct.max, 2)} | ${sp(sum.genStallMs, 1)} |`,
       );
     }
   }
@@ -874,8 +915,8 @@ for (const s of scenarioResults) {
 const tables = [
   '**Fixed load** (the same offered load for every relay of a scenario: 50 % of the lowest median maximum; median of the repeats, range in brackets; ratios are of medians, the bracket is the range of the per-repeat ratios):',
   '',
-  '| scenario | relay | CPU µs / packet | ÷ node-raw | p50 µs | p99 µs | p99.9 µs | p99 ÷ node-raw | loss % (max) |',
-  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  '| scenario | relay | CPU µs / packet | ÷ node-raw | p50 µs | p99 µs | p99.9 µs | p99 ÷ node-raw | loss % (max) | generator stalls ms |',
+  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...fixedRows,
   '',
   `**Maximum rate** (highest step with ≤ 1 % loss, ${RAMPS} ramps per relay, median and range; packets delivered to receivers per second):`,
@@ -983,6 +1024,12 @@ const targetTable = [
   ...targetRows,
 ].join('\n');
 
+const steadyAfter = await hostSteadiness();
+log(`  host steadiness after the run: ${steadinessText(steadyAfter)}`);
+const steadyLine =
+  steadyBefore === null
+    ? ''
+    : `\n\n**Host steadiness** (bench/forwarding/hostgap.c: a busy loop pinned to each CPU for ${STEADY_S} s with no relay running, before and after the run; time it did not run in gaps over 1 ms, which on a virtual machine includes the hypervisor not running the vCPU): before: ${steadinessText(steadyBefore)}; after: ${steadinessText(steadyAfter)}. The fixed-load table's *generator stalls* column is the same measure inside the load generator (CPU 1) during each step, median per step.`;
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${hasTaskset ? 'relays pinned to CPU 0, load generator and harness to CPU 1' : 'no CPU pinning (taskset missing)'}${pinned ? '' : ' (harness not pinned)'}`;
 const stamp = new Date().toISOString();
@@ -1000,7 +1047,7 @@ const profiled =
   PROFILE_DIR === null
     ? ''
     : `\n\n**Profiled run** (BENCH_PROFILE_DIR): the first fixed-load step of every Node relay ran under the CPU profiler; not comparable.`;
-const summary = `${tables}${profiled}\n\n**Targets** (computed from the tables above):\n\n${targetTable}\n\nRelays:\n\n${variantsLine}${skippedLine ? `\n${skippedLine}` : ''}\n\n_${machine}; ${QUICK ? 'quick run' : 'full run'} in ${elapsedS.toFixed(0)} s; load average at the end ${load1}._`;
+const summary = `${tables}${profiled}${steadyLine}\n\n**Targets** (computed from the tables above):\n\n${targetTable}\n\nRelays:\n\n${variantsLine}${skippedLine ? `\n${skippedLine}` : ''}\n\n_${machine}; ${QUICK ? 'quick run' : 'full run'} in ${elapsedS.toFixed(0)} s; load average at the end ${load1}._`;
 console.log(`\n${summary}`);
 writeFileSync(
   join(OUT, 'forwarding.json'),
@@ -1016,6 +1063,7 @@ writeFileSync(
       features: FEATURES,
       skipped,
       loadavgAtEnd: load1,
+      hostSteadiness: { before: steadyBefore, after: steadyAfter },
       elapsedS,
       scenarios: scenarioResults,
     },
