@@ -159,6 +159,14 @@ const VARIANTS = {
     env: { ...oneWorker, WZP_UDP_IO: 'native', WZP_NATIVE_RECV_DISABLE: '1' },
     about: 'udp_io = "native" with WZP_NATIVE_RECV_DISABLE=1 (sendmmsg, dgram receive)',
   },
+  // Diagnostic: the native path sending on the media socket itself (no send-only
+  // socket), so what the send-only socket saves is measured in the same alternation.
+  'wzp-native-onesock': {
+    family: 'wzp',
+    requires: 'udpIo',
+    env: { ...oneWorker, WZP_UDP_IO: 'native', WZP_NATIVE_SEND_SOCKET: '0' },
+    about: 'udp_io = "native" with WZP_NATIVE_SEND_SOCKET=0 (sendmmsg on the media socket itself)',
+  },
   'wzp-trunking': {
     family: 'wzp',
     env: { ...oneWorker, WZP_TRUNKING: 'true' },
@@ -180,7 +188,8 @@ const REQUIRES_WHY = {
   udpIo: 'this relay has no udp_io setting yet',
 };
 // With the udp_io setting, the large-room scenarios compare both I/O paths.
-const ioPair = FEATURES.udpIo ? ['wzp-native', 'wzp-native-send', 'wzp-dgram'] : ['wzp'];
+// (wzp-native-send, the batched receive's diagnostic, runs only with --kinds.)
+const ioPair = FEATURES.udpIo ? ['wzp-native', 'wzp-native-onesock', 'wzp-dgram'] : ['wzp'];
 const SCENARIOS = [
   { name: '50x3', rooms: 50, size: 3, kinds: ['wzp', 'wzp-w2', 'node-raw', 'node-raw-b', 'c-raw'] },
   { name: '10x10', rooms: 10, size: 10, kinds: [...ioPair, 'node-raw', 'node-raw-b', 'c-raw'] },
@@ -299,8 +308,12 @@ async function startTarget(kind, sc) {
     const metrics = await (await fetch(`${httpUrl}/metrics`)).text();
     const facts = metrics
       .split('\n')
-      .filter((l) => /^wzp_relay_udp_(recv_)?io\{.* 1$|^wzp_media_worker_(up|sessions)\{/.test(l))
-      .slice(0, 8);
+      .filter((l) =>
+        /^wzp_relay_udp_(recv_)?io\{.* 1$|^wzp_relay_udp_send_sockets |^wzp_media_worker_(up|sessions)\{/.test(
+          l,
+        ),
+      )
+      .slice(0, 9);
     return {
       kind,
       proc,
@@ -1003,6 +1016,14 @@ for (const sc of ['1x50', '10x10']) {
       `| #15 native p99 ≤ dgram p99 | ${sc} | wzp-native ÷ wzp-dgram | ${rt(p)} | ${verdict(p?.value ?? null, 1)} |`,
     );
   }
+  const onesock = find(sc, 'wzp-native-onesock');
+  if (nat && onesock) {
+    // What the send-only socket saves (not a target: a share of the gap to C).
+    const x = ratio(nat.fixed, onesock.fixed, (y) => y.cpuUsPerPkt);
+    targetRows.push(
+      `| send-only socket effect: CPU/pkt | ${sc} | wzp-native ÷ wzp-native-onesock | ${rt(x)} | (informative) |`,
+    );
+  }
   const send = find(sc, 'wzp-native-send');
   if (nat && send) {
     // What the batched receive saves (not a target: the receive's share of the gap to C).
@@ -1096,6 +1117,7 @@ function svg() {
     'wzp-w2': '#9467bd',
     'wzp-native': '#2ca02c',
     'wzp-native-send': '#98df8a',
+    'wzp-native-onesock': '#bcbd22',
     'wzp-dgram': '#aec7e8',
     'wzp-trunking': '#17becf',
     'node-raw': '#ff7f0e',

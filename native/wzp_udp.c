@@ -17,6 +17,15 @@
  * allocated once, writes each one's length and source into a metadata
  * array, and calls JS once per batch. No allocation per datagram or batch.
  *
+ * Send-only socket: sendSocketOpen() makes a second socket bound to the same
+ * address and port (SO_REUSEPORT, set on the media socket after its bind, and
+ * a one-instruction classic BPF program that steers every incoming datagram
+ * of the group to the media socket). Sends go through it. It is never watched
+ * by epoll, so freeing a sent datagram (sock_wfree) finds no waiter on its
+ * wait queue and takes no lock to wake one; on the media socket, which epoll
+ * watches for reads, every sent datagram did. The caller keeps the media
+ * socket for everything else and falls back to it when this fails.
+ *
  * Nothing here throws on the hot path: errors of single destinations are
  * reported in an Int32Array, EAGAIN stops the call and returns how far it
  * got, so JS can queue the rest (its stated policy). No global state: the
@@ -34,6 +43,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <stdio.h>
 #include <errno.h>
 #include <net/if.h>
@@ -195,6 +205,94 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
     done += n;
   }
   return num(env, done);
+}
+
+/*
+ * sendSocketOpen(fd) -> a new descriptor (non-blocking, close-on-exec) bound
+ * to fd's address, that sends as fd does and receives nothing; or -errno.
+ * fd keeps every datagram sent to the address (a BPF program of its
+ * SO_REUSEPORT group picks it, index 0). The send buffer is copied from fd.
+ * Closed by sendSocketClose, or when the thread's environment ends.
+ */
+/* A worker thread that ends (or is terminated) without closing its send socket. */
+static void close_on_teardown(void *arg) {
+  close((int)(intptr_t)arg);
+}
+
+static napi_value send_socket_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    return num(env, -EINVAL);
+  }
+  struct sockaddr_storage self;
+  socklen_t self_len = sizeof self;
+  if (getsockname(fd, (struct sockaddr *)&self, &self_len) != 0) {
+    return num(env, -errno);
+  }
+  if (self.ss_family != AF_INET && self.ss_family != AF_INET6) {
+    return num(env, -EAFNOSUPPORT);
+  }
+  int on = 1;
+  int sndbuf = 0;
+  socklen_t opt_len = sizeof sndbuf;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &opt_len) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+    return num(env, -errno);
+  }
+  int s = socket(self.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    return num(env, -errno);
+  }
+  int e = 0;
+  if (self.ss_family == AF_INET6) {
+    int v6only = 0;
+    opt_len = sizeof v6only;
+    if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &opt_len) != 0 ||
+        setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) != 0) {
+      e = errno;
+    }
+  }
+  /* The kernel reports twice what was set; setting half gives the same size. */
+  int half = sndbuf / 2;
+  int tiny = 1;
+  if (e == 0 && (setsockopt(s, SOL_SOCKET, SO_SNDBUF, &half, sizeof half) != 0 ||
+                 setsockopt(s, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny) != 0 ||
+                 setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+                 bind(s, (struct sockaddr *)&self, self_len) != 0)) {
+    e = errno;
+  }
+  if (e == 0) {
+    /* Every datagram to the group goes to its socket 0: fd, the first bound.
+     * (Until this is attached the kernel may hash a datagram to s; the caller
+     * opens it before the port is announced to anyone.) */
+    struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, 0)};
+    struct sock_fprog prog = {1, code};
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) {
+      e = errno;
+    }
+  }
+  if (e != 0 ||
+      napi_add_env_cleanup_hook(env, close_on_teardown, (void *)(intptr_t)s) != napi_ok) {
+    close(s);
+    return num(env, e != 0 ? -e : -ENOMEM);
+  }
+  return num(env, s);
+}
+
+/* sendSocketClose(fd) -> 0 or -errno: closes a descriptor of sendSocketOpen. */
+static napi_value send_socket_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    return num(env, -EINVAL);
+  }
+  napi_remove_env_cleanup_hook(env, close_on_teardown, (void *)(intptr_t)fd);
+  return num(env, close(fd) == 0 ? 0 : -errno);
 }
 
 /* parseAddress(text, record: Buffer, offset) -> 4, 6 or 0 (not an IP literal). */
@@ -592,11 +690,15 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "recvStart", fn);
   napi_create_function(env, "recvClose", NAPI_AUTO_LENGTH, recv_close, NULL, &fn);
   napi_set_named_property(env, exports, "recvClose", fn);
+  napi_create_function(env, "sendSocketOpen", NAPI_AUTO_LENGTH, send_socket_open, NULL, &fn);
+  napi_set_named_property(env, exports, "sendSocketOpen", fn);
+  napi_create_function(env, "sendSocketClose", NAPI_AUTO_LENGTH, send_socket_close, NULL, &fn);
+  napi_set_named_property(env, exports, "sendSocketClose", fn);
   napi_create_int32(env, META_SIZE, &v);
   napi_set_named_property(env, exports, "META_SIZE", v);
   napi_create_int32(env, META_TEXT, &v);
   napi_set_named_property(env, exports, "META_TEXT", v);
-  napi_create_int32(env, 2, &v);
+  napi_create_int32(env, 3, &v);
   napi_set_named_property(env, exports, "ABI", v);
   return exports;
 }

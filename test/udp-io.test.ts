@@ -43,6 +43,11 @@ describe(`relay udp_io (${TEST_UDP_IO}: runs on ${EXPECTED}${native.addon === nu
     expect(m).toContain(`wzp_relay_udp_io{path="${other}"} 0`);
     expect(m).toContain(`wzp_relay_udp_recv_io{path="${EXPECTED}"} 1`);
     expect(m).toContain(`wzp_relay_udp_recv_io{path="${other}"} 0`);
+    // The native path sends through a send-only socket on the worker's port.
+    expect(m).toContain(`wzp_relay_udp_send_sockets ${EXPECTED === 'native' ? 1 : 0}`);
+    if (EXPECTED === 'native') {
+      expect(started?.udp_io_reason).toContain('send-only socket');
+    }
   });
 
   it('fans a room of 6 out; a frame too large to forward is counted at ingress, not sent', async () => {

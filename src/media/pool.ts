@@ -121,6 +121,7 @@ class WorkerSlot {
   errorCode: ErrorCode | null = null;
   ioPath: UdpIoPath | null = null;
   receivePath: UdpIoPath | null = null;
+  sendSocket = false;
   ioReason = '';
 
   constructor(readonly index: number) {}
@@ -185,6 +186,11 @@ export class MediaWorkerPool {
   /** Receive paths in use by the serving workers. */
   receivePaths(): UdpIoPath[] {
     return this.slots.map((s) => s.receivePath).filter((p): p is UdpIoPath => p !== null);
+  }
+
+  /** Serving workers whose sends go through a send-only socket. */
+  sendSockets(): number {
+    return this.slots.filter((s) => s.ready && s.sendSocket).length;
   }
 
   /** Send and receive path of worker 0 and why they were chosen (start log). */
@@ -685,6 +691,7 @@ export class MediaWorkerPool {
           slot.preferredPort = m.port;
           slot.ioPath = m.ioPath;
           slot.receivePath = m.receivePath;
+          slot.sendSocket = m.sendSocket;
           slot.ioReason = m.ioReason;
           slot.ready = true;
           this.options.onWorkerStarted?.(slot.index, slot.port, restart);

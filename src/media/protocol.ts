@@ -182,6 +182,8 @@ export type WorkerMessage =
       port: number;
       ioPath: UdpIoPath | null;
       receivePath: UdpIoPath | null;
+      /** Sends go through a send-only socket on the same port (native path). */
+      sendSocket: boolean;
       ioReason: string;
     }
   /** The worker could not start (then exits). */

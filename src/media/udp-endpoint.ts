@@ -75,6 +75,16 @@ export class UdpEndpoint {
       this.socket.once('error', onError);
       this.socket.bind(this.options.port, this.options.host, () => {
         this.socket.off('error', onError);
+        // Sizes first: the native path's send-only socket copies the send buffer's.
+        const size = this.options.bufferBytes;
+        if (size !== undefined && size > 0) {
+          try {
+            this.socket.setRecvBufferSize(size);
+            this.socket.setSendBufferSize(size);
+          } catch {
+            // The kernel limit (net.core.rmem_max) may refuse; the default still works.
+          }
+        }
         try {
           const chosen = createUdpIo(this.options.udpIo ?? 'auto', this.socket, this.type, {
             onDatagram: this.options.onDatagram,
@@ -90,15 +100,6 @@ export class UdpEndpoint {
           return;
         }
         this.open = true;
-        const size = this.options.bufferBytes;
-        if (size !== undefined && size > 0) {
-          try {
-            this.socket.setRecvBufferSize(size);
-            this.socket.setSendBufferSize(size);
-          } catch {
-            // The kernel limit (net.core.rmem_max) may refuse; the default still works.
-          }
-        }
         resolve(this.socket.address().port);
       });
     });
@@ -134,6 +135,11 @@ export class UdpEndpoint {
   /** The send path in use (null before start). */
   get ioPath(): UdpIoPath | null {
     return this.io?.path ?? null;
+  }
+
+  /** True when the native path sends through a send-only socket on this port. */
+  get sendSocket(): boolean {
+    return this.io?.sendSocket ?? false;
   }
 
   /** The receive path in use (null before start). */

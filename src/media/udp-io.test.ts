@@ -179,6 +179,8 @@ describe('udp io: native specifics', () => {
         META_TEXT: real.META_TEXT,
         recvStart: real.recvStart,
         recvClose: real.recvClose,
+        sendSocketOpen: real.sendSocketOpen,
+        sendSocketClose: real.sendSocketClose,
       };
       const rs = await receivers(8);
       const { io } = await makeIo('native', eagainAfter);
@@ -556,6 +558,127 @@ describe('udp io receive: native specifics', () => {
         expect(typeof (await exited)).toBe('number');
         expect(errors.length).toBe(mode.throwAfter === true ? 1 : 0);
       }
+    },
+  );
+});
+
+/** Whether a plain socket (no SO_REUSEPORT) can bind `port` now: no socket holds it. */
+async function portFree(type: 'udp4' | 'udp6', port: number, host: string): Promise<boolean> {
+  const probe = createSocket(type);
+  const ok = await new Promise<boolean>((resolve) => {
+    probe.once('error', () => resolve(false));
+    probe.bind(port, host, () => resolve(true));
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return ok;
+}
+
+/** portFree, retried for up to 2 s (descriptors close a loop turn after their handles). */
+async function portFreeWithin(type: 'udp4' | 'udp6', port: number, host: string): Promise<boolean> {
+  const end = Date.now() + 2000;
+  for (;;) {
+    if (await portFree(type, port, host)) {
+      return true;
+    }
+    if (Date.now() > end) {
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('udp io: the send-only socket (native)', () => {
+  it.skipIf(native.addon === null)(
+    `sends from the media port while every datagram to it still reaches the media socket; close frees the port${NATIVE_SKIP}`,
+    async () => {
+      for (const [type, host, to] of [
+        ['udp4', '127.0.0.1', '127.0.0.1'],
+        ['udp6', '::', '::ffff:127.0.0.1'],
+      ] as const) {
+        const { s, io, seen } = await receiving('native', type, host);
+        expect((io as NativeUdpIo).sendSocket).toBe(true);
+        const port = s.address().port;
+        // 24 sources (the kernel would hash them over both sockets without
+        // the steering program), 10 datagrams each.
+        const sources: Socket[] = [];
+        for (let i = 0; i < 24; i++) {
+          sources.push(await bound());
+        }
+        for (let k = 0; k < 10; k++) {
+          for (const [i, src] of sources.entries()) {
+            src.send(`${i}:${k}`, port, '127.0.0.1');
+          }
+        }
+        await until(() => seen.length === 240, '240 datagrams on the media socket');
+        expect(io.stats.received).toBe(240);
+        // A fan-out leaves from the media port (the send socket shares it).
+        const rs = await receivers(3);
+        const from: number[] = [];
+        for (const r of rs) {
+          r.socket.on('message', (_m, rinfo) => from.push(rinfo.port));
+        }
+        io.sendMany(
+          null,
+          Buffer.from('out'),
+          rs.map((r) => ({ port: r.port, address: to })),
+          3,
+        );
+        await until(() => rs.every((r) => r.got.length === 1), 'the fan-out');
+        expect(from).toEqual([port, port, port]);
+        expect(io.stats.syscalls).toBe(1);
+        io.close();
+        await new Promise<void>((resolve) => s.close(() => resolve()));
+        sockets.splice(sockets.indexOf(s), 1);
+        // Neither the media socket (its dup closes with libuv's poll handle, a
+        // loop turn later) nor the send socket holds the port any more.
+        expect(await portFreeWithin(type, port, host)).toBe(true);
+      }
+    },
+  );
+
+  it.skipIf(native.addon === null)(
+    `is off with WZP_NATIVE_SEND_SOCKET=0, and the start reason says which${NATIVE_SKIP}`,
+    async () => {
+      const s = await bound();
+      const receive = { onDatagram: () => {}, onError: () => {} };
+      const on = createUdpIo('native', s, 'udp4', receive);
+      ios.push(on.io);
+      expect(on.reason).toContain('send-only socket');
+      on.io.close();
+      const s2 = await bound();
+      process.env.WZP_NATIVE_SEND_SOCKET = '0';
+      try {
+        const off = createUdpIo('native', s2, 'udp4', receive);
+        ios.push(off.io);
+        expect((off.io as NativeUdpIo).sendSocket).toBe(false);
+        expect(off.reason).toContain('WZP_NATIVE_SEND_SOCKET=0');
+      } finally {
+        delete process.env.WZP_NATIVE_SEND_SOCKET;
+      }
+    },
+  );
+
+  it.skipIf(native.addon === null)(
+    `a worker thread ending without closing it frees the port (the add-on's cleanup hook)${NATIVE_SKIP}`,
+    async () => {
+      const code = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      const dgram = require('node:dgram');
+      const addon = require(workerData.path);
+      const s = dgram.createSocket('udp4');
+      s.bind(0, '127.0.0.1', () => {
+        const sym = Object.getOwnPropertySymbols(s).find((x) => x.description === 'state symbol');
+        const fd = addon.sendSocketOpen(s[sym].handle.fd);
+        parentPort.postMessage({ port: s.address().port, fd });
+      });`;
+      const worker = new Worker(code, { eval: true, workerData: { path: NATIVE_ADDON_PATH } });
+      const first = await new Promise<{ port: number; fd: number }>((resolve) =>
+        worker.once('message', resolve),
+      );
+      expect(first.fd).toBeGreaterThan(2);
+      expect(await portFree('udp4', first.port, '127.0.0.1')).toBe(false);
+      await worker.terminate();
+      expect(await portFreeWithin('udp4', first.port, '127.0.0.1')).toBe(true);
     },
   );
 });

@@ -69,6 +69,8 @@ export interface UdpIo {
   readonly path: UdpIoPath;
   /** How datagrams arrive: `native` (recvmmsg) or `dgram` (the socket's 'message' event). */
   readonly receivePath: UdpIoPath;
+  /** True when sends go through a send-only socket on the same port (native path). */
+  readonly sendSocket: boolean;
   readonly stats: UdpIoStats;
   /** Stops the native receive (before the socket closes); nothing on the dgram path. */
   close(): void;
@@ -108,6 +110,7 @@ function byteLength(data: Buffer | readonly Buffer[]): number {
 export class DgramUdpIo implements UdpIo {
   readonly path: UdpIoPath = 'dgram';
   readonly receivePath: UdpIoPath = 'dgram';
+  readonly sendSocket = false;
   readonly stats: UdpIoStats;
   private readonly socket: Socket;
   private readonly max: number;
@@ -228,10 +231,13 @@ export interface NativeAddon {
     onBatch: (n: number) => void,
   ): object | number;
   recvClose(receiver: object): number;
+  /** A send-only socket on `fd`'s address (see native/wzp_udp.c), or -errno. */
+  sendSocketOpen(fd: number): number;
+  sendSocketClose(fd: number): number;
 }
 
 /** The add-on's interface version (native/wzp_udp.c exports it as ABI). */
-const ADDON_ABI = 2;
+const ADDON_ABI = 3;
 
 export const NATIVE_ADDON_PATH = new URL('../../native/build/Release/wzp_udp.node', import.meta.url)
   .pathname;
@@ -461,13 +467,18 @@ function errnoName(errno: number): string {
 /** Cached parsed destinations at most; the cache is cleared when it is full. */
 const ADDRESS_CACHE_MAX = 65536;
 
-/** The native path: `sendmmsg` on dgram's descriptor, dgram for what the kernel queued. */
+/**
+ * The native path: `sendmmsg` on dgram's descriptor (or on a send-only socket
+ * bound to the same port, see `useSendSocket`), dgram for what the kernel queued.
+ */
 export class NativeUdpIo implements UdpIo {
   readonly path: UdpIoPath = 'native';
   receivePath: UdpIoPath = 'dgram';
   readonly stats: UdpIoStats;
   private readonly addon: NativeAddon;
   private readonly fd: number;
+  /** Where sendmmsg goes: `fd`, or the send-only socket. */
+  private sendFd: number;
   private readonly max: number;
   private readonly v6: boolean;
   private readonly dgram: DgramUdpIo;
@@ -487,6 +498,7 @@ export class NativeUdpIo implements UdpIo {
   constructor(addon: NativeAddon, socket: Socket, socketType: 'udp4' | 'udp6', fd: number) {
     this.addon = addon;
     this.fd = fd;
+    this.sendFd = fd;
     this.max = maxDatagram(socketType);
     this.v6 = socketType === 'udp6';
     this.stats = new UdpIoStats();
@@ -514,9 +526,39 @@ export class NativeUdpIo implements UdpIo {
     return why;
   }
 
+  /** True while sends go through a send-only socket. */
+  get sendSocket(): boolean {
+    return this.sendFd !== this.fd;
+  }
+
+  /**
+   * Sends through a second socket bound to the same address and port, which
+   * nothing polls (the media socket keeps every incoming datagram): each sent
+   * datagram then stops waking the media socket's epoll wait queue when the
+   * kernel frees it. Call before the port is in use (a datagram arriving while
+   * the two sockets are joined could land on the send socket). Null when in
+   * use, else why not (sends stay on the media socket).
+   */
+  useSendSocket(): string | null {
+    if (this.sendFd !== this.fd) {
+      return null;
+    }
+    const r = this.addon.sendSocketOpen(this.fd);
+    if (r < 0) {
+      return `no send-only socket (${errnoName(-r)})`;
+    }
+    this.sendFd = r;
+    return null;
+  }
+
   close(): void {
     this.receiver?.close();
     this.receiver = null;
+    if (this.sendFd !== this.fd) {
+      this.addon.sendSocketClose(this.sendFd);
+      // Later sends (none are expected) go to the media socket, never to a reused descriptor.
+      this.sendFd = this.fd;
+    }
   }
 
   send(data: Buffer | readonly Buffer[], port: number, address: string): void {
@@ -579,7 +621,7 @@ export class NativeUdpIo implements UdpIo {
     out[1] = 0;
     out[2] = 0;
     out[3] = 0;
-    const handled = this.addon.sendMany(this.fd, prefix, buf, this.records, n, out);
+    const handled = this.addon.sendMany(this.sendFd, prefix, buf, this.records, n, out);
     stats.sent += out[1] as number;
     stats.syscalls += out[2] as number;
     if (handled < 0) {
@@ -737,21 +779,32 @@ export function createUdpIo(
     if (receive === undefined) {
       return { io, reason: 'add-on loaded (send only)' };
     }
+    // WZP_NATIVE_SEND_SOCKET=0 is a diagnostic (bench:forwarding's wzp-native-onesock).
+    const noSendSocket =
+      process.env.WZP_NATIVE_SEND_SOCKET === '0'
+        ? 'send-only socket off (WZP_NATIVE_SEND_SOCKET=0)'
+        : io.useSendSocket();
+    const sends =
+      noSendSocket === null ? 'sendmmsg on a send-only socket' : `sendmmsg; ${noSendSocket}`;
     if (process.env.WZP_NATIVE_RECV_DISABLE === '1') {
       // Diagnostic (bench:forwarding's send-only variant): sendmmsg, dgram receive.
-      return { io, reason: 'add-on loaded; receive on dgram (WZP_NATIVE_RECV_DISABLE=1)' };
+      return {
+        io,
+        reason: `add-on loaded (${sends}); receive on dgram (WZP_NATIVE_RECV_DISABLE=1)`,
+      };
     }
     const failed = io.startReceive(socket, receive.onDatagram, receive.onError);
     if (failed === null) {
-      return { io, reason: 'add-on loaded (sendmmsg + recvmmsg)' };
+      return { io, reason: `add-on loaded (${sends} + recvmmsg)` };
     }
     if (mode === 'native') {
+      io.close();
       throw new WzpError(
         'UDP_IO_NATIVE_UNAVAILABLE',
         `udp_io = "native" but the add-on cannot receive: ${failed}`,
       );
     }
-    return { io, reason: `add-on loaded; receive on dgram (${failed})` };
+    return { io, reason: `add-on loaded (${sends}); receive on dgram (${failed})` };
   }
   const why = addon === null ? reason : 'the dgram socket exposes no file descriptor';
   if (mode === 'native') {

@@ -40,6 +40,7 @@ export async function runMediaWorker(
       port: udpPort,
       ioPath: host.udp.ioPath,
       receivePath: host.udp.receivePath,
+      sendSocket: host.udp.sendSocket,
       ioReason: host.udp.ioReason,
     });
   } catch (err) {

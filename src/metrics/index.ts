@@ -96,6 +96,12 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'Receive path of the media socket: 1 for the one in use (native = recvmmsg add-on, dgram = node:dgram), 0 for the other.',
   },
   {
+    name: 'wzp_relay_udp_send_sockets',
+    type: 'gauge',
+    labels: [],
+    help: 'Media workers whose native path sends through a send-only socket bound to their port (which no poller watches; see docs/benchmarks.md, "Native UDP I/O").',
+  },
+  {
     name: 'wzp_relay_udp_recv_syscalls_total',
     type: 'counter',
     labels: [],
@@ -532,6 +538,7 @@ export class RelayMetrics {
   readonly udpSendErrors: Counter<'code'>;
   readonly udpSendQueued: Counter;
   readonly udpRecvIo: Gauge<'path'>;
+  readonly udpSendSockets: Gauge;
   readonly udpRecvSyscalls: Counter;
   readonly udpRecvBatches: Counter;
   readonly dropped: Counter<'reason'>;
@@ -628,6 +635,7 @@ export class RelayMetrics {
     this.udpSendErrors = counter('wzp_relay_udp_send_errors_total', ['code']);
     this.udpSendQueued = counter('wzp_relay_udp_send_queued_total');
     this.udpRecvIo = gauge('wzp_relay_udp_recv_io', ['path']);
+    this.udpSendSockets = gauge('wzp_relay_udp_send_sockets');
     this.udpRecvSyscalls = counter('wzp_relay_udp_recv_syscalls_total');
     this.udpRecvBatches = counter('wzp_relay_udp_recv_batches_total');
     this.dropped = counter('wzp_relay_datagrams_dropped_total', ['reason']);

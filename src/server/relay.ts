@@ -1474,6 +1474,7 @@ export class Relay implements RelayCore {
     for (const p of UDP_IO_PATHS) {
       m.udpRecvIo.labels(p).set(recv.includes(p) ? 1 : 0);
     }
+    m.udpSendSockets.set(media.sendSockets());
     b.set(m.udpRecvSyscalls, media.total(SLOT.udpRecvSyscalls));
     b.set(m.udpRecvBatches, media.total(SLOT.udpRecvBatches));
     SEND_ERROR_CODES.forEach((code, i) => {
