@@ -451,6 +451,8 @@ const ENV_ALLOWED = new Set([
   'WZP_NATIVE_DISABLE',
   // Diagnostic: the add-on sends, dgram receives (bench:forwarding's send-only variant).
   'WZP_NATIVE_RECV_DISABLE',
+  // Diagnostic: the add-on sends on the media socket itself (bench:forwarding's wzp-native-onesock).
+  'WZP_NATIVE_SEND_SOCKET',
 ]);
 
 export const DEFAULT_CONFIG: Readonly<RelayConfig> = Object.freeze(configSchema.parse({}));
