@@ -71,6 +71,12 @@ const WARMUP_OUT_PPS = 8_000;
 const GROWTH = 1.5;
 const REFINE_STEPS = QUICK ? 1 : 2;
 const PAYLOAD = 100;
+// Sends the load generator is more than this late for (it did not run: the
+// control-plane driver or the harness had its core) are skipped, not sent in
+// one burst, so its own stalls do not become the relay's queueing delay; the
+// same for every relay, and counted (*sends skipped*). BENCH_GEN_MAX_LATE_US=0:
+// every late send goes out at once (the instrument before 2026-12-03 evening).
+const GEN_MAX_LATE_US = Number(process.env.BENCH_GEN_MAX_LATE_US ?? 1000);
 const START_OUT_PPS = 16_000;
 const MAX_STEPS = 14;
 const MIN_STEPS_DOWN = 6;
@@ -397,6 +403,7 @@ async function loadStep(t, pps, seconds) {
       LOADGEN,
       [t.mode, String(t.port), String(pps), String(seconds), String(PAYLOAD)],
       t.lines,
+      { LOADGEN_MAX_LATE_US: String(GEN_MAX_LATE_US) },
     );
   } catch (err) {
     return { failed: String(err.message), lossPct: 100, outPps: 0, received: 0, seconds };
@@ -766,6 +773,11 @@ for (const sc of SCENARIOS) {
             genStalls: s.stalls,
             genStallMs: s.stall_ms,
             genMaxGapUs: s.max_gap_us,
+            genSkipped: s.skipped,
+            genSkippedPct:
+              s.sent === undefined || s.skipped === undefined
+                ? null
+                : (100 * s.skipped) / Math.max(1, s.sent + s.skipped),
             cpuPct: s.cpuPct,
             cpuUsPerPkt: s.cpuUsPerPkt,
             ctxSwitches: s.ctxSwitches,
@@ -774,7 +786,7 @@ for (const sc of SCENARIOS) {
             failed: s.failed,
           });
           log(
-            `  ${phase.control ? 'ctrl ' : 'fixed'} ${t.kind.padEnd(12)} ${sc.name.padEnd(6)} #${rep + 1} ${Math.round(s.outPps)} out/s, loss ${s.lossPct.toFixed(2)} %, ${s.cpuUsPerPkt?.toFixed(2)} µs/pkt, p50 ${s.p50_us} p99 ${s.p99_us} p99.9 ${s.p999_us} µs (kernel stamp: p99 ${s.p99_k_us} p99.9 ${s.p999_k_us}; generator stalls ${s.stalls}, ${s.stall_ms} ms, max gap ${s.max_gap_us} µs)${driver ? ` (control: ${JSON.stringify(r.controlDriver.at(-1))})` : ''}`,
+            `  ${phase.control ? 'ctrl ' : 'fixed'} ${t.kind.padEnd(12)} ${sc.name.padEnd(6)} #${rep + 1} ${Math.round(s.outPps)} out/s, loss ${s.lossPct.toFixed(2)} %, ${s.cpuUsPerPkt?.toFixed(2)} µs/pkt, p50 ${s.p50_us} p99 ${s.p99_us} p99.9 ${s.p999_us} µs (kernel stamp: p99 ${s.p99_k_us} p99.9 ${s.p999_k_us}; generator stalls ${s.stalls}, ${s.stall_ms} ms, max gap ${s.max_gap_us} µs, skipped ${s.skipped})${driver ? ` (control: ${JSON.stringify(r.controlDriver.at(-1))})` : ''}`,
           );
         }
       }
@@ -808,6 +820,7 @@ for (const sc of SCENARIOS) {
                 p99Us: spread(xs.map((x) => x.p99Us)),
                 p999Us: spread(xs.map((x) => x.p999Us)),
                 genStallMs: spread(xs.map((x) => x.genStallMs ?? null)),
+                genSkippedPct: spread(xs.map((x) => x.genSkippedPct ?? null)),
               };
       }
       if (!t.alive()) {
@@ -883,7 +896,7 @@ for (const s of scenarioResults) {
             ? `${r.kind} (scrape + churn)`
             : `${r.kind} (no control plane)`;
       fixedRows.push(
-        `| ${label} | ${relay} | ${sp(sum.cpuUsPerPkt, 2)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.cpuUsPerPkt))} | ${sp(sum.p50Us)} | ${sp(sum.p99Us)} | ${sp(sum.p999Us)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.p99Us))} | ${fmt(sum.lossPct.max, 2)} | ${sp(sum.genStallMs, 1)} |`,
+        `| ${label} | ${relay} | ${sp(sum.cpuUsPerPkt, 2)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.cpuUsPerPkt))} | ${sp(sum.p50Us)} | ${sp(sum.p99Us)} | ${sp(sum.p999Us)} | ${r.kind === 'node-raw' ? '1.00' : rt(ratio(r[phase], base, (x) => x.p99Us))} | ${fmt(sum.lossPct.max, 2)} | ${sp(sum.genStallMs, 1)} | ${sp(sum.genSkippedPct, 2)} |`,
       );
     }
   }
@@ -928,8 +941,8 @@ for (const s of scenarioResults) {
 const tables = [
   '**Fixed load** (the same offered load for every relay of a scenario: 50 % of the lowest median maximum; median of the repeats, range in brackets; ratios are of medians, the bracket is the range of the per-repeat ratios):',
   '',
-  '| scenario | relay | CPU µs / packet | ÷ node-raw | p50 µs | p99 µs | p99.9 µs | p99 ÷ node-raw | loss % (max) | generator stalls ms |',
-  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  '| scenario | relay | CPU µs / packet | ÷ node-raw | p50 µs | p99 µs | p99.9 µs | p99 ÷ node-raw | loss % (max) | generator stalls ms | sends skipped % |',
+  '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...fixedRows,
   '',
   `**Maximum rate** (highest step with ≤ 1 % loss, ${RAMPS} ramps per relay, median and range; packets delivered to receivers per second):`,
@@ -1050,7 +1063,7 @@ log(`  host steadiness after the run: ${steadinessText(steadyAfter)}`);
 const steadyLine =
   steadyBefore === null
     ? ''
-    : `\n\n**Host steadiness** (bench/forwarding/hostgap.c: a busy loop pinned to each CPU for ${STEADY_S} s with no relay running, before and after the run; time it did not run in gaps over 1 ms, which on a virtual machine includes the hypervisor not running the vCPU): before: ${steadinessText(steadyBefore)}; after: ${steadinessText(steadyAfter)}. The fixed-load table's *generator stalls* column is the same measure inside the load generator (CPU 1) during each step, median per step.`;
+    : `\n\n**Host steadiness** (bench/forwarding/hostgap.c: a busy loop pinned to each CPU for ${STEADY_S} s with no relay running, before and after the run; time it did not run in gaps over 1 ms, which on a virtual machine includes the hypervisor not running the vCPU): before: ${steadinessText(steadyBefore)}; after: ${steadinessText(steadyAfter)}. The fixed-load table's *generator stalls* column is the same measure inside the load generator (CPU 1) during each step, median per step; *sends skipped* are the sends it was more than ${GEN_MAX_LATE_US} µs late for and skipped (not burst out), in % of the due sends.`;
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${hasTaskset ? 'relays pinned to CPU 0, load generator and harness to CPU 1' : 'no CPU pinning (taskset missing)'}${pinned ? '' : ' (harness not pinned)'}`;
 const stamp = new Date().toISOString();
@@ -1081,6 +1094,7 @@ writeFileSync(
       ramps: RAMPS,
       rampStepSeconds: RAMP_S,
       fixedStepSeconds: FIXED_S,
+      generatorMaxLateUs: GEN_MAX_LATE_US,
       features: FEATURES,
       skipped,
       loadavgAtEnd: load1,

@@ -76,10 +76,13 @@ export const cpuPct = (a, b) =>
  * Runs the load generator pinned to CPU 1 with `argv`, feeding it the
  * participant `lines`; resolves with its JSON result plus lossPct and outPps.
  */
-export function runLoadgen(loadgen, argv, lines) {
+export function runLoadgen(loadgen, argv, lines, env = undefined) {
   return new Promise((resolve, reject) => {
     const [cmd, args] = pin(1, loadgen, argv);
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+    const p = spawn(cmd, args, {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: env === undefined ? process.env : { ...process.env, ...env },
+    });
     let out = '';
     p.stdout.on('data', (d) => {
       out += d;

@@ -206,7 +206,12 @@ int main(int argc, char **argv) {
     msgs[k].msg_hdr.msg_iovlen = 1;
   }
   uint64_t sent = 0, received = 0, received_k = 0, expected = 0, send_errors = 0;
-  uint64_t stalls = 0, stall_ns = 0, max_gap_ns = 0, prev_t = 0;
+  uint64_t stalls = 0, stall_ns = 0, max_gap_ns = 0, prev_t = 0, skipped = 0;
+  /* LOADGEN_MAX_LATE_US: sends more than this late (the generator did not run) are skipped
+   * instead of sent in a burst; unset or 0: every due send goes out, late ones at once. */
+  const char *late_env = getenv("LOADGEN_MAX_LATE_US");
+  uint64_t max_late = late_env == NULL ? 0 : (uint64_t)(atof(late_env) * 1e-6 * pps * n);
+  if (late_env != NULL && atof(late_env) > 0 && max_late < 1) max_late = 1;
   double total_rate = pps * n;
   uint64_t start = now_ns();
   trace = getenv("LOADGEN_TRACE") != NULL;
@@ -228,7 +233,14 @@ int main(int argc, char **argv) {
     }
     prev_t = t;
     if (t < stop_send) {
-      uint64_t due = (uint64_t)((double)(t - start) / 1e9 * total_rate);
+      uint64_t due = (uint64_t)((double)(t - start) / 1e9 * total_rate) - skipped;
+      if (max_late > 0 && due > sent + max_late) {
+        /* Late by more than LOADGEN_MAX_LATE_US: those sends are skipped, not burst out. */
+        uint64_t skip = due - sent - max_late;
+        skipped += skip;
+        due -= skip;
+        next = (int)((next + skip) % (uint64_t)n);
+      }
       int budget = 256;
       while (sent < due && budget-- > 0) {
         int i = next;
@@ -308,7 +320,7 @@ int main(int argc, char **argv) {
   printf("{\"sent\":%llu,\"received\":%llu,\"expected\":%llu,\"send_errors\":%llu,\"seconds\":%.3f,"
          "\"p50_us\":%llu,\"p95_us\":%llu,\"p99_us\":%llu,\"p999_us\":%llu,"
          "\"received_k\":%llu,\"p50_k_us\":%llu,\"p99_k_us\":%llu,\"p999_k_us\":%llu,"
-         "\"stalls\":%llu,\"stall_ms\":%.3f,\"max_gap_us\":%llu}\n",
+         "\"stalls\":%llu,\"stall_ms\":%.3f,\"max_gap_us\":%llu,\"skipped\":%llu}\n",
          (unsigned long long)sent, (unsigned long long)received, (unsigned long long)expected,
          (unsigned long long)send_errors, elapsed, (unsigned long long)pct(hist, received, 0.5),
          (unsigned long long)pct(hist, received, 0.95), (unsigned long long)pct(hist, received, 0.99),
@@ -316,6 +328,7 @@ int main(int argc, char **argv) {
          (unsigned long long)pct(hist_k, received_k, 0.5),
          (unsigned long long)pct(hist_k, received_k, 0.99),
          (unsigned long long)pct(hist_k, received_k, 0.999), (unsigned long long)stalls,
-         (double)stall_ns / 1e6, (unsigned long long)(max_gap_ns / 1000));
+         (double)stall_ns / 1e6, (unsigned long long)(max_gap_ns / 1000),
+         (unsigned long long)skipped);
   return 0;
 }
