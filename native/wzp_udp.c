@@ -219,12 +219,21 @@ static void close_on_teardown(void *arg) {
   close((int)(intptr_t)arg);
 }
 
-static napi_value send_socket_open(napi_env env, napi_callback_info info) {
+/* The one descriptor argument of sendSocketOpen / sendSocketClose, or -1. */
+static int32_t fd_arg(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   int32_t fd;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    return -1;
+  }
+  return fd;
+}
+
+static napi_value send_socket_open(napi_env env, napi_callback_info info) {
+  int32_t fd = fd_arg(env, info);
+  if (fd < 0) {
     return num(env, -EINVAL);
   }
   struct sockaddr_storage self;
@@ -284,11 +293,8 @@ static napi_value send_socket_open(napi_env env, napi_callback_info info) {
 
 /* sendSocketClose(fd) -> 0 or -errno: closes a descriptor of sendSocketOpen. */
 static napi_value send_socket_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t fd;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+  int32_t fd = fd_arg(env, info);
+  if (fd < 0) {
     return num(env, -EINVAL);
   }
   napi_remove_env_cleanup_hook(env, close_on_teardown, (void *)(intptr_t)fd);

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "stalls.h"
+
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -21,19 +23,15 @@ static uint64_t now_ns(void) {
 int main(int argc, char **argv) {
   double seconds = argc > 1 ? atof(argv[1]) : 1.0;
   uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9), prev = start;
-  uint64_t gaps = 0, lost = 0, max_gap = 0;
+  struct stalls st = {0, 0, 0};
   for (;;) {
     uint64_t t = now_ns();
     if (t >= end) break;
-    uint64_t gap = t - prev;
-    if (gap > max_gap) max_gap = gap;
-    if (gap > 1000000ull) {
-      gaps++;
-      lost += gap;
-    }
+    stalls_note(&st, t - prev);
     prev = t;
   }
   printf("{\"seconds\":%.3f,\"gaps\":%llu,\"lost_ms\":%.3f,\"max_gap_us\":%llu}\n", seconds,
-         (unsigned long long)gaps, (double)lost / 1e6, (unsigned long long)(max_gap / 1000));
+         (unsigned long long)st.count, (double)st.lost_ns / 1e6,
+         (unsigned long long)(st.max_gap_ns / 1000));
   return 0;
 }

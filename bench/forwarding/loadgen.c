@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stalls.h"
+
 #define MAXP 4096
 #define HIST_US 200000
 #define BATCH 64
@@ -206,7 +208,8 @@ int main(int argc, char **argv) {
     msgs[k].msg_hdr.msg_iovlen = 1;
   }
   uint64_t sent = 0, received = 0, received_k = 0, expected = 0, send_errors = 0;
-  uint64_t stalls = 0, stall_ns = 0, max_gap_ns = 0, prev_t = 0, skipped = 0;
+  struct stalls st = {0, 0, 0};
+  uint64_t prev_t = 0, skipped = 0;
   /* LOADGEN_MAX_LATE_US: sends more than this late (the generator did not run) are skipped
    * instead of sent in a burst; unset or 0: every due send goes out, late ones at once. */
   const char *late_env = getenv("LOADGEN_MAX_LATE_US");
@@ -223,14 +226,7 @@ int main(int argc, char **argv) {
   for (;;) {
     uint64_t t = now_ns();
     if (t >= stop_all) break;
-    if (prev_t != 0 && t < stop_send) {
-      uint64_t gap = t - prev_t;
-      if (gap > max_gap_ns) max_gap_ns = gap;
-      if (gap > 1000000ull) {
-        stalls++;
-        stall_ns += gap;
-      }
-    }
+    if (prev_t != 0 && t < stop_send) stalls_note(&st, t - prev_t);
     prev_t = t;
     if (t < stop_send) {
       uint64_t due = (uint64_t)((double)(t - start) / 1e9 * total_rate) - skipped;
@@ -327,8 +323,8 @@ int main(int argc, char **argv) {
          (unsigned long long)pct(hist, received, 0.999), (unsigned long long)received_k,
          (unsigned long long)pct(hist_k, received_k, 0.5),
          (unsigned long long)pct(hist_k, received_k, 0.99),
-         (unsigned long long)pct(hist_k, received_k, 0.999), (unsigned long long)stalls,
-         (double)stall_ns / 1e6, (unsigned long long)(max_gap_ns / 1000),
+         (unsigned long long)pct(hist_k, received_k, 0.999), (unsigned long long)st.count,
+         (double)st.lost_ns / 1e6, (unsigned long long)(st.max_gap_ns / 1000),
          (unsigned long long)skipped);
   return 0;
 }
