@@ -123,9 +123,15 @@ describe('stream identity: audio and video on stream_id 0', () => {
       c.link('A', 'B');
       await c.startAll();
       await c.linksUp();
-      const a = await WzpClient.connect({ signalUrl: c.get('A').url, room: 'g' });
+      // The receiver first: when B learns of the sender it already has a local
+      // receiver, so its first FederationLayerDemand admits video. (The other
+      // order sends "no video" first, and A filters the first frames until the
+      // raised demand arrives: see the layer-demand rise test below.)
       const b = await WzpClient.connect({ signalUrl: c.get('B').url, room: 'g' });
-      extraClients.push(a, b);
+      extraClients.push(b);
+      await until(() => b.lastRoomUpdate?.count === 1, 'the receiver joined at B', 8000);
+      const a = await WzpClient.connect({ signalUrl: c.get('A').url, room: 'g' });
+      extraClients.push(a);
       await until(
         () => a.lastRoomUpdate?.count === 2 && b.lastRoomUpdate?.count === 2,
         'both relays see both participants',
@@ -450,12 +456,24 @@ describe('federation: layers no receiver needs stay off the link', () => {
         ).toBeGreaterThan((sent[1] as number) + (sent[2] as number) - 20);
         expect(layersOf(got.media)).toEqual([0]);
         // Raising the cap raises the demand: layer 2 crosses and reaches the viewer.
+        const plisBefore = cm.plis.length;
         viewer.subscribe(null, { maxLayer: 2 });
         await until(
           () => videoOf(got.media).some((m) => m.header.streamId === 2),
           'layer 2 at the viewer after raising the cap',
           8000,
         );
+        // A saw the link's demand rise from 0 to 2 and asked the camera for a
+        // keyframe of each newly admitted layer: 1 as well, which no viewer
+        // switched to (so no other PLI asks for it).
+        await until(
+          () => cm.plis.slice(plisBefore).some((p) => p.stream_id === 1),
+          'a keyframe request for layer 1 after the rise',
+          5000,
+        );
+        expect(
+          metricValue(await c.metrics('A'), 'wzp_federation_layer_demand_rises_total'),
+        ).toBeGreaterThanOrEqual(1);
       } finally {
         cm.stop();
       }

@@ -12,6 +12,13 @@
  * when it changes; a link that never sent one for a participant gets every
  * layer (relays without this feature are unaffected).
  *
+ * When a link's demand for a local sender rises (from "no video", or from a
+ * lower cap), the layers it now admits were filtered until then, so their
+ * receivers behind the link have no keyframe to start from: the sender is
+ * asked for one per newly admitted layer (`onRise`, the usual PLI path with
+ * its suppression). A transit relay raises its own demand upstream instead,
+ * and the origin relay asks.
+ *
  * Recomputed on control-path events only (subscriptions, joins and leaves,
  * remote participants changing, a demand arriving), never per packet; a
  * demand that arrives is pushed to federation media in worker 0, which
@@ -35,12 +42,16 @@ export interface LayerDemandOptions {
   post: FederationPost;
   /** The local participants of a room (receivers), by room name. */
   localSessions: (roomName: string) => readonly Session[];
+  /** A link now admits layer `streamId` of local sender `sender`, which it filtered before. */
+  onRise?: (sender: Session, streamId: number) => void;
 }
 
 export class LayerDemandRouter {
   sent = 0;
   received = 0;
   dropped = 0;
+  /** Rises of a link's demand for a local sender (each asked that sender for keyframes). */
+  rises = 0;
   constructor(private readonly o: LayerDemandOptions) {}
 
   /** Recomputes (and sends on change) the demand for every remote participant of room `name`. */
@@ -77,7 +88,15 @@ export class LayerDemandRouter {
     }
     const maxLayer = Math.max(-1, Math.min(MAX_LAYER, body.max_layer));
     link.layerDemand ??= new WeakMap();
+    // A link that never said what it needs had every layer.
+    const before = link.layerDemand.get(target) ?? MAX_LAYER;
     link.layerDemand.set(target, maxLayer);
+    if (target.remote === null && maxLayer > before) {
+      this.rises++;
+      for (let layer = before + 1; layer <= maxLayer; layer++) {
+        this.o.onRise?.(target, layer);
+      }
+    }
     if (link.mediaDemand.get(target.id) !== maxLayer) {
       link.mediaDemand.set(target.id, maxLayer);
       this.o.post({ type: 'demand', link: link.id, session: target.id, maxLayer });

@@ -205,6 +205,8 @@ export class Federation implements CallLinks, DynamicFederation {
       globals: this.globals,
       localSessions: (name) =>
         (roomManager.get(name)?.snapshot ?? []).filter((p) => !p.remote).map((p) => p.sink),
+      // A rise admits layers the link filtered: their receivers need a keyframe.
+      onRise: options.onPli ?? (() => {}),
     });
     this.control = new LinkControl({
       onPli: (link, body) => this.pli.onMessage(link, body),

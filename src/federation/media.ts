@@ -90,7 +90,11 @@ export interface FederationMediaOptions {
   delivery: LocalDelivery;
   /** Sends one UDP datagram from the media socket. */
   sendUdp: (data: Buffer | readonly Buffer[], port: number, address: string) => void;
-  /** `prefix ‖ buf` to many destinations at once (one sendmmsg when native); default: sendUdp each. */
+  /**
+   * `prefix ‖ buf` to many destinations at once (one sendmmsg when native);
+   * default: sendUdp each. `prefix` is scratch, valid only during the call (an
+   * implementation that keeps it, a send queue, copies it); `buf` is not.
+   */
   sendUdpMany?: (
     prefix: Buffer | null,
     buf: Buffer,
@@ -118,6 +122,8 @@ export class FederationMedia {
   private readonly sendUdpMany: NonNullable<FederationMediaOptions['sendUdpMany']>;
   /** The links' media addresses of one entry (reused; grown to the largest link count). */
   private readonly linkDests: { port: number; address: string | null }[] = [];
+  /** The one-entry datagram prefix of an unbatched send (rewritten per entry). */
+  private readonly prefixScratch = Buffer.alloc(ENTRY_PREFIX);
   private readonly onUdpReady: (link: Link) => void;
   private readonly onBound: (link: Link) => void;
   private readonly now: () => number;
@@ -137,7 +143,9 @@ export class FederationMedia {
     this.sendUdp = o.sendUdp;
     this.sendUdpMany =
       o.sendUdpMany ??
-      ((prefix, buf, destinations, count) => {
+      ((scratch, buf, destinations, count) => {
+        // sendUdp's queue keeps what it is given: the scratch prefix is copied once.
+        const prefix = scratch === null ? null : Buffer.from(scratch);
         for (let i = 0; i < count; i++) {
           const d = destinations[i] as UdpDestination;
           if (d.address !== null) {
@@ -288,23 +296,24 @@ export class FederationMedia {
       }
       link.packetsOut++;
       if (this.flushQueue !== null) {
-        this.batch(link).push(hop, g.hash, origin.subarray(originOff, originOff + 8), tag, frame);
+        this.batch(link).push(hop, g.hash, origin, tag, frame, originOff);
         if (link.batcher?.pendingEntries === 1) {
           this.flushQueue.add(link.flushItem, link.batchGeneration);
         }
         continue;
       }
       if (prefix === null) {
-        prefix = Buffer.allocUnsafe(ENTRY_PREFIX);
+        prefix = this.prefixScratch;
         writeFederationPrefix(prefix, 0, 1);
         writeFederationEntryHeader(
           prefix,
           FEDERATION_HEADER_SIZE,
           hop,
           g.hash,
-          origin.subarray(originOff, originOff + 8),
+          origin,
           tag,
           frame.length,
+          originOff,
         );
       }
       const d = dests[n] ?? { port: 0, address: null };

@@ -318,6 +318,12 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     help: 'Video entries not sent on a federation link because no receiver behind it needs that layer (FederationLayerDemand).',
   },
   {
+    name: 'wzp_federation_layer_demand_rises_total',
+    type: 'counter',
+    labels: [],
+    help: "Rises of a link's FederationLayerDemand for a local sender; each asks that sender for a keyframe of every newly admitted layer.",
+  },
+  {
     name: 'wzp_federation_packets_rate_limited_total',
     type: 'counter',
     labels: ['scope'],
@@ -579,6 +585,7 @@ export class RelayMetrics {
   readonly fedPackets: Counter<'peer' | 'direction'>;
   readonly fedDeduped: Counter;
   readonly fedLayersFiltered: Counter;
+  readonly fedDemandRises: Counter;
   readonly fedRateLimited: Counter<'scope'>;
   readonly fedDropped: Counter<'reason'>;
   readonly fedActiveRooms: Gauge;
@@ -696,6 +703,7 @@ export class RelayMetrics {
     this.fedPackets = counter('wzp_federation_packets_forwarded_total', ['peer', 'direction']);
     this.fedDeduped = counter('wzp_federation_packets_deduped_total');
     this.fedLayersFiltered = counter('wzp_federation_layers_filtered_total');
+    this.fedDemandRises = counter('wzp_federation_layer_demand_rises_total');
     this.fedRateLimited = counter('wzp_federation_packets_rate_limited_total', ['scope']);
     this.fedDropped = counter('wzp_federation_packets_dropped_total', ['reason']);
     this.fedActiveRooms = gauge('wzp_federation_active_rooms');

@@ -1555,6 +1555,7 @@ export class Relay implements RelayCore {
     }
     this.bridge.set(m.fedDeduped, fs.deduped + fs.tooOld);
     this.bridge.set(m.fedLayersFiltered, fs.layerFiltered);
+    this.bridge.set(m.fedDemandRises, fed.demand.rises);
     this.bridge.set(m.fedRateLimited, fs.rateLimitedPeer, 'peer');
     this.bridge.set(m.fedRateLimited, fs.rateLimitedRoom, 'room');
     for (const [reason, n] of Object.entries(fs.dropped)) {

@@ -154,7 +154,10 @@ export function writeFederationPrefix(buf: Uint8Array, off: number, count: numbe
   return off + FEDERATION_HEADER_SIZE;
 }
 
-/** Writes one entry header (before its frame) at `off`; returns the new offset. Unchecked. */
+/**
+ * Writes one entry header (before its frame) at `off`, the origin id read from
+ * `origin` at `originOff`; returns the new offset. Unchecked.
+ */
 export function writeFederationEntryHeader(
   buf: Uint8Array,
   off: number,
@@ -163,10 +166,16 @@ export function writeFederationEntryHeader(
   origin: Uint8Array,
   senderTag: number,
   frameLength: number,
+  originOff = 0,
 ): number {
   buf[off] = hopLimit;
-  buf.set(roomHash.subarray(0, ROOM_HASH_SIZE), off + 1);
-  buf.set(origin.subarray(0, ORIGIN_ID_SIZE), off + 1 + ROOM_HASH_SIZE);
+  // Byte loops, not subarray + set: no view object per entry on the media path.
+  for (let i = 0; i < ROOM_HASH_SIZE; i++) {
+    buf[off + 1 + i] = roomHash[i] as number;
+  }
+  for (let i = 0; i < ORIGIN_ID_SIZE; i++) {
+    buf[off + 1 + ROOM_HASH_SIZE + i] = origin[originOff + i] as number;
+  }
   buf[off + 17] = senderTag >>> 8;
   buf[off + 18] = senderTag & 0xff;
   buf[off + 19] = frameLength >>> 8;
@@ -321,13 +330,14 @@ export class FederationBatcher {
     return this.count;
   }
 
-  /** Adds one entry (its frame is copied). */
+  /** Adds one entry (its frame and ids are copied; the origin id is read at `originOff`). */
   push(
     hopLimit: number,
     roomHash: Uint8Array,
     origin: Uint8Array,
     senderTag: number,
     frame: Uint8Array,
+    originOff = 0,
   ): void {
     const entryBytes = FEDERATION_ENTRY_OVERHEAD + frame.length;
     if (
@@ -347,6 +357,7 @@ export class FederationBatcher {
       origin,
       senderTag,
       frame.length,
+      originOff,
     );
     this.buf.set(frame, this.pos);
     this.pos += frame.length;
