@@ -453,19 +453,16 @@ export function callRoomKey(
   calleeFp: string,
 ): Buffer {
   const peer = createPublicKey({
-    key: Buffer.concat([X25519_SPKI_PREFIX, peerPub]),
-    format: 'der',
-    type: 'spki',
+    key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(peerPub).toString('base64url') },
+    format: 'jwk',
   });
   const shared = diffieHellman({ privateKey: own, publicKey: peer });
   return Buffer.from(hkdfSync('sha256', shared, callId, `wzp-call-key${callerFp}${calleeFp}`, 32));
 }
 
-const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
-
+/** The raw 32-byte public key (JWK: OpenSSL 3's DER encoder is ~60 × slower). */
 function rawX25519(pub: KeyObject): Buffer {
-  const der = pub.export({ format: 'der', type: 'spki' });
-  return Buffer.from(der.subarray(der.length - 32));
+  return Buffer.from(pub.export({ format: 'jwk' }).x as string, 'base64url');
 }
 
 function isCode(code: string): ConstructorParameters<typeof WzpError>[0] {
