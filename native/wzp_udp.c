@@ -207,13 +207,6 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
   return num(env, done);
 }
 
-/*
- * sendSocketOpen(fd) -> a new descriptor (non-blocking, close-on-exec) bound
- * to fd's address, that sends as fd does and receives nothing; or -errno.
- * fd keeps every datagram sent to the address (a BPF program of its
- * SO_REUSEPORT group picks it, index 0). The send buffer is copied from fd.
- * Closed by sendSocketClose, or when the thread's environment ends.
- */
 /* A worker thread that ends (or is terminated) without closing its send socket. */
 static void close_on_teardown(void *arg) {
   close((int)(intptr_t)arg);
@@ -231,6 +224,13 @@ static int32_t fd_arg(napi_env env, napi_callback_info info) {
   return fd;
 }
 
+/*
+ * sendSocketOpen(fd) -> a new descriptor (non-blocking, close-on-exec) bound
+ * to fd's address, that sends as fd does and receives nothing; or -errno.
+ * fd keeps every datagram sent to the address (a BPF program of its
+ * SO_REUSEPORT group picks it, index 0). The send buffer is copied from fd.
+ * Closed by sendSocketClose, or when the thread's environment ends.
+ */
 static napi_value send_socket_open(napi_env env, napi_callback_info info) {
   int32_t fd = fd_arg(env, info);
   if (fd < 0) {

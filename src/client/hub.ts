@@ -32,6 +32,7 @@ import {
   Identity,
   type OutgoingSignal,
   type QualityProfile,
+  rawPublicKey,
   type SignalMessage,
   signCallAnswer,
   signCallOffer,
@@ -225,7 +226,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   ): { callId: string; setup: Promise<CallSetupInfo> } {
     const callId = options.callId ?? randomBytes(12).toString('base64url');
     const { privateKey, publicKey } = generateKeyPairSync('x25519');
-    const eph = rawX25519(publicKey);
+    const eph = rawPublicKey(publicKey);
     const setup = new Promise<CallSetupInfo>((resolve, reject) => {
       this.pending.set(callId, {
         callId,
@@ -364,7 +365,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       accept: (mode = 'AcceptTrusted') => {
         const { privateKey, publicKey } = generateKeyPairSync('x25519');
         entry.ephemeral = privateKey;
-        const eph = rawX25519(publicKey);
+        const eph = rawPublicKey(publicKey);
         const setup = new Promise<CallSetupInfo>((resolve, reject) => {
           entry.resolve = resolve;
           entry.reject = reject;
@@ -458,11 +459,6 @@ export function callRoomKey(
   });
   const shared = diffieHellman({ privateKey: own, publicKey: peer });
   return Buffer.from(hkdfSync('sha256', shared, callId, `wzp-call-key${callerFp}${calleeFp}`, 32));
-}
-
-/** The raw 32-byte public key (JWK: OpenSSL 3's DER encoder is ~60 × slower). */
-function rawX25519(pub: KeyObject): Buffer {
-  return Buffer.from(pub.export({ format: 'jwk' }).x as string, 'base64url');
 }
 
 function isCode(code: string): ConstructorParameters<typeof WzpError>[0] {

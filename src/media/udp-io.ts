@@ -540,7 +540,7 @@ export class NativeUdpIo implements UdpIo {
    * use, else why not (sends stay on the media socket).
    */
   useSendSocket(): string | null {
-    if (this.sendFd !== this.fd) {
+    if (this.sendSocket) {
       return null;
     }
     const r = this.addon.sendSocketOpen(this.fd);
@@ -554,7 +554,7 @@ export class NativeUdpIo implements UdpIo {
   close(): void {
     this.receiver?.close();
     this.receiver = null;
-    if (this.sendFd !== this.fd) {
+    if (this.sendSocket) {
       this.addon.sendSocketClose(this.sendFd);
       // Later sends (none are expected) go to the media socket, never to a reused descriptor.
       this.sendFd = this.fd;

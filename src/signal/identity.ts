@@ -64,6 +64,11 @@ export class Identity {
   }
 }
 
+/** The raw 32-byte public key of an Ed25519 or X25519 key object (through JWK, not DER). */
+export function rawPublicKey(key: KeyObject): Buffer {
+  return Buffer.from(key.export({ format: 'jwk' }).x as string, 'base64url');
+}
+
 /** Verifies an Ed25519 signature; false (never a throw) on any malformed input. */
 export function verifyEd25519(
   publicKey: Uint8Array,
