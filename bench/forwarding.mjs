@@ -53,6 +53,8 @@ import {
   runLoadgen,
   spread,
   startProfile,
+  threadDelta,
+  threadSample,
 } from './lib.mjs';
 
 const args = process.argv.slice(2);
@@ -76,6 +78,9 @@ const PAYLOAD = 100;
 // one burst, so its own stalls do not become the relay's queueing delay; the
 // same for every relay, and counted (*sends skipped*). BENCH_GEN_MAX_LATE_US=0:
 // every late send goes out at once (the instrument before 2026-12-03 evening).
+// BENCH_THREADS=1: logs every measured step's per-thread CPU ticks and context
+// switches (read from /proc at the step's edges, as the CPU probe; every relay alike).
+const THREADS = process.env.BENCH_THREADS === '1';
 const GEN_MAX_LATE_US = Number(process.env.BENCH_GEN_MAX_LATE_US ?? 1000);
 const START_OUT_PPS = 16_000;
 const MAX_STEPS = 14;
@@ -91,6 +96,10 @@ const RELAY_NODE_FLAGS = (process.env.BENCH_RELAY_NODE_FLAGS ?? '').split(' ').f
 // during its first fixed-load step (through the inspector; that step is then
 // not comparable and the run says so) and writes dir/<scenario>-<relay>-<thread>.cpuprofile.
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ?? null;
+// Diagnostic: BENCH_PERF_DIR=dir runs `perf record -e cpu-clock -g` on every relay
+// (Node and C alike, all threads) during its first fixed-load step, into
+// dir/<scenario>-<relay>.perf.data (read with `perf report -i …`).
+const PERF_DIR = process.env.BENCH_PERF_DIR ?? null;
 // Diagnostic: the control-plane phase's load (issue 10: 20 joins and 20 leaves
 // per second, /metrics every 1000 ms). BENCH_CONTROL_JOINS=0 runs scrapes only;
 // a huge BENCH_CONTROL_SCRAPE_MS, churn only. Other values are not the issue's scenario.
@@ -426,14 +435,46 @@ async function waitIdle(t) {
   }
 }
 
+/** `perf record` of every thread of `pid` until the returned stop function is awaited. */
+function startPerf(pid, file) {
+  mkdirSync(PERF_DIR, { recursive: true });
+  const [cmd, argv] = pin(1, 'perf', [
+    'record',
+    '-q',
+    '-e',
+    'cpu-clock',
+    '-g',
+    '-p',
+    String(pid),
+    '-o',
+    file,
+  ]);
+  const p = spawn(cmd, argv, { stdio: 'ignore' });
+  return () =>
+    new Promise((resolve) => {
+      p.once('exit', resolve);
+      p.kill('SIGINT');
+    });
+}
+
 /** A measured step: /proc before and after, nothing else touches the relay. */
 async function measuredStep(t, pps, seconds) {
   await waitIdle(t);
   const cs0 = ctxSwitches(t.proc.pid);
+  const th0 = THREADS ? threadSample(t.proc.pid) : null;
   const before = procSample(t.proc.pid);
   const r = await loadStep(t, pps, seconds);
   const after = procSample(t.proc.pid);
   const cs1 = ctxSwitches(t.proc.pid);
+  if (THREADS) {
+    const rows = threadDelta(th0, threadSample(t.proc.pid));
+    const per = (n) => fmt((n / Math.max(1, r.received)) * 1000, 2);
+    log(
+      `  threads ${t.kind} @ ${Math.round(r.outPps)}/s (per 1000 delivered: ticks, sys ticks, vol, invol): ${rows
+        .map((x) => `${x.name}[${x.tid}] ${x.ticks}/${x.sysTicks} ${per(x.vol)}/${per(x.invol)}`)
+        .join('; ')}`,
+    );
+  }
   r.ctxSwitches = cs0 && cs1 ? { vol: cs1.vol - cs0.vol, invol: cs1.invol - cs0.invol } : null;
   r.ppsPerSender = pps;
   r.cpuPct = cpuPct(before, after);
@@ -745,7 +786,14 @@ for (const sc of SCENARIOS) {
             PROFILE_DIR !== null && !phase.control && rep === 0 && t.inspector() !== null
               ? await startProfile(t.inspector())
               : null;
+          const perf =
+            PERF_DIR !== null && !phase.control && rep === 0
+              ? startPerf(t.proc.pid, join(PERF_DIR, `${sc.name}-${t.kind}.perf.data`))
+              : null;
           const s = await measuredStep(t, fixedPps, FIXED_S);
+          if (perf !== null) {
+            await perf();
+          }
           if (profiling !== null) {
             mkdirSync(PROFILE_DIR, { recursive: true });
             for (const { thread, profile } of await profiling()) {

@@ -262,6 +262,55 @@ export async function startProfile(url) {
 }
 
 /** Context switches (voluntary, involuntary) summed over the threads of a process, from /proc. */
+/**
+ * Per-thread CPU ticks and context switches of `pid` (BENCH_THREADS=1's
+ * diagnostic): Map tid → { name, ticks, sysTicks, vol, invol }; null if gone.
+ */
+export function threadSample(pid) {
+  try {
+    const m = new Map();
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const st = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      m.set(tid, {
+        name,
+        ticks: Number(f[11]) + Number(f[12]),
+        sysTicks: Number(f[12]),
+        vol: Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0),
+        invol: Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(st)?.[1] ?? 0),
+      });
+    }
+    return m;
+  } catch {
+    return null;
+  }
+}
+
+/** What each thread did between two threadSample()s, busiest first (threads that did nothing left out). */
+export function threadDelta(a, b) {
+  if (a === null || b === null) {
+    return [];
+  }
+  const rows = [];
+  for (const [tid, y] of b) {
+    const x = a.get(tid) ?? { ticks: 0, sysTicks: 0, vol: 0, invol: 0 };
+    const d = {
+      tid,
+      name: y.name,
+      ticks: y.ticks - x.ticks,
+      sysTicks: y.sysTicks - x.sysTicks,
+      vol: y.vol - x.vol,
+      invol: y.invol - x.invol,
+    };
+    if (d.ticks > 0 || d.vol > 0 || d.invol > 0) {
+      rows.push(d);
+    }
+  }
+  return rows.sort((p, q) => q.ticks - p.ticks || q.vol - p.vol);
+}
+
 export function ctxSwitches(pid) {
   try {
     let vol = 0;
