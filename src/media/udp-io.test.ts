@@ -175,6 +175,7 @@ describe('udp io: native specifics', () => {
         RECORD_SIZE: real.RECORD_SIZE,
         parseAddress: (t, b, o) => real.parseAddress(t, b, o),
         sendMany: (fd, p, b, rec, n, out) => real.sendMany(fd, p, b, rec, Math.min(n, limit), out),
+        sendBatch: real.sendBatch,
         META_SIZE: real.META_SIZE,
         META_TEXT: real.META_TEXT,
         recvStart: real.recvStart,
@@ -679,6 +680,153 @@ describe('udp io: the send-only socket (native)', () => {
       expect(await portFree('udp4', first.port, '127.0.0.1')).toBe(false);
       await worker.terminate();
       expect(await portFreeWithin('udp4', first.port, '127.0.0.1')).toBe(true);
+    },
+  );
+});
+
+describe('udp io: batched send across a receive batch (native)', () => {
+  const batched = (io: UdpIo): NativeUdpIo => {
+    const n = io as NativeUdpIo;
+    expect(n.batchSend).toBe(true);
+    return n;
+  };
+
+  it.skipIf(native.addon === null)(
+    `the fan-outs of one batch leave in one sendmmsg, in order, with the bytes of their time${NATIVE_SKIP}`,
+    async () => {
+      const rs = await receivers(4);
+      const io = batched((await makeIo('native')).io);
+      const prefix = Buffer.from('p1:');
+      const body = Buffer.from('first');
+      io.beginBatch();
+      io.sendMany(prefix, body, dests(rs), 4);
+      // What the engine's scratch prefix and the receive ring do next.
+      prefix.write('p2:');
+      body.fill(0x58);
+      io.sendMany(prefix, body, dests(rs.slice(1)), 3);
+      io.send(Buffer.from('single'), rs[0]?.port as number, '127.0.0.1');
+      expect(io.stats.syscalls).toBe(0);
+      io.endBatch();
+      expect(io.stats.syscalls).toBe(1);
+      expect(io.stats.sent).toBe(8);
+      await until(() => rs.every((r) => r.got.length === 2), 'all datagrams');
+      await settle();
+      expect(rs[0]?.got.map(String)).toEqual(['p1:first', 'single']);
+      for (const r of rs.slice(1)) {
+        expect(r.got.map(String)).toEqual(['p1:first', 'p2:XXXXX']);
+      }
+      // Outside a batch, sends leave at once again.
+      io.sendMany(null, Buffer.from('after'), dests(rs), 4);
+      expect(io.stats.syscalls).toBe(2);
+    },
+  );
+
+  it.skipIf(native.addon === null)(
+    `EAGAIN part-way through a batch hands the rest to the send queue in order${NATIVE_SKIP}`,
+    async () => {
+      const real = native.addon as NativeAddon;
+      // The real add-on, told to stop after the batch's first message (as on EAGAIN).
+      let firstOnly = true;
+      const partial: NativeAddon = {
+        ...real,
+        sendBatch: (fd, arena, msgs, n, rec, out) =>
+          real.sendBatch(fd, arena, msgs, firstOnly ? Math.min(n, 1) : n, rec, out),
+      };
+      const rs = await receivers(3);
+      const io = batched((await makeIo('native', partial)).io);
+      io.beginBatch();
+      io.sendMany(null, Buffer.from('a'), dests(rs), 3);
+      io.sendMany(null, Buffer.from('b'), dests(rs.slice(0, 2)), 2);
+      io.sendMany(null, Buffer.from('c'), dests(rs), 3);
+      io.endBatch();
+      expect(io.stats.queued).toBe(5);
+      await until(() => rs.every((r) => r.got.length === (r === rs[2] ? 2 : 3)), 'all datagrams');
+      expect(rs[0]?.got.map(String)).toEqual(['a', 'b', 'c']);
+      expect(rs[2]?.got.map(String)).toEqual(['a', 'c']);
+      await until(() => io.stats.sent === 8, 'send callbacks');
+      firstOnly = false;
+      // While the queue drains, a batch keeps behind it; then sendmmsg again.
+      io.beginBatch();
+      io.sendMany(null, Buffer.from('d'), dests(rs), 3);
+      io.endBatch();
+      await until(() => rs.every((r) => r.got.at(-1)?.toString() === 'd'), 'the next batch');
+      expect(io.stats.errors.size).toBe(0);
+    },
+  );
+
+  it.skipIf(native.addon === null)(
+    `a batch larger than its bounds is sent in parts as it fills; a fan-out larger than a batch goes alone${NATIVE_SKIP}`,
+    async () => {
+      // Ten receivers, so that no receive buffer overflows on the bursts.
+      const rs = await receivers(10);
+      const io = batched((await makeIo('native')).io);
+      io.beginBatch();
+      for (let i = 0; i < 300; i++) {
+        io.sendMany(null, Buffer.from(`m${i}`), dests([rs[i % 10] as Receiver]), 1);
+      }
+      // 256 messages at most per batch: one flush on the way.
+      expect(io.stats.syscalls).toBe(1);
+      io.endBatch();
+      expect(io.stats.syscalls).toBe(2);
+      await until(() => rs.every((r) => r.got.length === 30), '300 datagrams');
+      for (const [k, r] of rs.entries()) {
+        expect(r.got.map(String)).toEqual(Array.from({ length: 30 }, (_, i) => `m${i * 10 + k}`));
+      }
+      // 1100 destinations (more than one batch holds): sent by itself, at once.
+      const many = Array.from({ length: 110 }, () => dests(rs)).flat();
+      io.beginBatch();
+      io.sendMany(null, Buffer.from('big'), many, many.length);
+      expect(io.stats.sent).toBe(1400);
+      io.endBatch();
+      await until(() => rs.every((r) => r.got.length === 140), '1400 datagrams');
+    },
+  );
+
+  it.skipIf(native.addon === null)(
+    `the native receive batches the handler's sends; WZP_NATIVE_BATCH_SEND=0 turns it off${NATIVE_SKIP}`,
+    async () => {
+      const rs = await receivers(3);
+      for (const off of [false, true]) {
+        if (off) {
+          process.env.WZP_NATIVE_BATCH_SEND = '0';
+        }
+        try {
+          const s = createSocket('udp4');
+          sockets.push(s);
+          await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
+          let io: UdpIo | null = null;
+          const onDatagram = (m: Buffer): void => {
+            // Each received datagram fans out to the three receivers.
+            io?.sendMany(null, m, dests(rs), 3);
+          };
+          io = createUdpIo('native', s, 'udp4', { onDatagram, onError: () => {} }).io;
+          ios.push(io);
+          expect((io as NativeUdpIo).batchSend).toBe(!off);
+          const src = await bound();
+          const before = rs.map((r) => r.got.length);
+          for (let i = 0; i < 20; i++) {
+            src.send(`d${i}`, s.address().port, '127.0.0.1');
+          }
+          await until(
+            () => rs.every((r, k) => r.got.length === (before[k] as number) + 20),
+            'fan-outs',
+          );
+          expect(io.stats.sent).toBe(60);
+          // Batched: at most one sendmmsg per receive batch; unbatched: one per datagram.
+          if (off) {
+            expect(io.stats.syscalls).toBe(20);
+          } else {
+            expect(io.stats.syscalls).toBe(io.stats.recvBatches);
+          }
+          for (const [k, r] of rs.entries()) {
+            expect(r.got.slice(before[k] as number).map(String)).toEqual(
+              Array.from({ length: 20 }, (_, i) => `d${i}`),
+            );
+          }
+        } finally {
+          delete process.env.WZP_NATIVE_BATCH_SEND;
+        }
+      }
     },
   );
 });
