@@ -182,14 +182,6 @@ const VARIANTS = {
     env: { ...oneWorker, WZP_UDP_IO: 'native', WZP_NATIVE_SEND_SOCKET: '0' },
     about: 'udp_io = "native" with WZP_NATIVE_SEND_SOCKET=0 (sendmmsg on the media socket itself)',
   },
-  // Diagnostic: the native path without the batched send (one sendmmsg per input
-  // datagram instead of one per receive batch), for an A/B of that change.
-  'wzp-native-nobatch': {
-    family: 'wzp',
-    requires: 'udpIo',
-    env: { ...oneWorker, WZP_UDP_IO: 'native', WZP_NATIVE_BATCH_SEND: '0' },
-    about: 'udp_io = "native" with WZP_NATIVE_BATCH_SEND=0 (one sendmmsg per input datagram)',
-  },
   'wzp-trunking': {
     family: 'wzp',
     env: { ...oneWorker, WZP_TRUNKING: 'true' },

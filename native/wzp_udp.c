@@ -207,118 +207,6 @@ static napi_value send_many(napi_env env, napi_callback_info info) {
   return num(env, done);
 }
 
-/*
- * sendBatch(fd, arena: Buffer, msgs: Int32Array, nMsgs, records: Buffer, out: Int32Array)
- *   -> destinations handled (sent or failed), counted over the whole batch in order;
- *   less than the total only on EAGAIN; negative on bad arguments.
- * Message i is arena[msgs[3i], msgs[3i] + msgs[3i+1]) sent to msgs[3i+2] destinations;
- * the records of all messages follow each other in `records`, message by message.
- * The datagrams of several messages leave in as few sendmmsg(2) calls as the kernel
- * allows (one per CHUNK destinations). `out` as sendMany's, with batch-wide
- * destination indices in its pairs.
- */
-static napi_value send_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6) {
-    return num(env, -1);
-  }
-  int32_t fd, n_msgs;
-  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_value_int32(env, argv[3], &n_msgs) != napi_ok || n_msgs < 0) {
-    return num(env, -1);
-  }
-  uint8_t *arena, *records;
-  size_t arena_len, records_len;
-  if (!get_buffer(env, argv[1], &arena, &arena_len) ||
-      !get_buffer(env, argv[4], &records, &records_len)) {
-    return num(env, -1);
-  }
-  napi_typedarray_type tt;
-  size_t msgs_len, out_len;
-  void *msgs_data, *out_data;
-  if (napi_get_typedarray_info(env, argv[2], &tt, &msgs_len, &msgs_data, NULL, NULL) != napi_ok ||
-      tt != napi_int32_array || (size_t)n_msgs * 3 > msgs_len ||
-      napi_get_typedarray_info(env, argv[5], &tt, &out_len, &out_data, NULL, NULL) != napi_ok ||
-      tt != napi_int32_array || out_len < 4) {
-    return num(env, -1);
-  }
-  const int32_t *m = (const int32_t *)msgs_data;
-  int32_t *out = (int32_t *)out_data;
-  size_t pairs_cap = (out_len - 4) / 2;
-  /* Check every message first: nothing is sent from a batch that is wrong anywhere. */
-  size_t total = 0;
-  for (int32_t i = 0; i < n_msgs; i++) {
-    int32_t off = m[3 * i], len = m[3 * i + 1], count = m[3 * i + 2];
-    if (off < 0 || len < 0 || count < 0 || (size_t)off + (size_t)len > arena_len) {
-      return num(env, -1);
-    }
-    total += (size_t)count;
-  }
-  if (total * RECORD_SIZE > records_len || total > INT32_MAX) {
-    return num(env, -1);
-  }
-
-  struct mmsghdr msgs[CHUNK];
-  addr_t addrs[CHUNK];
-  struct iovec iov[CHUNK];
-  int32_t msg = 0;      /* current message */
-  int32_t left = n_msgs > 0 ? m[2] : 0; /* its destinations not yet put in a chunk */
-  size_t done = 0;
-  while (done < total) {
-    int n = 0;
-    int n_iov = -1;
-    int32_t iov_msg = -1;
-    while (n < CHUNK && done + (size_t)n < total) {
-      while (left == 0) {
-        msg++;
-        left = m[3 * msg + 2];
-      }
-      if (iov_msg != msg) {
-        n_iov++;
-        iov[n_iov].iov_base = arena + m[3 * msg];
-        iov[n_iov].iov_len = (size_t)m[3 * msg + 1];
-        iov_msg = msg;
-      }
-      struct msghdr *h = &msgs[n].msg_hdr;
-      memset(h, 0, sizeof *h);
-      h->msg_name = &addrs[n];
-      h->msg_namelen = fill_addr(records + (done + (size_t)n) * RECORD_SIZE, &addrs[n]);
-      h->msg_iov = &iov[n_iov];
-      h->msg_iovlen = 1;
-      msgs[n].msg_len = 0;
-      n++;
-      left--;
-    }
-    int off = 0;
-    while (off < n) {
-      int r = sendmmsg(fd, msgs + off, (unsigned)(n - off), MSG_DONTWAIT);
-      out[2]++;
-      if (r > 0) {
-        out[1] += r;
-        off += r;
-        continue;
-      }
-      int e = r == 0 ? EIO : errno;
-      if (e == EINTR) {
-        continue;
-      }
-      if (e == EAGAIN || e == EWOULDBLOCK) {
-        return num(env, (int64_t)(done + (size_t)off));
-      }
-      out[0]++;
-      if ((size_t)out[3] < pairs_cap) {
-        out[4 + 2 * out[3]] = (int32_t)(done + (size_t)off);
-        out[5 + 2 * out[3]] = e;
-        out[3]++;
-      }
-      off++;
-    }
-    done += (size_t)n;
-  }
-  return num(env, (int64_t)done);
-}
-
 /* A worker thread that ends (or is terminated) without closing its send socket. */
 static void close_on_teardown(void *arg) {
   close((int)(intptr_t)arg);
@@ -799,8 +687,6 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendMany", NAPI_AUTO_LENGTH, send_many, NULL, &fn);
   napi_set_named_property(env, exports, "sendMany", fn);
-  napi_create_function(env, "sendBatch", NAPI_AUTO_LENGTH, send_batch, NULL, &fn);
-  napi_set_named_property(env, exports, "sendBatch", fn);
   napi_create_function(env, "parseAddress", NAPI_AUTO_LENGTH, parse_address, NULL, &fn);
   napi_set_named_property(env, exports, "parseAddress", fn);
   napi_value v;
@@ -818,7 +704,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "META_SIZE", v);
   napi_create_int32(env, META_TEXT, &v);
   napi_set_named_property(env, exports, "META_TEXT", v);
-  napi_create_int32(env, 4, &v);
+  napi_create_int32(env, 3, &v);
   napi_set_named_property(env, exports, "ABI", v);
   return exports;
 }

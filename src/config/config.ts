@@ -453,8 +453,6 @@ const ENV_ALLOWED = new Set([
   'WZP_NATIVE_RECV_DISABLE',
   // Diagnostic: the add-on sends on the media socket itself (bench:forwarding's wzp-native-onesock).
   'WZP_NATIVE_SEND_SOCKET',
-  // Diagnostic: one sendmmsg per input datagram instead of per receive batch (wzp-native-nobatch).
-  'WZP_NATIVE_BATCH_SEND',
 ]);
 
 export const DEFAULT_CONFIG: Readonly<RelayConfig> = Object.freeze(configSchema.parse({}));

@@ -217,15 +217,6 @@ export interface NativeAddon {
     count: number,
     out: Int32Array,
   ): number;
-  /** Several messages (arena ranges, each to its run of records) in as few sendmmsg calls as possible. */
-  sendBatch(
-    fd: number,
-    arena: Buffer,
-    msgs: Int32Array,
-    nMsgs: number,
-    records: Buffer,
-    out: Int32Array,
-  ): number;
   parseAddress(text: string, records: Buffer, offset: number): number;
   readonly META_SIZE: number;
   readonly META_TEXT: number;
@@ -246,7 +237,7 @@ export interface NativeAddon {
 }
 
 /** The add-on's interface version (native/wzp_udp.c exports it as ABI). */
-const ADDON_ABI = 4;
+const ADDON_ABI = 3;
 
 export const NATIVE_ADDON_PATH = new URL('../../native/build/Release/wzp_udp.node', import.meta.url)
   .pathname;
@@ -267,11 +258,7 @@ export function loadNativeAddon(): { addon: NativeAddon | null; reason: string }
   }
   try {
     const addon = createRequire(import.meta.url)(NATIVE_ADDON_PATH) as NativeAddon;
-    if (
-      addon.ABI !== ADDON_ABI ||
-      typeof addon.sendMany !== 'function' ||
-      typeof addon.sendBatch !== 'function'
-    ) {
+    if (addon.ABI !== ADDON_ABI || typeof addon.sendMany !== 'function') {
       loaded = { addon: null, reason: `${NATIVE_ADDON_PATH}: unexpected add-on ABI ${addon.ABI}` };
     } else {
       loaded = { addon, reason: 'loaded' };
@@ -315,12 +302,6 @@ const VIEW_CACHE_MAX = 2048;
 /** Cached source address texts at most; the cache is cleared when it is full. */
 const SOURCE_CACHE_MAX = 65536;
 
-/** Told where a receive batch starts and ends (the native send path batches its sends across it). */
-export interface BatchSink {
-  beginBatch(): void;
-  endBatch(): void;
-}
-
 /**
  * The native receive: the add-on reads up to RECV_SLOTS datagrams per
  * recvmmsg into a ring allocated here once and calls `onBatch` once per
@@ -349,16 +330,13 @@ export class NativeUdpReceiver {
   private readonly rinfo: { address: string; family: 'IPv4' | 'IPv6'; port: number; size: number } =
     { address: '', family: 'IPv4', port: 0, size: 0 };
   private handle: object | null = null;
-  private readonly sink: BatchSink | null;
 
   constructor(
     addon: NativeAddon,
     stats: UdpIoStats,
     onDatagram: DatagramHandler,
     onError: (err: Error) => void,
-    sink: BatchSink | null = null,
   ) {
-    this.sink = sink;
     this.addon = addon;
     this.stats = stats;
     this.onDatagram = onDatagram;
@@ -426,20 +404,10 @@ export class NativeUdpReceiver {
     }
     stats.recvBatches++;
     stats.received += n;
-    const handler = this.onDatagram;
-    const sink = this.sink;
-    sink?.beginBatch();
-    try {
-      this.deliver(n, handler);
-    } finally {
-      sink?.endBatch();
-    }
-  };
-
-  private deliver(n: number, handler: DatagramHandler): void {
     const words = this.words;
     const mw = this.metaWords;
     const rinfo = this.rinfo;
+    const handler = this.onDatagram;
     for (let i = 0; i < n && this.handle !== null; i++) {
       const m = i * mw;
       const len = words[m] as number;
@@ -461,7 +429,7 @@ export class NativeUdpReceiver {
       rinfo.size = len;
       handler(this.view(i, len), rinfo);
     }
-  }
+  };
 
   /** Ring slot `i`'s first `len` bytes, as a cached view when short. */
   private view(i: number, len: number): Buffer {
@@ -503,11 +471,6 @@ const ADDRESS_CACHE_MAX = 65536;
  * The native path: `sendmmsg` on dgram's descriptor (or on a send-only socket
  * bound to the same port, see `useSendSocket`), dgram for what the kernel queued.
  */
-/** Bounds of one batched send (NativeUdpIo.beginBatch): bytes of datagrams, messages, destinations. */
-const BATCH_ARENA_BYTES = 65536;
-const BATCH_MAX_MSGS = 256;
-const BATCH_MAX_RECORDS = 1024;
-
 export class NativeUdpIo implements UdpIo {
   readonly path: UdpIoPath = 'native';
   receivePath: UdpIoPath = 'dgram';
@@ -531,23 +494,6 @@ export class NativeUdpIo implements UdpIo {
   private lastParsed: number | Buffer = 0;
   private readonly single: UdpDestination[] = [{ port: 0, address: null }];
   private receiver: NativeUdpReceiver | null = null;
-  /**
-   * Batched send (during a receive batch): datagrams are copied into the
-   * arena, their destinations' records follow each other in `records`, and
-   * everything leaves at endBatch (or when a bound is reached) in one
-   * sendBatch call. Off with WZP_NATIVE_BATCH_SEND=0.
-   */
-  private readonly batchable: boolean;
-  private batching = false;
-  private readonly arena: Buffer;
-  private arenaUsed = 0;
-  /** Per batched message: arena offset, length, destinations. */
-  private readonly batchMsgs = new Int32Array(3 * BATCH_MAX_MSGS);
-  private nMsgs = 0;
-  private nRecords = 0;
-  /** Per batched destination (for EAGAIN's hand-over to dgram). */
-  private readonly batchPorts = new Int32Array(BATCH_MAX_RECORDS);
-  private readonly batchAddresses: string[] = new Array<string>(BATCH_MAX_RECORDS).fill('');
 
   constructor(addon: NativeAddon, socket: Socket, socketType: 'udp4' | 'udp6', fd: number) {
     this.addon = addon;
@@ -563,28 +509,6 @@ export class NativeUdpIo implements UdpIo {
     this.index = new Int32Array(0);
     this.out = new Int32Array(4);
     this.grow(64);
-    this.batchable = process.env.WZP_NATIVE_BATCH_SEND !== '0';
-    this.arena = this.batchable ? Buffer.allocUnsafeSlow(BATCH_ARENA_BYTES) : Buffer.alloc(0);
-  }
-
-  /** True when sends of a receive batch leave together (see beginBatch). */
-  get batchSend(): boolean {
-    return this.batchable;
-  }
-
-  /**
-   * From here until endBatch, sends are collected (copied) and leave
-   * together: one sendmmsg for all the fan-outs of a receive batch instead of
-   * one per input datagram. In order, bounded (BATCH_* above: a full batch is
-   * sent at once, so no send waits longer than the batch's own handling).
-   */
-  beginBatch(): void {
-    this.batching = this.batchable;
-  }
-
-  endBatch(): void {
-    this.batching = false;
-    this.flushBatch();
   }
 
   /** Takes over the socket's receive (recvmmsg); null when running, else why not. */
@@ -593,7 +517,7 @@ export class NativeUdpIo implements UdpIo {
     onDatagram: DatagramHandler,
     onError: (err: Error) => void,
   ): string | null {
-    const receiver = new NativeUdpReceiver(this.addon, this.stats, onDatagram, onError, this);
+    const receiver = new NativeUdpReceiver(this.addon, this.stats, onDatagram, onError);
     const why = receiver.start(socket, this.fd);
     if (why === null) {
       this.receiver = receiver;
@@ -628,7 +552,6 @@ export class NativeUdpIo implements UdpIo {
   }
 
   close(): void {
-    this.flushBatch();
     this.receiver?.close();
     this.receiver = null;
     if (this.sendSocket) {
@@ -673,13 +596,6 @@ export class NativeUdpIo implements UdpIo {
       stats.countError('oversize', countBound(destinations, count));
       return;
     }
-    if (this.batching && this.dgram.pending === 0) {
-      this.addToBatch(prefix, buf, len, destinations, count);
-      return;
-    }
-    if (this.nMsgs > 0) {
-      this.flushBatch();
-    }
     if (this.dgram.pending > 0) {
       // Earlier datagrams still wait in libuv's queue: keep the order (with
       // copies: see queueRest).
@@ -719,121 +635,6 @@ export class NativeUdpIo implements UdpIo {
     }
     if (handled < n) {
       this.queueRest(prefix, buf, destinations, handled, n);
-    }
-  }
-
-  private addToBatch(
-    prefix: Buffer | null,
-    buf: Buffer,
-    len: number,
-    destinations: readonly UdpDestination[],
-    count: number,
-  ): void {
-    if (
-      this.arenaUsed + len > BATCH_ARENA_BYTES ||
-      this.nMsgs === BATCH_MAX_MSGS ||
-      this.nRecords + count > BATCH_MAX_RECORDS
-    ) {
-      this.flushBatch();
-      if (count > BATCH_MAX_RECORDS) {
-        // Larger than any batch: on its own, as without batching.
-        this.batching = false;
-        this.sendMany(prefix, buf, destinations, count);
-        this.batching = true;
-        return;
-      }
-    }
-    const first = this.nRecords;
-    if (first + count > this.index.length) {
-      this.grow(first + count);
-    }
-    let n = first;
-    for (let i = 0; i < count; i++) {
-      const d = destinations[i] as UdpDestination;
-      if (d.address !== null && this.writeRecord(n, d.port, d.address)) {
-        this.batchPorts[n] = d.port;
-        this.batchAddresses[n] = d.address;
-        n++;
-      }
-    }
-    if (n === first) {
-      return;
-    }
-    const at = this.arenaUsed;
-    const arena = this.arena;
-    if (prefix === null) {
-      arena.set(buf, at);
-    } else {
-      arena.set(prefix, at);
-      arena.set(buf, at + prefix.length);
-    }
-    const m = this.batchMsgs;
-    const k = 3 * this.nMsgs;
-    m[k] = at;
-    m[k + 1] = len;
-    m[k + 2] = n - first;
-    this.nMsgs++;
-    this.nRecords = n;
-    this.arenaUsed = at + len;
-  }
-
-  /** Sends what the batch holds (one sendBatch call); what EAGAIN leaves goes to dgram's queue. */
-  private flushBatch(): void {
-    const nMsgs = this.nMsgs;
-    if (nMsgs === 0) {
-      return;
-    }
-    const total = this.nRecords;
-    this.nMsgs = 0;
-    this.nRecords = 0;
-    this.arenaUsed = 0;
-    const stats = this.stats;
-    const out = this.out;
-    out[0] = 0;
-    out[1] = 0;
-    out[2] = 0;
-    out[3] = 0;
-    let handled = this.addon.sendBatch(
-      this.sendFd,
-      this.arena,
-      this.batchMsgs,
-      nMsgs,
-      this.records,
-      out,
-    );
-    stats.sent += out[1] as number;
-    stats.syscalls += out[2] as number;
-    if (handled < 0) {
-      stats.countError('native_usage');
-      handled = 0;
-    } else if ((out[0] as number) > 0) {
-      this.countErrnos();
-    }
-    if (handled < total) {
-      this.queueBatchRest(nMsgs, handled, total);
-    }
-  }
-
-  /** EAGAIN in a batch: its destinations [from, total) go to libuv's queue, each message copied once. */
-  private queueBatchRest(nMsgs: number, from: number, total: number): void {
-    this.stats.queued += total - from;
-    const m = this.batchMsgs;
-    let start = 0;
-    for (let i = 0; i < nMsgs && start < total; i++) {
-      const end = start + (m[3 * i + 2] as number);
-      if (end > from) {
-        const at = m[3 * i] as number;
-        const copy = Buffer.from(this.arena.subarray(at, at + (m[3 * i + 1] as number)));
-        for (let k = Math.max(start, from); k < end; k++) {
-          this.dgram.sendOne(
-            null,
-            copy,
-            this.batchPorts[k] as number,
-            this.batchAddresses[k] as string,
-          );
-        }
-      }
-      start = end;
     }
   }
 
@@ -942,9 +743,7 @@ export class NativeUdpIo implements UdpIo {
     while (cap < count) {
       cap *= 2;
     }
-    const old = this.records;
     this.records = Buffer.alloc(cap * this.recordSize);
-    old.copy(this.records, 0, 0, Math.min(old.length, this.records.length));
     this.view = new DataView(this.records.buffer, this.records.byteOffset, this.records.byteLength);
     this.index = new Int32Array(cap);
     this.out = new Int32Array(4 + 2 * cap);
