@@ -7,16 +7,19 @@
 // decides, measured without the kernel's noise.
 //
 //   npm run bench:hotpath [-- --scenarios 10x10,1x50,50x3] [-- --repeats 7] [-- --inputs 200000]
+//                         [-- --full] [-- --kernel-between]
 //
 // Per scenario: a warm-up pass (discarded), then REPEATS passes of INPUTS input
 // datagrams each; reports the median and range of ns of CPU (this thread) per
 // input datagram and per delivered packet, and the heap bytes retained per
 // input over a pass (after a forced full collection on both sides).
+import { createSocket } from 'node:dgram';
 import { cpus } from 'node:os';
 import { MediaEngine } from '../dist/media/engine.js';
 import { SessionObserver } from '../dist/media/quality-observer.js';
 import { RoomState } from '../dist/media/room-state.js';
 import { Session } from '../dist/media/session.js';
+import { loadNativeAddon, socketFd } from '../dist/media/udp-io.js';
 import {
   confirmOf,
   createHeader,
@@ -36,6 +39,46 @@ const INPUTS = Number(opt('--inputs') ?? 200_000);
 // Frames generated per sender (then replayed: each replay starts with a FULL frame).
 const FRAMES_PER_SENDER = 400;
 const PAYLOAD = 100;
+// --kernel-between: after each input, the add-on really sends it to 9 loopback
+// destinations (a socket nobody reads, so the kernel drops them at its full
+// buffer), as the relay's kernel work runs between two inputs. The engine's
+// own time is then read per call (performance.now around onDatagram), which
+// shows what a hot path costs when the kernel has just evicted it from the caches.
+const KERNEL_BETWEEN = args.includes('--kernel-between');
+// --full: FULL frames only, byte for byte what bench:forwarding's load generator
+// sends (bench/forwarding/loadgen.c), instead of a client's MINI stream.
+const FULL_ONLY = args.includes('--full');
+const kernel = KERNEL_BETWEEN ? await kernelWork() : null;
+
+async function kernelWork() {
+  const { addon, reason } = loadNativeAddon();
+  if (addon === null) {
+    console.error(`--kernel-between needs the native add-on: ${reason}`);
+    process.exit(2);
+  }
+  const bindUdp = () =>
+    new Promise((resolve) => {
+      const s = createSocket('udp4');
+      s.bind(0, '127.0.0.1', () => resolve(s));
+    });
+  const tx = await bindUdp();
+  const sink = await bindUdp();
+  sink.pause?.();
+  const rec = Buffer.alloc(addon.RECORD_SIZE * 9);
+  for (let i = 0; i < 9; i++) {
+    addon.parseAddress('127.0.0.1', rec, i * addon.RECORD_SIZE);
+    rec.writeUInt16BE(sink.address().port, i * addon.RECORD_SIZE + 2);
+  }
+  const out = new Int32Array(4 + 18);
+  const fd = socketFd(tx);
+  return {
+    send: (msg) => addon.sendMany(fd, null, msg, rec, 9, out),
+    close: () => {
+      tx.close();
+      sink.close();
+    },
+  };
+}
 
 if (typeof globalThis.gc !== 'function') {
   console.error('bench:hotpath needs --expose-gc (npm run bench:hotpath passes it)');
@@ -120,30 +163,57 @@ function setup(sc) {
       const payload = Buffer.alloc(PAYLOAD, n & 255);
       const frames = [];
       for (let f = 0; f < FRAMES_PER_SENDER; f++) {
-        frames.push(
-          comp.encode(createHeader({ seq: f, timestamp: f * 960, fecRatio: 20 }), payload),
-        );
+        if (FULL_ONLY) {
+          const b = Buffer.alloc(17 + PAYLOAD, n & 255);
+          b.set([0x00, 0x02, 0x00, 0x00, 0x02, 0x00, 0x00], 0);
+          b.writeUInt32BE(f + 1, 7);
+          b.writeUInt32BE((f + 1) * 20, 11);
+          b[15] = 0;
+          b[16] = 0;
+          frames.push(b);
+        } else {
+          frames.push(
+            comp.encode(createHeader({ seq: f, timestamp: f * 960, fecRatio: 20 }), payload),
+          );
+        }
       }
       senders.push({ rinfo, frames });
     }
   }
   const step = 20 / sc.size; // ms of clock per input: every sender at 50 frames/s
   let frame = 0;
+  let engineMs = 0;
   const pass = (inputs) => {
     const nS = senders.length;
     for (let i = 0; i < inputs; i++) {
       const s = senders[i % nS];
       const msg = s.frames[frame % FRAMES_PER_SENDER];
       s.rinfo.size = msg.length;
+      const t0 = performance.now();
       engine.onDatagram(msg, s.rinfo);
+      engineMs += performance.now() - t0;
+      if (kernel !== null) {
+        kernel.send(msg);
+      }
       if (i % nS === nS - 1) {
         frame++;
       }
       clock += step / sc.rooms;
     }
   };
-  return { engine, pass, delivered: () => delivered };
+  return { engine, pass, delivered: () => delivered, engineMs: () => engineMs };
 }
+
+/** What a performance.now() pair costs (subtracted from the timed column). */
+const TIMER_NS = (() => {
+  let x = 0;
+  const t0 = threadCpuNs();
+  for (let i = 0; i < 1_000_000; i++) {
+    const a = performance.now();
+    x += performance.now() - a;
+  }
+  return (threadCpuNs() - t0) / 1_000_000 + x * 0;
+})();
 
 const rows = [];
 for (const sc of SCENARIOS) {
@@ -151,22 +221,25 @@ for (const sc of SCENARIOS) {
   h.pass(INPUTS); // warm-up (JIT), discarded
   const perInput = [];
   const perPkt = [];
+  const timed = [];
   const heap = [];
   for (let rep = 0; rep < REPEATS; rep++) {
     globalThis.gc();
     const heap0 = process.memoryUsage().heapUsed;
     const d0 = h.delivered();
+    const e0 = h.engineMs();
     const t0 = threadCpuNs();
     h.pass(INPUTS);
     const ns = threadCpuNs() - t0;
     const out = h.delivered() - d0;
+    timed.push(((h.engineMs() - e0) * 1e6) / INPUTS - TIMER_NS);
     globalThis.gc();
     heap.push((process.memoryUsage().heapUsed - heap0) / INPUTS);
     perInput.push(ns / INPUTS);
     perPkt.push(ns / Math.max(1, out));
   }
   const dropped = Object.entries(h.engine.stats.dropped).filter(([, v]) => v > 0);
-  rows.push({ sc, perInput, perPkt, heap, dropped });
+  rows.push({ sc, perInput, perPkt, timed, heap, dropped });
   console.error(
     `  ${sc.name}: ${fmt(median(perInput))} ns/input, ${fmt(median(perPkt), 1)} ns/delivered packet` +
       (dropped.length > 0 ? ` (dropped: ${dropped.map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
@@ -175,15 +248,16 @@ for (const sc of SCENARIOS) {
 
 const range = (xs, d) => `${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)}`;
 console.log(
-  `**Hot path, JavaScript only** (bench/hotpath.mjs: in process, no sockets; ${REPEATS} passes of ${fmt(INPUTS)} input datagrams after a warm-up pass; CPU of this thread; median and range)\n`,
+  `**Hot path, JavaScript only** (bench/hotpath.mjs: in process${KERNEL_BETWEEN ? ', the add-on sending each input to 9 loopback destinations between inputs' : ', no sockets'}${FULL_ONLY ? ', FULL frames as the load generator sends them' : ''}; ${REPEATS} passes of ${fmt(INPUTS)} input datagrams after a warm-up pass; CPU of the thread (the process's on Node 20); median and range)\n`,
 );
 console.log(
-  '| scenario | ns per input datagram | ns per delivered packet | heap Δ B per input | drops |',
+  `| scenario | ns per input datagram | ns per delivered packet | engine ns per input, timed per call${KERNEL_BETWEEN ? ' (kernel work between inputs)' : ''} | heap Δ B per input | drops |`,
 );
-console.log('| --- | ---: | ---: | ---: | --- |');
+console.log('| --- | ---: | ---: | ---: | ---: | --- |');
 for (const r of rows) {
   console.log(
-    `| ${r.sc.name} | ${fmt(median(r.perInput))} (${range(r.perInput, 0)}) | ${fmt(median(r.perPkt), 1)} (${range(r.perPkt, 1)}) | ${fmt(median(r.heap), 3)} | ${r.dropped.length === 0 ? 'none' : r.dropped.map(([k, v]) => `${k} ${v}`).join(', ')} |`,
+    `| ${r.sc.name} | ${fmt(median(r.perInput))} (${range(r.perInput, 0)}) | ${fmt(median(r.perPkt), 1)} (${range(r.perPkt, 1)}) | ${fmt(median(r.timed))} (${range(r.timed, 0)}) | ${fmt(median(r.heap), 3)} | ${r.dropped.length === 0 ? 'none' : r.dropped.map(([k, v]) => `${k} ${v}`).join(', ')} |`,
   );
 }
+kernel?.close();
 console.log(`\n_${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}._`);
