@@ -78,10 +78,10 @@ const PAYLOAD = 100;
 // one burst, so its own stalls do not become the relay's queueing delay; the
 // same for every relay, and counted (*sends skipped*). BENCH_GEN_MAX_LATE_US=0:
 // every late send goes out at once (the instrument before 2026-12-03 evening).
+const GEN_MAX_LATE_US = Number(process.env.BENCH_GEN_MAX_LATE_US ?? 1000);
 // BENCH_THREADS=1: logs every measured step's per-thread CPU ticks and context
 // switches (read from /proc at the step's edges, as the CPU probe; every relay alike).
 const THREADS = process.env.BENCH_THREADS === '1';
-const GEN_MAX_LATE_US = Number(process.env.BENCH_GEN_MAX_LATE_US ?? 1000);
 const START_OUT_PPS = 16_000;
 const MAX_STEPS = 14;
 const MIN_STEPS_DOWN = 6;
@@ -450,11 +450,23 @@ function startPerf(pid, file) {
     file,
   ]);
   const p = spawn(cmd, argv, { stdio: 'ignore' });
-  return () =>
-    new Promise((resolve) => {
-      p.once('exit', resolve);
-      p.kill('SIGINT');
+  let done = false;
+  const ended = new Promise((resolve) => {
+    p.once('exit', resolve);
+    // No perf here: the step runs unrecorded, the run goes on.
+    p.once('error', (err) => {
+      log(`  perf record failed: ${err.message}`);
+      resolve();
     });
+  }).then(() => {
+    done = true;
+  });
+  return () => {
+    if (!done) {
+      p.kill('SIGINT');
+    }
+    return ended;
+  };
 }
 
 /** A measured step: /proc before and after, nothing else touches the relay. */
@@ -470,7 +482,7 @@ async function measuredStep(t, pps, seconds) {
     const rows = threadDelta(th0, threadSample(t.proc.pid));
     const per = (n) => fmt((n / Math.max(1, r.received)) * 1000, 2);
     log(
-      `  threads ${t.kind} @ ${Math.round(r.outPps)}/s (per 1000 delivered: ticks, sys ticks, vol, invol): ${rows
+      `  threads ${t.kind} @ ${Math.round(r.outPps)}/s (thread[tid] CPU ticks/of them kernel in the step, voluntary/involuntary switches per 1000 delivered): ${rows
         .map((x) => `${x.name}[${x.tid}] ${x.ticks}/${x.sysTicks} ${per(x.vol)}/${per(x.invol)}`)
         .join('; ')}`,
     );

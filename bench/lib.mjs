@@ -261,7 +261,6 @@ export async function startProfile(url) {
   };
 }
 
-/** Context switches (voluntary, involuntary) summed over the threads of a process, from /proc. */
 /**
  * Per-thread CPU ticks and context switches of `pid` (BENCH_THREADS=1's
  * diagnostic): Map tid → { name, ticks, sysTicks, vol, invol }; null if gone.
@@ -311,6 +310,7 @@ export function threadDelta(a, b) {
   return rows.sort((p, q) => q.ticks - p.ticks || q.vol - p.vol);
 }
 
+/** Context switches (voluntary, involuntary) summed over the threads of a process, from /proc. */
 export function ctxSwitches(pid) {
   try {
     let vol = 0;
