@@ -6,7 +6,7 @@
  */
 import type { KeyframeSlot } from './keyframe-cache.js';
 import { SenderVideo } from './layer-selector.js';
-import { Downstream, ReceiverPrefs } from './subscriptions.js';
+import { Downstream, fanoutState, ReceiverPrefs } from './subscriptions.js';
 
 export class AvState {
   /** Frames received from this session (as a sender); the current frame's number. */
@@ -54,6 +54,7 @@ export class AvState {
   /** Drops the flow to `receiver` (it left). */
   forget(receiver: { readonly tag: number }): void {
     this.down.delete(receiver);
+    fanoutState.generation++;
     if (this.byTag[receiver.tag]?.receiver === receiver) {
       this.byTag[receiver.tag] = undefined;
     }
@@ -62,6 +63,7 @@ export class AvState {
   /** Drops every flow from this sender (it left). */
   forgetAll(): void {
     this.down.clear();
+    fanoutState.generation++;
     this.byTag.length = 0;
   }
 

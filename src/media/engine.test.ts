@@ -381,6 +381,115 @@ describe('MediaEngine over UDP', () => {
   });
 });
 
+describe('audio fan-out plan (cached per sender, rebuilt on change)', () => {
+  /** A sends MINI audio to B and C; `frames(p)` is what peer p got, decoded in order. */
+  async function call() {
+    const r = await relay();
+    const [a, b, c] = await Promise.all([peer(), peer(), peer()]);
+    const sa = r.join();
+    const sb = r.join();
+    const sc = r.join();
+    await bind(a, r.port, sa);
+    await bind(b, r.port, sb);
+    await bind(c, r.port, sc);
+    const comp = new MiniCompressor();
+    let seq = 0;
+    /** Sends n frames from A, then waits until `to` got them all (and 30 ms more). */
+    const send = async (n: number, to: Peer[]): Promise<void> => {
+      const want = to.map((p) => p.inbox.length + n);
+      for (let i = 0; i < n; i++) {
+        a.socket.send(comp.encode(audio(seq), Buffer.from(`s${seq}`)), r.port, '127.0.0.1');
+        seq++;
+      }
+      await until(() => to.every((p, i) => p.inbox.length >= (want[i] as number)), 'frames');
+      await new Promise((res) => setTimeout(res, 30));
+    };
+    const got = (p: Peer): number[] => {
+      const ctx = new MiniContext();
+      return p.inbox.map(
+        (d) => decodeCompactFrame(Buffer.from(decodeTrunk(d, 1)[0]?.data ?? []), ctx).header.seq,
+      );
+    };
+    return { r, a, b, c, sa, sb, sc, send, got };
+  }
+
+  it('a SubscriptionUpdate mid-stream stops, then resumes, that receiver only (FULL on resume)', async () => {
+    const t = await call();
+    await t.send(3, [t.b, t.c]);
+    t.r.engine.subscription(t.sb, { tag: t.sa.tag, audio: false });
+    await t.send(3, [t.c]);
+    expect(t.got(t.b)).toEqual([0, 1, 2]);
+    const chainBefore = t.r.engine.stats.fullChain;
+    t.r.engine.subscription(t.sb, { tag: null, audio: true }); // defaults: no effect on the override
+    await t.send(1, [t.c]);
+    expect(t.b.inbox).toHaveLength(3);
+    t.r.engine.subscription(t.sb, { tag: t.sa.tag, audio: true });
+    await t.send(2, [t.b, t.c]);
+    expect(t.got(t.b)).toEqual([0, 1, 2, 7, 8]);
+    expect(t.got(t.c)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    // B missed frame 6: its first frame after resuming came FULL, the next MINI.
+    const last = t.b.inbox.map((d) => decodeTrunk(d, 1)[0]?.data[0]);
+    expect(last.slice(3)).toEqual([FrameType.Full, FrameType.Mini]);
+    expect(t.r.engine.stats.fullChain).toBe(chainBefore + 1);
+  });
+
+  it('a revoked subscribe grant takes effect at the next packet, and a restored one too', async () => {
+    const t = await call();
+    await t.send(2, [t.b, t.c]);
+    t.sc.canSubscribe = false;
+    await t.send(2, [t.b]);
+    t.sc.canSubscribe = true;
+    await t.send(2, [t.b, t.c]);
+    expect(t.got(t.c)).toEqual([0, 1, 4, 5]);
+    expect(t.got(t.b)).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('a receiver that left gets nothing and keeps no flow, before the room snapshot changes', async () => {
+    const t = await call();
+    await t.send(2, [t.b, t.c]);
+    t.r.engine.unregister(t.sc); // still in room.snapshot: the room publishes its change later
+    await t.send(2, [t.b]);
+    expect(t.c.inbox).toHaveLength(2);
+    expect(t.sa.av.down.has(t.sc)).toBe(false);
+    expect(t.sa.av.down.has(t.sb)).toBe(true);
+    t.r.room.snapshot = t.r.room.snapshot.filter((e) => e.sink !== t.sc);
+    await t.send(1, [t.b]);
+    expect(t.got(t.b)).toEqual([0, 1, 2, 3, 4]);
+    expect(t.c.inbox).toHaveLength(2);
+  });
+
+  it('follows a receiver to its new address (NAT rebinding) mid-stream', async () => {
+    const t = await call();
+    await t.send(2, [t.b, t.c]);
+    const b2 = await peer();
+    await bind(b2, t.r.port, t.sb);
+    await t.send(2, [b2, t.c]);
+    expect(t.b.inbox).toHaveLength(2);
+    // The same client on a new socket: its MINI chain goes on unbroken.
+    expect(b2.inbox.map((x) => decodeTrunk(x, 1)[0]?.data[0])).toEqual([
+      FrameType.Mini,
+      FrameType.Mini,
+    ]);
+    expect(t.got({ ...b2, inbox: [...t.b.inbox, ...b2.inbox] })).toEqual([0, 1, 2, 3]);
+    expect(t.got(t.c)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('a joiner after the plan was built gets the next frame, FULL, then MINI', async () => {
+    const t = await call();
+    await t.send(2, [t.b, t.c]);
+    const d = await peer();
+    const sd = t.r.join();
+    await bind(d, t.r.port, sd);
+    await t.send(2, [t.b, t.c, d]);
+    expect(t.got(d)).toEqual([2, 3]);
+    expect(d.inbox.map((x) => decodeTrunk(x, 1)[0]?.data[0])).toEqual([
+      FrameType.Full,
+      FrameType.Mini,
+    ]);
+    expect(t.r.engine.stats.packetsForwarded).toBe(2 * 2 + 3 * 2);
+  });
+});
+
 /**
  * `got` is what a receiver got of `sent` in order: byte-identical, except that
  * the sender's frames whose number (1-based) is a multiple of `anchor` came

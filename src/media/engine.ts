@@ -50,8 +50,13 @@ import {
   type SenderVideo,
 } from './layer-selector.js';
 import { Policer, type PolicingConfig, type PolicingKind, type PolicingTier } from './policer.js';
-import { Session } from './session.js';
-import { MAX_LAYER, type SubscriptionChange } from './subscriptions.js';
+import { type FanoutPlan, Session } from './session.js';
+import {
+  type Downstream,
+  fanoutState,
+  MAX_LAYER,
+  type SubscriptionChange,
+} from './subscriptions.js';
 import type { UdpDestination } from './udp-io.js';
 
 /** Why a datagram was dropped (label values of wzp_relay_datagrams_dropped_total). */
@@ -602,6 +607,138 @@ export class MediaEngine {
     }
   }
 
+  /**
+   * `fanOut` for audio without trunking, the bulk of all traffic: the same
+   * decisions and counters, over the sender's fan-out plan (the receivers that
+   * want its audio and their flows, resolved once per room snapshot and
+   * subscription change) instead of the snapshot, so a packet touches no
+   * subscription state. When every receiver takes the frame unchanged over
+   * UDP, as they do between changes, the plan's own receiver array is the
+   * send's destination list: nothing is written per receiver but its counters.
+   */
+  private fanOutAudio(
+    sender: Session,
+    msg: Buffer,
+    view: CompactView,
+    isMini: boolean,
+    anchor: boolean,
+    frameNo: number,
+    now: number,
+  ): void {
+    const stats = this.stats;
+    const plan = this.planFor(sender);
+    const receivers = plan.receivers;
+    const downs = plan.downs;
+    const tag = sender.tag;
+    let expanded: Buffer | null = null;
+    let prefix: Buffer | null = null;
+    let sent = 0;
+    let bytes = 0;
+    const batch = this.batch;
+    const batchExpanded = this.batchExpanded;
+    // While every receiver so far goes into the plain UDP batch, `receivers`
+    // itself is that batch (its first nBatch entries); copied on the first one that does not.
+    let inPlace = true;
+    let nBatch = 0;
+    let nExpanded = 0;
+    for (let k = 0; k < receivers.length; k++) {
+      const r = receivers[k] as Session;
+      const d = downs[k] as Downstream;
+      const skip = (r.address === null && r.path === null) || r.closed || !r.canSubscribe;
+      const full = !skip && isMini && (anchor || d.lastFrame !== frameNo - 1 || d.fullUntil > now);
+      if (inPlace && (skip || full || r.path !== null)) {
+        inPlace = false;
+        for (let j = 0; j < nBatch; j++) {
+          batch[j] = receivers[j] as Session;
+        }
+      }
+      if (skip) {
+        continue;
+      }
+      let n: number;
+      if (full) {
+        expanded ??= this.expandToFull(msg, view, tag);
+        if (d.lastFrame !== frameNo - 1) {
+          stats.fullChain++;
+        } else if (d.fullUntil > now) {
+          stats.fullResync++;
+        } else {
+          stats.fullAnchor++;
+        }
+        if (r.path === null) {
+          batchExpanded[nExpanded++] = r;
+        } else {
+          r.path.send(expanded);
+        }
+        n = expanded.length - SINGLE_PREFIX;
+      } else {
+        if (r.path !== null) {
+          prefix ??= singleEntryPrefix(tag, msg.length);
+          r.path.send([prefix, msg]);
+        } else if (inPlace) {
+          nBatch++;
+        } else {
+          batch[nBatch++] = r;
+        }
+        n = msg.length;
+      }
+      d.lastFrame = frameNo;
+      sent++;
+      bytes += n;
+      r.packetsOut++;
+      r.bytesOut += n;
+      d.bytes += n;
+      d.packets++;
+    }
+    stats.datagramsOut += sent;
+    stats.trunkFrames += sent;
+    stats.trunkEntries += sent;
+    if (nBatch > 0) {
+      const scratch = this.prefixScratch;
+      writeSinglePrefix(scratch, 0, tag, msg.length);
+      this.sendMany(scratch, msg, inPlace ? receivers : batch, nBatch);
+      if (!inPlace) {
+        clearBatch(batch, nBatch);
+      }
+    }
+    if (nExpanded > 0) {
+      this.sendMany(null, expanded as Buffer, batchExpanded, nExpanded);
+      clearBatch(batchExpanded, nExpanded);
+    }
+    stats.packetsForwarded += sent;
+    stats.bytesForwarded += bytes;
+    const bm = stats.bytesByMediaType;
+    bm[MediaType.Audio] = (bm[MediaType.Audio] as number) + bytes;
+    const fan = stats.fanout;
+    const bucket = sent < fan.length ? sent : fan.length - 1;
+    fan[bucket] = (fan[bucket] as number) + 1;
+  }
+
+  /** The sender's fan-out plan for its room's current snapshot, rebuilt after any change. */
+  private planFor(sender: Session): FanoutPlan {
+    const snapshot = sender.room.snapshot;
+    const generation = fanoutState.generation;
+    const cached = sender.fanout;
+    if (cached !== null && cached.snapshot === snapshot && cached.generation === generation) {
+      return cached;
+    }
+    const receivers: Session[] = [];
+    const downs: Downstream[] = [];
+    const tag = sender.tag;
+    for (let i = 0; i < snapshot.length; i++) {
+      const r = (snapshot[i] as { readonly sink: Session }).sink;
+      // A closed receiver never reopens; leaving it out also keeps a flow
+      // from being created again after unregister forgot it.
+      if (r !== sender && !r.closed && r.av.rx.prefsFor(tag).audio) {
+        receivers.push(r);
+        downs.push(sender.av.downstream(r));
+      }
+    }
+    const plan: FanoutPlan = { snapshot, generation, receivers, downs };
+    sender.fanout = plan;
+    return plan;
+  }
+
   /** Sends one compact frame to a receiver as a TRUNK entry (batched when trunking). */
   private deliver(r: Session, tag: number, frame: Buffer, prefix: Buffer | null): void {
     const stats = this.stats;
@@ -640,6 +777,10 @@ export class MediaEngine {
     const anchorEvery = this.resyncOptions.anchorFrames;
     // Anchored FULL (BINDING.md §4.6): the same frame for every receiver, so one expansion serves all.
     const anchor = isMini && anchorEvery > 0 && frameNo % anchorEvery === 0;
+    if (isAudio && !trunking) {
+      this.fanOutAudio(sender, msg, view, isMini, anchor, frameNo, now);
+      return;
+    }
     let videoSenders = -1;
     this.current = sender;
     // Lazily built, shared by every receiver that needs the same bytes.

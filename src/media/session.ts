@@ -6,6 +6,20 @@
 import { type MediaHeader, MiniContext, type TrunkBatcher } from '../wire/index.js';
 import { AvState } from './av-state.js';
 import type { DatagramPath } from './datagram-path.js';
+import type { Downstream } from './subscriptions.js';
+
+/**
+ * A sender's audio fan-out resolved once (engine.ts `planFor`): the receivers
+ * of its room that want its audio, each with its flow. Valid while the room
+ * snapshot and `fanoutState.generation` are the ones it was built from; the
+ * per-packet path still checks each receiver's binding, `closed` and grant.
+ */
+export interface FanoutPlan {
+  readonly snapshot: readonly unknown[];
+  readonly generation: number;
+  readonly receivers: Session[];
+  readonly downs: Downstream[];
+}
 
 /** Minimal view of a room the hot path needs: the published participant snapshot. */
 export interface RoomSnapshotSource {
@@ -107,6 +121,8 @@ export class Session {
   globalRoom: GlobalRoomRef | null = null;
   /** Federation: non-null for a participant of another relay (no UDP address, no signalling). */
   readonly remote: RemoteRef | null;
+  /** This session's audio fan-out as a sender (null until its first audio packet). */
+  fanout: FanoutPlan | null = null;
   /** Set once the session ended; the hot path skips closed sessions. */
   closed = false;
 

@@ -5,6 +5,13 @@
  * these objects; the per-packet path only reads them.
  */
 
+/**
+ * Bumped on every change of a receiver's subscriptions or of a sender's set of
+ * flows in this thread (apply, forget; AvState.forget and forgetAll). The
+ * engine's fan-out plans cache both and are rebuilt when it moved.
+ */
+export const fanoutState = { generation: 0 };
+
 /** The highest simulcast layer (stream_id 2 = high). */
 export const MAX_LAYER = 2;
 
@@ -85,6 +92,7 @@ export class ReceiverPrefs {
       this.perSender.set(change.tag, base);
     }
     this.epoch++;
+    fanoutState.generation++;
   }
 
   feedback(fb: FeedbackInput): void {
@@ -99,6 +107,7 @@ export class ReceiverPrefs {
   /** Forgets the per-sender prefs of a sender tag that left. */
   forget(tag: number): void {
     this.perSender.delete(tag);
+    fanoutState.generation++;
   }
 
   /** Tags with their own prefs (operator view). */
