@@ -97,6 +97,41 @@ describe('Policer', () => {
     expect(ok).toBe(200);
   });
 
+  it('tier C: tracks the first 8 audio streams of a session apart; a seq gap over 1000 re-anchors', () => {
+    const p = new Policer();
+    const s = {};
+    p.configure(s, opus24, 0);
+    const on = (streamId: number, seq: number, ts: number) =>
+      createHeader({ seq, timestamp: ts, codecId: 0, streamId });
+    let t = 0;
+    // Streams 0..7 take the 8 slots; stream 7 drifts (its timestamp never moves).
+    for (let id = 0; id < 8; id++) {
+      expect(p.admit(s, on(id, 0, 0), 40, t++)).toBe(true);
+    }
+    let drifting = 0;
+    let untracked = 0;
+    for (let i = 1; i <= DRIFT_MIN_PACKETS + 20; i++) {
+      t += 20;
+      drifting += p.admit(s, on(7, i, 0), 40, t) ? 1 : 0;
+      // A 9th stream drifting the same way is not judged by tier C (no slot).
+      untracked += p.admit(s, on(8, i, 0), 40, t + 1) ? 1 : 0;
+      // Stream 0 moves on properly meanwhile.
+      expect(p.admit(s, on(0, i, i * 20), 40, t + 2)).toBe(true);
+    }
+    expect(drifting).toBe(DRIFT_MIN_PACKETS - 1);
+    expect(untracked).toBe(DRIFT_MIN_PACKETS + 20);
+    expect(p.stats.dropped.audio.C).toBe(21);
+    // Stream 0 jumps 2000 packets ahead with its timestamp only 100 ms on: a restart, judged from there.
+    const base = DRIFT_MIN_PACKETS + 20;
+    t += 20;
+    expect(p.admit(s, on(0, base + 2000, base * 20 + 100), 40, t)).toBe(true);
+    for (let i = 1; i <= DRIFT_MIN_PACKETS + 5; i++) {
+      t += 20;
+      expect(p.admit(s, on(0, base + 2000 + i, base * 20 + 100 + i * 20), 40, t)).toBe(true);
+    }
+    expect(p.stats.dropped.audio.C).toBe(21);
+  });
+
   it('tier C: a start-up burst stamped at encoder output (25 frames within 5 ms), then real time, passes', () => {
     // What a WebCodecs client stamping chunks with performance.now() sends after its encoder
     // started (or its main thread stalled for 500 ms): 25 frames, timestamps 0..4 ms.

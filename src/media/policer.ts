@@ -40,7 +40,7 @@
  *
  * Synchronous, timer-free (time is passed in), no allocation per packet.
  */
-import { TokenBucket } from '../util/token-bucket.js';
+import { TokenBuckets } from '../util/token-bucket.js';
 import {
   CODECS,
   type CodecInfo,
@@ -119,10 +119,14 @@ export function audioMaxPps(frameMs: number): number {
   return Math.floor(Math.floor(1000 / Math.max(1, frameMs)) * 3 * 1.5);
 }
 
+/** Bucket slots of a KindMeter's `buckets`, in the order they are checked. */
+const PACKETS = 0;
+const BYTES = 1;
+const CAP = 2;
+
 class KindMeter {
-  bytes: TokenBucket;
-  packets: TokenBucket;
-  cap: TokenBucket;
+  /** Packets per second, bytes per second and the hard byte cap (slots PACKETS, BYTES, CAP). */
+  readonly buckets = new TokenBuckets(3);
   /** Current rates (for the docs/tests). */
   bytesPerSec: number;
   pps: number;
@@ -138,25 +142,27 @@ class KindMeter {
     this.bytesPerSec = bytesPerSec;
     this.pps = pps;
     const depth = burstMs / 1000;
-    this.bytes = new TokenBucket(bytesPerSec, Math.max(bytesPerSec * depth, minBurstBytes), now);
-    this.packets = new TokenBucket(
-      pps,
-      Math.max(pps * depth, 4, Math.ceil(minBurstBytes / 250)),
-      now,
-    );
-    this.cap = new TokenBucket(
-      capBytesPerSec,
-      Math.max(capBytesPerSec * depth, minBurstBytes),
-      now,
-    );
+    const b = this.buckets;
+    b.set(BYTES, bytesPerSec, Math.max(bytesPerSec * depth, minBurstBytes), now);
+    b.set(PACKETS, pps, Math.max(pps * depth, 4, Math.ceil(minBurstBytes / 250)), now);
+    b.set(CAP, capBytesPerSec, Math.max(capBytesPerSec * depth, minBurstBytes), now);
+  }
+
+  /** The rate tier a packet of `size` bytes breaks (B packets, A bytes, E cap), or null. */
+  check(now: number, size: number): PolicingTier | null {
+    const b = this.buckets;
+    if (!b.take(PACKETS, now)) {
+      return 'B';
+    }
+    if (!b.take(BYTES, now, size)) {
+      return 'A';
+    }
+    return b.take(CAP, now, size) ? null : 'E';
   }
 }
 
-/** Tier C anchors per audio stream id. */
-interface DriftAnchor {
-  seq: number;
-  ts: number;
-}
+/** Audio stream ids whose drift is tracked per session (the first ones seen). */
+const DRIFT_STREAMS = 8;
 
 export class SessionMeter {
   audio: KindMeter;
@@ -164,7 +170,12 @@ export class SessionMeter {
   /** Best audio codec allowed (raised by recommendations). */
   audioCodec: CodecInfo;
   frameMs: number;
-  readonly drift = new Map<number, DriftAnchor>();
+  /**
+   * Tier C anchors: (stream id, seq, timestamp) of up to DRIFT_STREAMS audio
+   * streams, packed in one array searched linearly (a session has one or two).
+   */
+  readonly drift = new Float64Array(DRIFT_STREAMS * 3);
+  driftCount = 0;
   windowStart: number;
   windowDrops = 0;
   strikes = 0;
@@ -286,12 +297,8 @@ export class Policer {
       tier = 'D';
     } else if (!video && (h.flags & FLAG_REPAIR) === 0 && this.drifts(m, h, codec)) {
       tier = 'C';
-    } else if (!k.packets.take(now)) {
-      tier = 'B';
-    } else if (!k.bytes.take(now, size)) {
-      tier = 'A';
-    } else if (!k.cap.take(now, size)) {
-      tier = 'E';
+    } else {
+      tier = k.check(now, size);
     }
     if (tier === null) {
       return true;
@@ -331,30 +338,38 @@ export class Policer {
 
   /** Tier C: true when timestamps advance less than half a frame per packet. */
   private drifts(m: SessionMeter, h: MediaHeader, codec: CodecInfo | undefined): boolean {
-    const a = m.drift.get(h.streamId);
-    if (a === undefined) {
-      if (m.drift.size < 8) {
-        m.drift.set(h.streamId, { seq: h.seq, ts: h.timestamp });
+    const d = m.drift;
+    const n = m.driftCount;
+    let o = 0;
+    while (o < n * 3 && d[o] !== h.streamId) {
+      o += 3;
+    }
+    if (o === n * 3) {
+      if (n < DRIFT_STREAMS) {
+        d[o] = h.streamId;
+        d[o + 1] = h.seq;
+        d[o + 2] = h.timestamp;
+        m.driftCount = n + 1;
       }
       return false;
     }
-    const ds = (h.seq - a.seq) >>> 0;
+    const ds = (h.seq - (d[o + 1] as number)) >>> 0;
     if (ds === 0 || ds > 0x7fffffff) {
       return false; // duplicate or reordered
     }
     if (ds > 1000) {
-      a.seq = h.seq;
-      a.ts = h.timestamp;
+      d[o + 1] = h.seq;
+      d[o + 2] = h.timestamp;
       return false; // a gap or a restarted stream: judge from here
     }
     const frame = codec?.frameMs ?? m.frameMs;
-    const dt = (h.timestamp - a.ts) >>> 0;
+    const dt = (h.timestamp - (d[o + 2] as number)) >>> 0;
     if (ds >= DRIFT_MIN_PACKETS && dt < ds * frame * 0.5) {
       return true;
     }
     if (ds >= 200) {
-      a.seq = h.seq;
-      a.ts = h.timestamp;
+      d[o + 1] = h.seq;
+      d[o + 2] = h.timestamp;
     }
     return false;
   }
