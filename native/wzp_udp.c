@@ -389,6 +389,8 @@ typedef struct {
   struct mmsghdr *msgs;
   struct iovec *iov;
   struct sockaddr_storage *addrs;
+  /* Headers the kernel wrote in the last recvmmsg (the first `dirty`): reset before the next. */
+  uint32_t dirty;
 } receiver_t;
 
 static void receiver_free(receiver_t *r) {
@@ -500,6 +502,19 @@ static void write_meta(receiver_t *r, uint32_t i) {
   m[4] = (int32_t)len;
 }
 
+/* Header i as recvmmsg takes it: the kernel writes msg_namelen, msg_flags and msg_len back. */
+static void reset_header(receiver_t *r, uint32_t i) {
+  struct msghdr *mh = &r->msgs[i].msg_hdr;
+  mh->msg_name = &r->addrs[i];
+  mh->msg_namelen = sizeof r->addrs[i];
+  mh->msg_iov = &r->iov[i];
+  mh->msg_iovlen = 1;
+  mh->msg_control = NULL;
+  mh->msg_controllen = 0;
+  mh->msg_flags = 0;
+  r->msgs[i].msg_len = 0;
+}
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   (void)events;
   receiver_t *r = (receiver_t *)h->data;
@@ -511,21 +526,18 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     return;
   }
   for (int round = 0; round < MAX_ROUNDS && !r->closing; round++) {
-    for (uint32_t i = 0; i < r->slots; i++) {
-      struct msghdr *mh = &r->msgs[i].msg_hdr;
-      mh->msg_name = &r->addrs[i];
-      mh->msg_namelen = sizeof r->addrs[i];
-      mh->msg_iov = &r->iov[i];
-      mh->msg_iovlen = 1;
-      mh->msg_control = NULL;
-      mh->msg_controllen = 0;
-      mh->msg_flags = 0;
-      r->msgs[i].msg_len = 0;
+    /* Only what the kernel wrote last time: one batch is 1-2 datagrams, the headers 32. */
+    for (uint32_t i = 0; i < r->dirty; i++) {
+      reset_header(r, i);
     }
+    r->dirty = 0;
     int n = recvmmsg(r->fd, r->msgs, r->slots, MSG_DONTWAIT, NULL);
     r->counters[0]++;
     if (n < 0) {
       int e = errno;
+      if (e != EAGAIN && e != EWOULDBLOCK) {
+        r->dirty = r->slots; /* not expected to write any, but reset all to be sure */
+      }
       if (e == EINTR) {
         continue;
       }
@@ -538,6 +550,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     if (n == 0) {
       return;
     }
+    r->dirty = (uint32_t)n;
     for (int i = 0; i < n; i++) {
       write_meta(r, (uint32_t)i);
     }
@@ -627,6 +640,7 @@ static napi_value recv_start(napi_env env, napi_callback_info info) {
   for (int32_t i = 0; i < slots; i++) {
     r->iov[i].iov_base = ring + (size_t)i * (size_t)slot_size;
     r->iov[i].iov_len = (size_t)slot_size;
+    reset_header(r, (uint32_t)i);
   }
   r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (r->fd < 0) {
