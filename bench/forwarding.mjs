@@ -100,6 +100,13 @@ const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ?? null;
 // (Node and C alike, all threads) during its first fixed-load step, into
 // dir/<scenario>-<relay>.perf.data (read with `perf report -i …`).
 const PERF_DIR = process.env.BENCH_PERF_DIR ?? null;
+// Diagnostic: BENCH_IDLE_SPIN=1 runs bench/forwarding/idlespin.c, a SCHED_IDLE busy
+// loop, on CPU 0 for the whole run, under every relay alike. On a virtual machine
+// an idle vCPU halts and a relay's wake-up then waits for the hypervisor: with the
+// spinner the latency columns measure the relays instead. Kernel CPU per packet
+// rises for every relay (each wake-up preempts the spinner), so CPU is not
+// comparable with a run without it.
+const IDLE_SPIN = process.env.BENCH_IDLE_SPIN === '1';
 // Diagnostic: the control-plane phase's load (issue 10: 20 joins and 20 leaves
 // per second, /metrics every 1000 ms). BENCH_CONTROL_JOINS=0 runs scrapes only;
 // a huge BENCH_CONTROL_SCRAPE_MS, churn only. Other values are not the issue's scenario.
@@ -118,6 +125,7 @@ if (LOADGEN === null) {
 }
 const C_RELAY = compileC('fwd-relay', 'relay.c');
 const HOSTGAP = compileC('hostgap', 'hostgap.c');
+const IDLESPIN = IDLE_SPIN ? compileC('idlespin', 'idlespin.c') : null;
 const pinned = pinSelf(1);
 const log = (line) => process.stderr.write(`${line}\n`);
 const fmt = (v, d = 0) =>
@@ -692,6 +700,20 @@ log(
 const steadyBefore = await hostSteadiness();
 log(`  host steadiness before the run: ${steadinessText(steadyBefore)}`);
 
+let idleSpinner = null;
+let idleSpinning = false;
+if (IDLE_SPIN) {
+  if (IDLESPIN === null || !hasTaskset) {
+    log('  BENCH_IDLE_SPIN: needs cc and taskset; the run goes on without the spinner');
+  } else {
+    const [cmd, argv] = pin(0, IDLESPIN, []);
+    idleSpinner = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'inherit'] });
+    idleSpinning = true;
+    log('  BENCH_IDLE_SPIN: a SCHED_IDLE busy loop runs on CPU 0 under every relay');
+  }
+}
+process.once('exit', () => idleSpinner?.kill('SIGKILL'));
+
 for (const sc of SCENARIOS) {
   const targets = [];
   for (const kind of sc.kinds) {
@@ -901,6 +923,8 @@ for (const sc of SCENARIOS) {
   }
 }
 const elapsedS = (performance.now() - t0) / 1000;
+idleSpinner?.kill('SIGKILL');
+idleSpinner = null;
 
 // ── report ────────────────────────────────────────────────────────────────────
 /** Ratio of medians, with the spread of the per-repeat ratios (adjacent steps of the alternation). */
@@ -1125,7 +1149,7 @@ const steadyLine =
     ? ''
     : `\n\n**Host steadiness** (bench/forwarding/hostgap.c: a busy loop pinned to each CPU for ${STEADY_S} s with no relay running, before and after the run; time it did not run in gaps over 1 ms, which on a virtual machine includes the hypervisor not running the vCPU): before: ${steadinessText(steadyBefore)}; after: ${steadinessText(steadyAfter)}. The fixed-load table's *generator stalls* column is the same measure inside the load generator (CPU 1) during each step, median per step; *sends skipped* are the sends it was more than ${GEN_MAX_LATE_US} µs late for and skipped (not burst out), in % of the due sends.`;
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${hasTaskset ? 'relays pinned to CPU 0, load generator and harness to CPU 1' : 'no CPU pinning (taskset missing)'}${pinned ? '' : ' (harness not pinned)'}`;
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${hasTaskset ? 'relays pinned to CPU 0, load generator and harness to CPU 1' : 'no CPU pinning (taskset missing)'}${pinned ? '' : ' (harness not pinned)'}${idleSpinning ? '; BENCH_IDLE_SPIN: a SCHED_IDLE busy loop on CPU 0 (latency without vCPU halts, kernel CPU inflated for every relay)' : ''}`;
 const stamp = new Date().toISOString();
 const variantsLine = scenarioResults
   .flatMap((s) =>
