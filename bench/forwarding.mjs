@@ -107,6 +107,9 @@ const PERF_DIR = process.env.BENCH_PERF_DIR ?? null;
 // rises for every relay (each wake-up preempts the spinner), so CPU is not
 // comparable with a run without it.
 const IDLE_SPIN = process.env.BENCH_IDLE_SPIN === '1';
+// Diagnostic: BENCH_FIXED_OUT=N sets the fixed load to N delivered packets/s for
+// every relay (instead of 50 % of the lowest maximum), e.g. to see fixed costs at low load.
+const FIXED_OUT = process.env.BENCH_FIXED_OUT ? Number(process.env.BENCH_FIXED_OUT) : null;
 // Diagnostic: the control-plane phase's load (issue 10: 20 joins and 20 leaves
 // per second, /metrics every 1000 ms). BENCH_CONTROL_JOINS=0 runs scrapes only;
 // a huge BENCH_CONTROL_SCRAPE_MS, churn only. Other values are not the issue's scenario.
@@ -789,7 +792,7 @@ for (const sc of SCENARIOS) {
     const lowest = Math.min(
       ...[...rec.values()].filter((r) => r.ramps.length > 0).map((r) => r.max.median ?? 0),
     );
-    const fixedOut = Math.max(1000, Math.round(FIXED_FRACTION * lowest));
+    const fixedOut = FIXED_OUT ?? Math.max(1000, Math.round(FIXED_FRACTION * lowest));
     const fixedPps = fixedOut / perSender;
     log(`  fixed load ${sc.name}: ${fixedOut} out/s offered to every relay`);
     const phases = [{ key: 'fixed', control: false }];
