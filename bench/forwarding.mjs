@@ -31,11 +31,13 @@
 // Relay variants are just environment (WZP_MEDIA_WORKERS, WZP_UDP_IO, …); a
 // variant the relay does not support (no such option in `wzp relay --help`,
 // or the relay refuses to start with it) is skipped with the reason.
+
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WzpClient } from '../dist/client/index.js';
+import { flag, opt } from './args.mjs';
 import {
   compileC,
   cpuPct,
@@ -57,11 +59,9 @@ import {
   threadSample,
 } from './lib.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
-const QUICK = args.includes('--quick');
+const QUICK = flag('--quick');
 // Skips 1x50's control-plane phase (a shorter run that compares the I/O paths only).
-const NO_CONTROL = args.includes('--no-control-plane');
+const NO_CONTROL = flag('--no-control-plane');
 const only = opt('--scenarios')?.split(',') ?? null;
 const onlyKinds = opt('--kinds')?.split(',') ?? null;
 const REPEATS = Number(opt('--repeats') ?? (QUICK ? 2 : 5));

@@ -13,6 +13,7 @@
 // datagrams each; reports the median and range of ns of CPU (this thread) per
 // input datagram and per delivered packet, and the heap bytes retained per
 // input over a pass (after a forced full collection on both sides).
+
 import { createSocket } from 'node:dgram';
 import { cpus } from 'node:os';
 import { MediaEngine } from '../dist/media/engine.js';
@@ -27,9 +28,8 @@ import {
   FrameType,
   MiniCompressor,
 } from '../dist/wire/index.js';
+import { flag, opt } from './args.mjs';
 
-const args = process.argv.slice(2);
-const opt = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const SCENARIOS = (opt('--scenarios') ?? '10x10,1x50,50x3').split(',').map((s) => {
   const [rooms, size] = s.split('x').map(Number);
   return { name: s, rooms, size };
@@ -45,10 +45,10 @@ const PAYLOAD = 100;
 // kernel work runs between two inputs. The engine's
 // own time is then read per call (performance.now around onDatagram), which
 // shows what a hot path costs when the kernel has just evicted it from the caches.
-const KERNEL_BETWEEN = args.includes('--kernel-between');
+const KERNEL_BETWEEN = flag('--kernel-between');
 // --full: FULL frames only, byte for byte what bench:forwarding's load generator
 // sends (bench/forwarding/loadgen.c), instead of a client's MINI stream.
-const FULL_ONLY = args.includes('--full');
+const FULL_ONLY = flag('--full');
 const kernel = KERNEL_BETWEEN ? await kernelWork() : null;
 
 async function kernelWork() {
