@@ -79,12 +79,19 @@ export const CODEC_KIND_UNKNOWN = 0;
 export const CODEC_KIND_AUDIO = 1;
 export const CODEC_KIND_VIDEO = 2;
 
-const BY_ID = new Map<number, CodecInfo>(CODECS.map((c) => [c.id, c]));
+/** Codec per id byte, dense: the policer looks one up per packet. */
+const BY_ID: readonly (CodecInfo | undefined)[] = (() => {
+  const table = new Array<CodecInfo | undefined>(256).fill(undefined);
+  for (const c of CODECS) {
+    table[c.id] = c;
+  }
+  return table;
+})();
 const BY_NAME = new Map<string, CodecInfo>(CODECS.map((c) => [c.name, c]));
 
 /** The codec with this id, or undefined for reserved/unknown ids. */
 export function codecById(id: number): CodecInfo | undefined {
-  return BY_ID.get(id);
+  return BY_ID[id];
 }
 
 /** The codec with this name (as used in signalling JSON/msgpack), or undefined. */

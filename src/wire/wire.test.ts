@@ -10,6 +10,8 @@ import { isWzpError } from '../errors/index.js';
 import {
   CODECS,
   checkTrunk,
+  codecById,
+  codecByName,
   createCompactView,
   createHeader,
   createPacketView,
@@ -385,6 +387,23 @@ describe('TrunkBatcher', () => {
         },
       ),
     );
+  });
+});
+
+describe('codec table lookups', () => {
+  it('finds every codec by id and by name, and nothing for other ids', () => {
+    const ids = new Set(CODECS.map((c) => c.id));
+    for (const c of CODECS) {
+      expect(codecById(c.id)).toBe(c);
+      expect(codecByName(c.name)).toBe(c);
+    }
+    for (let id = -1; id <= 256; id++) {
+      if (!ids.has(id)) {
+        expect(codecById(id)).toBeUndefined();
+      }
+    }
+    expect(codecById(1.5)).toBeUndefined();
+    expect(codecByName('constructor')).toBeUndefined();
   });
 });
 
