@@ -1026,7 +1026,7 @@ for (const s of scenarioResults) {
   }
 }
 const tables = [
-  '**Fixed load** (the same offered load for every relay of a scenario: 50 % of the lowest median maximum; median of the repeats, range in brackets; ratios are of medians, the bracket is the range of the per-repeat ratios):',
+  `**Fixed load** (the same offered load for every relay of a scenario: ${FIXED_OUT === null ? '50 % of the lowest median maximum' : `${FIXED_OUT} delivered packets/s, set by BENCH_FIXED_OUT`}; median of the repeats, range in brackets; ratios are of medians, the bracket is the range of the per-repeat ratios):`,
   '',
   '| scenario | relay | CPU µs / packet | ÷ node-raw | p50 µs | p99 µs | p99.9 µs | p99 ÷ node-raw | loss % (max) | generator stalls ms | sends skipped % |',
   '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',

@@ -7,7 +7,7 @@
 // decides, measured without the kernel's noise.
 //
 //   npm run bench:hotpath [-- --scenarios 10x10,1x50,50x3] [-- --repeats 7] [-- --inputs 200000]
-//                         [-- --full] [-- --kernel-between]
+//                         [-- --full] [-- --kernel-between] [-- --sleep-between 450]
 //
 // Per scenario: a warm-up pass (discarded), then REPEATS passes of INPUTS input
 // datagrams each; reports the median and range of ns of CPU (this thread) per
@@ -46,6 +46,12 @@ const PAYLOAD = 100;
 // own time is then read per call (performance.now around onDatagram), which
 // shows what a hot path costs when the kernel has just evicted it from the caches.
 const KERNEL_BETWEEN = flag('--kernel-between');
+// --sleep-between US: the thread sleeps US µs (a futex wait) after each input, as
+// the relay's media thread sleeps between datagrams at low load; the engine's time
+// per call then shows what an input costs after the CPU went idle (use a small
+// --inputs: 200 000 inputs at 450 µs is 90 s a pass).
+const SLEEP_US = Number(opt('--sleep-between') ?? 0);
+const sleepCell = SLEEP_US > 0 ? new Int32Array(new SharedArrayBuffer(4)) : null;
 // --full: FULL frames only, byte for byte what bench:forwarding's load generator
 // sends (bench/forwarding/loadgen.c), instead of a client's MINI stream.
 const FULL_ONLY = flag('--full');
@@ -195,6 +201,9 @@ function setup(sc) {
       if (kernel !== null) {
         kernel.send(msg);
       }
+      if (sleepCell !== null) {
+        Atomics.wait(sleepCell, 0, 0, SLEEP_US / 1000);
+      }
       if (i % nS === nS - 1) {
         frame++;
       }
@@ -248,10 +257,10 @@ for (const sc of SCENARIOS) {
 
 const range = (xs, d) => `${fmt(Math.min(...xs), d)}–${fmt(Math.max(...xs), d)}`;
 console.log(
-  `**Hot path, JavaScript only** (bench/hotpath.mjs: in process${KERNEL_BETWEEN ? ', the add-on sending each input to 9 loopback destinations between inputs' : ', no sockets'}${FULL_ONLY ? ', FULL frames as the load generator sends them' : ''}; ${REPEATS} passes of ${fmt(INPUTS)} input datagrams after a warm-up pass; CPU of the thread (the process's on Node 20); median and range)\n`,
+  `**Hot path, JavaScript only** (bench/hotpath.mjs: in process${KERNEL_BETWEEN ? ', the add-on sending each input to 9 loopback destinations between inputs' : ', no sockets'}${SLEEP_US > 0 ? `, the thread asleep ${SLEEP_US} µs after each input` : ''}${FULL_ONLY ? ', FULL frames as the load generator sends them' : ''}; ${REPEATS} passes of ${fmt(INPUTS)} input datagrams after a warm-up pass; CPU of the thread (the process's on Node 20); median and range)\n`,
 );
 console.log(
-  `| scenario | ns per input datagram | ns per delivered packet | engine ns per input, timed per call${KERNEL_BETWEEN ? ' (kernel work between inputs)' : ''} | heap Δ B per input | drops |`,
+  `| scenario | ns per input datagram | ns per delivered packet | engine ns per input, timed per call${KERNEL_BETWEEN ? ' (kernel work between inputs)' : ''}${SLEEP_US > 0 ? ' (asleep between inputs)' : ''} | heap Δ B per input | drops |`,
 );
 console.log('| --- | ---: | ---: | ---: | ---: | --- |');
 for (const r of rows) {
