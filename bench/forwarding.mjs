@@ -128,6 +128,7 @@ if (LOADGEN === null) {
 }
 const C_RELAY = compileC('fwd-relay', 'relay.c');
 const HOSTGAP = compileC('hostgap', 'hostgap.c');
+const WAKECOST = compileC('wakecost', 'wakecost.c');
 const IDLESPIN = IDLE_SPIN ? compileC('idlespin', 'idlespin.c') : null;
 const pinned = pinSelf(1);
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -529,7 +530,20 @@ async function hostSteadiness() {
       });
     });
   const [cpu0, cpu1] = await Promise.all([one(0), one(1)]);
-  return { cpu0, cpu1 };
+  // Then what a sleep and wake-up costs here (wakecost.c pins its own two threads).
+  const wake = (gap) =>
+    new Promise((resolve) => {
+      if (WAKECOST === null) {
+        resolve(null);
+        return;
+      }
+      execFile(WAKECOST, [String(gap), String(Math.round(1e6 / gap))], (err, stdout) => {
+        resolve(err ? null : JSON.parse(stdout));
+      });
+    });
+  const wake100 = await wake(100);
+  const wake450 = await wake(450);
+  return { cpu0, cpu1, wake100, wake450 };
 }
 function steadinessText(s) {
   if (s === null) {
@@ -539,7 +553,8 @@ function steadinessText(s) {
     x === null
       ? `${name} —`
       : `${name} lost ${fmt(x.lost_ms, 1)} ms in ${x.gaps} gaps (max ${fmt(x.max_gap_us / 1000, 1)} ms)`;
-  return `${cpu('CPU 0', s.cpu0)}, ${cpu('CPU 1', s.cpu1)}`;
+  const wake = (x) => (x === null ? '—' : `${fmt(x.cpu_us_per_wake, 1)} µs`);
+  return `${cpu('CPU 0', s.cpu0)}, ${cpu('CPU 1', s.cpu1)}; a thread's sleep and wake-up costs ${wake(s.wake100)} of CPU 100 µs apart, ${wake(s.wake450)} 450 µs apart`;
 }
 
 /** The max-rate ramp from `startPps` per sender; returns the highest passing step. */
@@ -1150,7 +1165,7 @@ log(`  host steadiness after the run: ${steadinessText(steadyAfter)}`);
 const steadyLine =
   steadyBefore === null
     ? ''
-    : `\n\n**Host steadiness** (bench/forwarding/hostgap.c: a busy loop pinned to each CPU for ${STEADY_S} s with no relay running, before and after the run; time it did not run in gaps over 1 ms, which on a virtual machine includes the hypervisor not running the vCPU): before: ${steadinessText(steadyBefore)}; after: ${steadinessText(steadyAfter)}. The fixed-load table's *generator stalls* column is the same measure inside the load generator (CPU 1) during each step, median per step; *sends skipped* are the sends it was more than ${GEN_MAX_LATE_US} µs late for and skipped (not burst out), in % of the due sends.`;
+    : `\n\n**Host steadiness** (bench/forwarding/hostgap.c: a busy loop pinned to each CPU for ${STEADY_S} s with no relay running, before and after the run; time it did not run in gaps over 1 ms, which on a virtual machine includes the hypervisor not running the vCPU; then bench/forwarding/wakecost.c: the CPU one epoll sleep and eventfd wake-up of an otherwise idle thread costs, the floor under every relay's cost per receive wake-up): before: ${steadinessText(steadyBefore)}; after: ${steadinessText(steadyAfter)}. The fixed-load table's *generator stalls* column is the same measure inside the load generator (CPU 1) during each step, median per step; *sends skipped* are the sends it was more than ${GEN_MAX_LATE_US} µs late for and skipped (not burst out), in % of the due sends.`;
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}, ${hasTaskset ? 'relays pinned to CPU 0, load generator and harness to CPU 1' : 'no CPU pinning (taskset missing)'}${pinned ? '' : ' (harness not pinned)'}${idleSpinning ? '; BENCH_IDLE_SPIN: a SCHED_IDLE busy loop on CPU 0 (latency without vCPU halts, kernel CPU inflated for every relay)' : ''}`;
 const stamp = new Date().toISOString();
