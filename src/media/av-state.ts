@@ -6,7 +6,7 @@
  */
 import type { KeyframeSlot } from './keyframe-cache.js';
 import { SenderVideo } from './layer-selector.js';
-import { Downstream, fanoutState, ReceiverPrefs } from './subscriptions.js';
+import { Downstream, ReceiverPrefs } from './subscriptions.js';
 
 export class AvState {
   /** Frames received from this session (as a sender); the current frame's number. */
@@ -23,6 +23,8 @@ export class AvState {
   readonly videoStreams = new Uint32Array(8);
   /** What this session asked for as a receiver. */
   readonly rx = new ReceiverPrefs();
+  /** Called after a flow from this sender was dropped (forget, forgetAll): its fan-out plan goes. */
+  onFlowsChange: (() => void) | null = null;
 
   /**
    * `down` indexed by the receiver's participant tag (small, dense, unique in
@@ -54,7 +56,7 @@ export class AvState {
   /** Drops the flow to `receiver` (it left). */
   forget(receiver: { readonly tag: number }): void {
     this.down.delete(receiver);
-    fanoutState.generation++;
+    this.onFlowsChange?.();
     if (this.byTag[receiver.tag]?.receiver === receiver) {
       this.byTag[receiver.tag] = undefined;
     }
@@ -63,7 +65,7 @@ export class AvState {
   /** Drops every flow from this sender (it left). */
   forgetAll(): void {
     this.down.clear();
-    fanoutState.generation++;
+    this.onFlowsChange?.();
     this.byTag.length = 0;
   }
 

@@ -86,14 +86,17 @@ async function relay(trunking: Partial<TrunkingOptions> = {}, resync: Partial<Re
   });
   const room = { name: 'r', snapshot: [] as { sink: Session }[] };
   let nextId = 1;
-  const join = (opts: { canPublish?: boolean; canSubscribe?: boolean } = {}): Session => {
+  const join = (
+    opts: { canPublish?: boolean; canSubscribe?: boolean } = {},
+    where: { name: string; snapshot: { sink: Session }[] } = room,
+  ): Session => {
     const id = nextId++;
     const s = new Session({
       id,
       tag: id,
       fingerprint: `fp${id}`,
       alias: null,
-      room,
+      room: where,
       bindToken: randomBytes(16),
       signal: { send() {}, close() {} },
       observer: { observe: () => false },
@@ -101,7 +104,7 @@ async function relay(trunking: Partial<TrunkingOptions> = {}, resync: Partial<Re
       canSubscribe: opts.canSubscribe ?? true,
       nowMs: performance.now(),
     });
-    room.snapshot = [...room.snapshot, { sink: s }];
+    where.snapshot = [...where.snapshot, { sink: s }];
     (engine as MediaEngine).register(s);
     return s;
   };
@@ -472,6 +475,52 @@ describe('audio fan-out plan (cached per sender, rebuilt on change)', () => {
     ]);
     expect(t.got({ ...b2, inbox: [...t.b.inbox, ...b2.inbox] })).toEqual([0, 1, 2, 3]);
     expect(t.got(t.c)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('a subscription change drops the plans of its own room only', async () => {
+    const r = await relay();
+    const other = { name: 'r2', snapshot: [] as { sink: Session }[] };
+    const [a, b, x, y] = await Promise.all([peer(), peer(), peer(), peer()]);
+    const sa = r.join();
+    const sb = r.join();
+    const sx = r.join({}, other);
+    const sy = r.join({}, other);
+    await bind(a, r.port, sa);
+    await bind(b, r.port, sb);
+    await bind(x, r.port, sx);
+    await bind(y, r.port, sy);
+    const ca = new MiniCompressor();
+    const cx = new MiniCompressor();
+    let seq = 0;
+    const both = async (): Promise<void> => {
+      const want = [b.inbox.length + 1, y.inbox.length + 1];
+      a.socket.send(ca.encode(audio(seq), Buffer.from('a')), r.port, '127.0.0.1');
+      x.socket.send(cx.encode(audio(seq), Buffer.from('x')), r.port, '127.0.0.1');
+      seq++;
+      await until(() => b.inbox.length >= (want[0] as number), 'a frame at b');
+      if (sy.av.rx.prefsFor(sx.tag).audio) {
+        await until(() => y.inbox.length >= (want[1] as number), 'a frame at y');
+      } else {
+        await new Promise((res) => setTimeout(res, 30));
+      }
+    };
+    await both();
+    const planA = sa.fanout;
+    const planX = sx.fanout;
+    expect(planA?.receivers).toEqual([sb]);
+    expect(planX?.receivers).toEqual([sy]);
+    r.engine.subscription(sy, { tag: sx.tag, audio: false }); // room r2
+    expect(sa.fanout).toBe(planA);
+    expect(sx.fanout).toBeNull();
+    await both();
+    expect(sa.fanout).toBe(planA); // room r's sender kept its plan
+    expect(sx.fanout?.receivers).toEqual([]);
+    expect(y.inbox).toHaveLength(1);
+    expect(b.inbox).toHaveLength(2);
+    // Dropping a flow of a sender drops that sender's plan only.
+    sa.av.forget(sb);
+    expect(sa.fanout).toBeNull();
+    expect(sx.fanout).not.toBeNull();
   });
 
   it('a joiner after the plan was built gets the next frame, FULL, then MINI', async () => {

@@ -51,12 +51,7 @@ import {
 } from './layer-selector.js';
 import { Policer, type PolicingConfig, type PolicingKind, type PolicingTier } from './policer.js';
 import { type FanoutPlan, Session } from './session.js';
-import {
-  type Downstream,
-  fanoutState,
-  MAX_LAYER,
-  type SubscriptionChange,
-} from './subscriptions.js';
+import { type Downstream, MAX_LAYER, type SubscriptionChange } from './subscriptions.js';
 import type { UdpDestination } from './udp-io.js';
 
 /** Why a datagram was dropped (label values of wzp_relay_datagrams_dropped_total). */
@@ -717,9 +712,8 @@ export class MediaEngine {
   /** The sender's fan-out plan for its room's current snapshot, rebuilt after any change. */
   private planFor(sender: Session): FanoutPlan {
     const snapshot = sender.room.snapshot;
-    const generation = fanoutState.generation;
     const cached = sender.fanout;
-    if (cached !== null && cached.snapshot === snapshot && cached.generation === generation) {
+    if (cached !== null && cached.snapshot === snapshot) {
       return cached;
     }
     const receivers: Session[] = [];
@@ -734,7 +728,7 @@ export class MediaEngine {
         downs.push(sender.av.downstream(r));
       }
     }
-    const plan: FanoutPlan = { snapshot, generation, receivers, downs };
+    const plan: FanoutPlan = { snapshot, receivers, downs };
     sender.fanout = plan;
     return plan;
   }

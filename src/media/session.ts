@@ -11,12 +11,13 @@ import type { Downstream } from './subscriptions.js';
 /**
  * A sender's audio fan-out resolved once (engine.ts `planFor`): the receivers
  * of its room that want its audio, each with its flow. Valid while the room
- * snapshot and `fanoutState.generation` are the ones it was built from; the
+ * snapshot is the one it was built from and nobody dropped it: a receiver of
+ * the room that changes its subscriptions drops the plans of that room's
+ * senders (no other room's), a sender that loses a flow drops its own. The
  * per-packet path still checks each receiver's binding, `closed` and grant.
  */
 export interface FanoutPlan {
   readonly snapshot: readonly unknown[];
-  readonly generation: number;
   readonly receivers: Session[];
   readonly downs: Downstream[];
 }
@@ -146,6 +147,16 @@ export class Session {
     this.createdMs = init.nowMs;
     this.lastDatagramMs = init.nowMs;
     this.remote = init.remote ?? null;
+    this.av.rx.onChange = () => {
+      // Every sender whose plan may hold (or leave out) this receiver is in its room.
+      const peers = this.room.snapshot;
+      for (let i = 0; i < peers.length; i++) {
+        (peers[i] as { readonly sink: Session }).sink.fanout = null;
+      }
+    };
+    this.av.onFlowsChange = () => {
+      this.fanout = null;
+    };
   }
 
   /** True once a BIND pinned a UDP address. */

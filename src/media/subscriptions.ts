@@ -5,13 +5,6 @@
  * these objects; the per-packet path only reads them.
  */
 
-/**
- * Bumped on every change of a receiver's subscriptions or of a sender's set of
- * flows in this thread (apply, forget; AvState.forget and forgetAll). The
- * engine's fan-out plans cache both and are rebuilt when it moved.
- */
-export const fanoutState = { generation: 0 };
-
 /** The highest simulcast layer (stream_id 2 = high). */
 export const MAX_LAYER = 2;
 
@@ -67,6 +60,11 @@ export class ReceiverPrefs {
   lossShare = 0;
   feedbacks = 0;
   lastFeedbackMs = 0;
+  /**
+   * Called after every change of the per-sender prefs (apply, forget): the
+   * session drops the fan-out plans of its room's senders (session.ts).
+   */
+  onChange: (() => void) | null = null;
 
   /** The prefs that apply to the sender with participant tag `tag`. */
   prefsFor(tag: number): SubscriptionPrefs {
@@ -92,7 +90,7 @@ export class ReceiverPrefs {
       this.perSender.set(change.tag, base);
     }
     this.epoch++;
-    fanoutState.generation++;
+    this.onChange?.();
   }
 
   feedback(fb: FeedbackInput): void {
@@ -107,7 +105,7 @@ export class ReceiverPrefs {
   /** Forgets the per-sender prefs of a sender tag that left. */
   forget(tag: number): void {
     this.perSender.delete(tag);
-    fanoutState.generation++;
+    this.onChange?.();
   }
 
   /** Tags with their own prefs (operator view). */
