@@ -688,22 +688,47 @@ export class MediaEngine {
     stats.datagramsOut += sent;
     stats.trunkFrames += sent;
     stats.trunkEntries += sent;
+    this.sendFanOut(tag, msg, inPlace ? receivers : batch, !inPlace, nBatch, expanded, nExpanded);
+    this.countFanOut(MediaType.Audio, sent, bytes);
+  }
+
+  /**
+   * Sends one fan-out: `msg` behind a single-entry prefix to `nBatch`
+   * destinations (the engine's batch, cleared after, or a plan's own array),
+   * and the FULL expansion to the receivers in `batchExpanded`. No allocation:
+   * sendMany reads the prefix during the call only.
+   */
+  private sendFanOut(
+    tag: number,
+    msg: Buffer,
+    destinations: Session[],
+    clearAfter: boolean,
+    nBatch: number,
+    expanded: Buffer | null,
+    nExpanded: number,
+  ): void {
     if (nBatch > 0) {
       const scratch = this.prefixScratch;
       writeSinglePrefix(scratch, 0, tag, msg.length);
-      this.sendMany(scratch, msg, inPlace ? receivers : batch, nBatch);
-      if (!inPlace) {
-        clearBatch(batch, nBatch);
+      this.sendMany(scratch, msg, destinations, nBatch);
+      if (clearAfter) {
+        clearBatch(destinations, nBatch);
       }
     }
     if (nExpanded > 0) {
+      const batchExpanded = this.batchExpanded;
       this.sendMany(null, expanded as Buffer, batchExpanded, nExpanded);
       clearBatch(batchExpanded, nExpanded);
     }
+  }
+
+  /** Counts one input's fan-out: packets, bytes by media type, the fan-out histogram. */
+  private countFanOut(mediaType: number, sent: number, bytes: number): void {
+    const stats = this.stats;
     stats.packetsForwarded += sent;
     stats.bytesForwarded += bytes;
     const bm = stats.bytesByMediaType;
-    bm[MediaType.Audio] = (bm[MediaType.Audio] as number) + bytes;
+    bm[mediaType] = (bm[mediaType] as number) + bytes;
     const fan = stats.fanout;
     const bucket = sent < fan.length ? sent : fan.length - 1;
     fan[bucket] = (fan[bucket] as number) + 1;
@@ -870,24 +895,8 @@ export class MediaEngine {
     if (sv !== null) {
       sv.after(h, msg.length, now);
     }
-    if (nBatch > 0) {
-      // No allocation per packet: sendMany reads the prefix during the call only.
-      const scratch = this.prefixScratch;
-      writeSinglePrefix(scratch, 0, tag, msg.length);
-      this.sendMany(scratch, msg, batch, nBatch);
-      clearBatch(batch, nBatch);
-    }
-    if (nExpanded > 0) {
-      this.sendMany(null, expanded as Buffer, batchExpanded, nExpanded);
-      clearBatch(batchExpanded, nExpanded);
-    }
-    stats.packetsForwarded += sent;
-    stats.bytesForwarded += bytes;
-    const bm = stats.bytesByMediaType;
-    bm[h.mediaType & 3] = (bm[h.mediaType & 3] as number) + bytes;
-    const fan = stats.fanout;
-    const bucket = sent < fan.length ? sent : fan.length - 1;
-    fan[bucket] = (fan[bucket] as number) + 1;
+    this.sendFanOut(tag, msg, batch, true, nBatch, expanded, nExpanded);
+    this.countFanOut(h.mediaType & 3, sent, bytes);
   }
 
   /**
