@@ -535,16 +535,15 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     r->counters[0]++;
     if (n < 0) {
       int e = errno;
-      if (e != EAGAIN && e != EWOULDBLOCK) {
-        r->dirty = r->slots; /* not expected to write any, but reset all to be sure */
+      if (e == EAGAIN || e == EWOULDBLOCK) {
+        return;
       }
+      r->dirty = r->slots; /* not expected to write any, but reset all to be sure */
       if (e == EINTR) {
         continue;
       }
-      if (e != EAGAIN && e != EWOULDBLOCK) {
-        /* As dgram: a receive error is reported (its 'error' event), reading goes on. */
-        deliver(r, -e);
-      }
+      /* As dgram: a receive error is reported (its 'error' event), reading goes on. */
+      deliver(r, -e);
       return;
     }
     if (n == 0) {
