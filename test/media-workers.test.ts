@@ -201,6 +201,70 @@ describe('media workers', () => {
     await until(() => got.length === 10, 'media after recovery');
   });
 
+  it('reports event-loop delay with sessions (10 ms monitor) and without (heartbeat lateness)', async () => {
+    const r = await relay({ media_workers: 1 });
+    // Read from the shared stats directly: a value lasts one heartbeat period
+    // (250 ms), which a /metrics scrape under test load can outlast.
+    const delayMax = () => r.relay.media.stat(0, SLOT.loopDelayMax);
+    const pollUntil = (cond: () => boolean, what: string) =>
+      eventually(async () => cond(), what).catch((e: Error) => {
+        throw new Error(`${e.message} (loop delay max ${delayMax()} s)`);
+      });
+    // No session: the 10 ms monitor is off. The worker sleeps between
+    // heartbeats (4 a second), not 100 times a second for the monitor.
+    const wakeUps = () => r.relay.media.stat(0, SLOT.ctxSwitchesVoluntary);
+    await pollUntil(() => wakeUps() > 0, 'a first heartbeat');
+    if (process.platform === 'linux') {
+      const w0 = wakeUps();
+      await sleep(2000);
+      const idlePerSecond = (wakeUps() - w0) / 2;
+      expect(idlePerSecond).toBeGreaterThan(0);
+      expect(idlePerSecond).toBeLessThan(40);
+    }
+    // The heartbeat (250 ms) sees a block longer than its period by at least the difference.
+    await pollUntil(() => delayMax() < 0.02, 'a quiet idle worker');
+    r.relay.media.inject(0, { type: 'block', ms: 400 });
+    await pollUntil(() => delayMax() >= 0.14, 'an idle worker blocked 400 ms');
+    // With sessions the monitor runs: a block shorter than the heartbeat
+    // period, which the heartbeat alone would miss most of the time, shows.
+    const a = await r.connect('loop');
+    const b = await r.connect('loop');
+    const got = collect(b);
+    send(a, 'a', 3);
+    await until(() => got.length === 3, 'media');
+    if (process.platform === 'linux') {
+      const w0 = wakeUps();
+      await sleep(1000);
+      // The 10 ms monitor runs (about 100 wake-ups a second, fewer under load here).
+      expect(wakeUps() - w0).toBeGreaterThan(50);
+    }
+    for (let i = 0; i < 3; i++) {
+      await pollUntil(() => delayMax() < 0.02, 'a quiet busy worker');
+      // Just after a heartbeat: Node's histogram reset also forgets its last
+      // tick, so a block within one resolution (10 ms) of it goes unseen.
+      await sleep(30);
+      r.relay.media.inject(0, { type: 'block', ms: 80 });
+      await pollUntil(() => delayMax() >= 0.06, `an 80 ms block (${i})`);
+    }
+    const m = await metrics(r);
+    for (const stat of ['p99', 'max']) {
+      expect(m).toMatch(
+        new RegExp(
+          `^wzp_media_worker_event_loop_delay_seconds\\{worker="0",stat="${stat}"\\} `,
+          'm',
+        ),
+      );
+    }
+    if (process.platform === 'linux') {
+      expect(
+        metricValue(m, 'wzp_media_worker_context_switches_total', {
+          worker: '0',
+          kind: 'voluntary',
+        }),
+      ).toBeGreaterThan(0);
+    }
+  });
+
   it('bridged counters do not change between scrapes', async () => {
     const r = await relay({ media_workers: 2 });
     const a = await r.connect('count');

@@ -13,7 +13,12 @@
  */
 import type { RemoteInfo } from 'node:dgram';
 import { type IntervalHistogram, monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { threadCpuSource, threadCpuUsage } from '../util/thread-cpu.js';
+import {
+  type ContextSwitches,
+  threadContextSwitches,
+  threadCpuSource,
+  threadCpuUsage,
+} from '../util/thread-cpu.js';
 import type { DatagramPath } from './datagram-path.js';
 import { DROP_REASONS, type FederationPlane, MediaEngine } from './engine.js';
 import { POLICING_KINDS, POLICING_TIERS } from './policer.js';
@@ -125,6 +130,9 @@ class RemotePath implements DatagramPath {
   }
 }
 
+/** The resolution of a busy worker's event-loop delay monitor. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
+
 export class MediaHost {
   readonly engine: MediaEngine;
   readonly udp: UdpEndpoint;
@@ -142,11 +150,21 @@ export class MediaHost {
   private statsArmed = false;
   private statsTimer: NodeJS.Timeout | null = null;
   private readonly heartbeat: NodeJS.Timeout;
+  /**
+   * Event-loop delay at 10 ms resolution, sampled by its own timer (100
+   * wake-ups a second): enabled only while the worker hosts a session. An
+   * idle worker measures its delay by the heartbeat's lateness alone, so it
+   * wakes 1000 / heartbeatMs times a second (4 by default) instead of ~104.
+   */
   private readonly loopDelay: IntervalHistogram;
+  private loopDelayFine = false;
+  /** When the heartbeat ran last (performance.now()): its lateness is a delay sample. */
+  private lastBeatMs = 0;
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweepAt = Number.POSITIVE_INFINITY;
   private stopped = false;
   private readonly cpu: () => number;
+  private readonly switches: (() => ContextSwitches) | null;
   private extension: MediaHostExtension | null = null;
 
   constructor(options: MediaHostOptions) {
@@ -197,11 +215,12 @@ export class MediaHost {
         }
       },
     });
-    this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
-    this.loopDelay.enable();
+    this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     this.cpu = threadCpuClock();
+    this.switches = threadContextSwitches();
     this.heartbeat = setInterval(() => this.beat(), init.heartbeatMs);
     this.heartbeat.unref();
+    this.lastBeatMs = performance.now();
     this.beat();
   }
 
@@ -364,6 +383,7 @@ export class MediaHost {
     observer?.attach(session);
     room.add(session);
     this.sessions.set(session.id, session);
+    this.fineLoopDelay(true);
     if (remote === null) {
       // A remote participant has no bind token, address or policing here:
       // its frames arrive through the extension, already rate-limited.
@@ -382,6 +402,7 @@ export class MediaHost {
     }
     this.sessions.delete(id);
     this.timedOut.delete(id);
+    this.fineLoopDelay(this.sessions.size > 0);
     this.extension?.sessionLeft(session);
     this.engine.unregister(session);
     const room = session.room;
@@ -430,7 +451,7 @@ export class MediaHost {
       clearTimeout(this.sweepTimer);
     }
     await this.udp.close();
-    this.loopDelay.disable();
+    this.fineLoopDelay(false);
     if (this.statsTimer !== null) {
       clearTimeout(this.statsTimer);
       this.statsTimer = null;
@@ -535,14 +556,43 @@ export class MediaHost {
     this.publishStats();
   };
 
+  /** Turns the 10 ms loop-delay monitor on (the worker hosts sessions) or off. */
+  private fineLoopDelay(on: boolean): void {
+    if (on === this.loopDelayFine || (on && this.stopped)) {
+      return;
+    }
+    this.loopDelayFine = on;
+    if (on) {
+      this.loopDelay.enable();
+    } else {
+      this.loopDelay.disable();
+    }
+  }
+
   private beat(): void {
     const out = this.stats;
     out[SLOT.heartbeatMs] = Date.now();
     out[SLOT.cpuSeconds] = this.cpu();
+    const cs = this.switches?.();
+    if (cs !== undefined) {
+      out[SLOT.ctxSwitchesVoluntary] = cs.voluntary;
+      out[SLOT.ctxSwitchesInvoluntary] = cs.involuntary;
+    }
+    // The heartbeat's own lateness: Node re-arms an interval from when its
+    // callback ran, so this is how long the loop was busy when it was due.
+    const now = performance.now();
+    const late = Math.max(0, now - this.lastBeatMs - this.init.heartbeatMs) / 1e3;
+    this.lastBeatMs = now;
     const h = this.loopDelay;
     if (h.count > 0) {
-      out[SLOT.loopDelayP99] = h.percentile(99) / 1e9;
-      out[SLOT.loopDelayMax] = h.max / 1e9;
+      // The monitor records the time between its ticks: less its resolution,
+      // how late a tick ran (a quiet loop reads ~0, as the heartbeat does).
+      const res = LOOP_DELAY_RESOLUTION_MS / 1e3;
+      out[SLOT.loopDelayP99] = Math.max(0, h.percentile(99) / 1e9 - res);
+      out[SLOT.loopDelayMax] = Math.max(h.max / 1e9 - res, late, 0);
+    } else {
+      out[SLOT.loopDelayP99] = late;
+      out[SLOT.loopDelayMax] = late;
     }
     h.reset();
     this.publishStats();

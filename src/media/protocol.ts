@@ -224,6 +224,9 @@ export const STAT_SCALARS = [
   /** Event-loop delay of the last heartbeat period, p99 and max, in seconds. */
   'loopDelayP99',
   'loopDelayMax',
+  /** Context switches of the worker thread (Linux; 0 elsewhere): wake-ups, and preemptions. */
+  'ctxSwitchesVoluntary',
+  'ctxSwitchesInvoluntary',
   'sendQueueDatagrams',
   'sendQueueBytes',
   'sessions',

@@ -393,7 +393,13 @@ export const METRIC_DOCS: readonly MetricDoc[] = [
     name: 'wzp_media_worker_event_loop_delay_seconds',
     type: 'gauge',
     labels: ['worker', 'stat'],
-    help: 'Event-loop delay of each media worker over its last heartbeat period (stat p99 or max).',
+    help: 'Event-loop delay of each media worker over its last heartbeat period (stat p99 or max): how late its timers ran, from a 10 ms monitor while the worker hosts sessions, from its heartbeat alone while it hosts none.',
+  },
+  {
+    name: 'wzp_media_worker_context_switches_total',
+    type: 'counter',
+    labels: ['worker', 'kind'],
+    help: 'Context switches of each media worker thread (Linux), kind voluntary (it slept: one per wake-up) or involuntary (it was preempted); updated at each heartbeat.',
   },
   {
     name: 'wzp_media_worker_sessions',
@@ -614,6 +620,7 @@ export class RelayMetrics {
   readonly callForwards: Counter<'result'>;
   readonly workerPackets: Counter<'worker'>;
   readonly workerCpu: Counter<'worker'>;
+  readonly workerSwitches: Counter<'worker' | 'kind'>;
   readonly workerLoopDelay: Gauge<'worker' | 'stat'>;
   readonly workerSessions: Gauge<'worker'>;
   readonly workerUp: Gauge<'worker'>;
@@ -753,6 +760,7 @@ export class RelayMetrics {
     this.callForwards = counter('wzp_call_signals_forwarded_total', ['result']);
     this.workerPackets = counter('wzp_media_worker_packets_total', ['worker']);
     this.workerCpu = counter('wzp_media_worker_cpu_seconds_total', ['worker']);
+    this.workerSwitches = counter('wzp_media_worker_context_switches_total', ['worker', 'kind']);
     this.workerLoopDelay = gauge('wzp_media_worker_event_loop_delay_seconds', ['worker', 'stat']);
     this.workerSessions = gauge('wzp_media_worker_sessions', ['worker']);
     this.workerUp = gauge('wzp_media_worker_up', ['worker']);

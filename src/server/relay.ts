@@ -1501,6 +1501,13 @@ export class Relay implements RelayCore {
       const label = String(w.index);
       b.set(m.workerPackets, media.stat(w.index, SLOT.datagramsIn), label);
       b.set(m.workerCpu, media.stat(w.index, SLOT.cpuSeconds), label);
+      b.set(m.workerSwitches, media.stat(w.index, SLOT.ctxSwitchesVoluntary), label, 'voluntary');
+      b.set(
+        m.workerSwitches,
+        media.stat(w.index, SLOT.ctxSwitchesInvoluntary),
+        label,
+        'involuntary',
+      );
       b.set(m.workerRestarts, w.restarts, label);
       m.workerLoopDelay.labels(label, 'p99').set(media.stat(w.index, SLOT.loopDelayP99));
       m.workerLoopDelay.labels(label, 'max').set(media.stat(w.index, SLOT.loopDelayMax));

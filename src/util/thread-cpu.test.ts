@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { threadCpuSource, threadCpuUsage } from './thread-cpu.js';
+import { threadContextSwitches, threadCpuSource, threadCpuUsage } from './thread-cpu.js';
 
 const SPIN_MS = 400;
 
@@ -45,6 +45,26 @@ describe('threadCpuUsage', () => {
       // The process spent the worker's spin; the main thread, waiting, almost none of it.
       expect(proc.user + proc.system).toBeGreaterThan(SPIN_MS * 500);
       expect(main.user + main.system).toBeLessThan(SPIN_MS * 250);
+    },
+  );
+});
+
+describe('threadContextSwitches', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'counts each sleep of the calling thread as a voluntary switch',
+    async () => {
+      const read = threadContextSwitches();
+      expect(read).not.toBeNull();
+      const clock = read as NonNullable<typeof read>;
+      const before = { ...clock() };
+      // 20 sleeps of this thread: each is at least one voluntary switch.
+      for (let i = 0; i < 20; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const after = clock();
+      expect(after.voluntary - before.voluntary).toBeGreaterThanOrEqual(20);
+      expect(Number.isInteger(after.involuntary)).toBe(true);
+      expect(after.involuntary).toBeGreaterThanOrEqual(before.involuntary);
     },
   );
 });

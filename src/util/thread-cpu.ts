@@ -122,3 +122,78 @@ export function threadCpuUsage(previous?: CpuTime): CpuTime {
   }
   return now;
 }
+
+/** Context switches of a thread since it started. */
+export interface ContextSwitches {
+  voluntary: number;
+  involuntary: number;
+}
+
+const VOLUNTARY = Buffer.from('voluntary_ctxt_switches:');
+const INVOLUNTARY = Buffer.from('nonvoluntary_ctxt_switches:');
+
+/** The number after `key` in `buf[0, n)` (a /proc status line), or -1. */
+function statusField(buf: Buffer, n: number, key: Buffer): number {
+  let i = buf.indexOf(key);
+  // "voluntary_..." is also the tail of "nonvoluntary_...": take a line start.
+  while (i > 0 && buf[i - 1] !== 0x0a) {
+    i = buf.indexOf(key, i + 1);
+  }
+  if (i < 0 || i >= n) {
+    return -1;
+  }
+  let value = 0;
+  let digits = 0;
+  for (i += key.length; i < n; i += 1) {
+    const c = buf[i] as number;
+    if (c >= 0x30 && c <= 0x39) {
+      value = value * 10 + (c - 0x30);
+      digits += 1;
+    } else if (digits > 0 || c === 0x0a) {
+      break;
+    }
+  }
+  return digits > 0 ? value : -1;
+}
+
+/**
+ * A reader of the calling thread's context switches (`/proc/thread-self/status`
+ * on Linux), or null where there is none. The descriptor is opened once, by
+ * the thread that calls this: /proc/thread-self resolves to its opener.
+ * A failed read returns the last good counts.
+ */
+export function threadContextSwitches(): (() => ContextSwitches) | null {
+  if (process.platform !== 'linux') {
+    return null;
+  }
+  let fd: number;
+  try {
+    fd = openSync('/proc/thread-self/status', 'r');
+  } catch {
+    return null;
+  }
+  const buf = Buffer.allocUnsafe(4096);
+  const last: ContextSwitches = { voluntary: 0, involuntary: 0 };
+  const read = (): ContextSwitches => {
+    if (fd < 0) {
+      return last;
+    }
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, 0);
+    } catch {
+      closeSync(fd);
+      fd = -1;
+      return last;
+    }
+    const v = statusField(buf, n, VOLUNTARY);
+    const iv = statusField(buf, n, INVOLUNTARY);
+    if (v >= 0 && iv >= 0) {
+      last.voluntary = v;
+      last.involuntary = iv;
+    }
+    return last;
+  };
+  read();
+  return fd >= 0 ? read : null;
+}
