@@ -37,8 +37,9 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WzpClient } from '../dist/client/index.js';
-import { flag, opt } from './args.mjs';
+import { checkArgs, flag, opt } from './args.mjs';
 import {
+  compileAddon,
   compileC,
   cpuPct,
   cpuUs,
@@ -59,6 +60,16 @@ import {
   threadSample,
 } from './lib.mjs';
 
+checkArgs(
+  `npm run bench:forwarding [-- --quick] [-- --scenarios 50x3,10x10,1x50]
+                         [-- --kinds wzp-native,c-raw,…] [-- --repeats N] [-- --ramps N]
+                         [-- --no-control-plane]
+Environment diagnostics (BENCH_FIXED_OUT, BENCH_IDLE_SPIN, BENCH_PERF_DIR, …): bench/forwarding.mjs and docs/benchmarks.md.`,
+  {
+    flags: ['--quick', '--no-control-plane'],
+    options: ['--scenarios', '--kinds', '--repeats', '--ramps'],
+  },
+);
 const QUICK = flag('--quick');
 // Skips 1x50's control-plane phase (a shorter run that compares the I/O paths only).
 const NO_CONTROL = flag('--no-control-plane');
@@ -129,6 +140,9 @@ if (LOADGEN === null) {
 const C_RELAY = compileC('fwd-relay', 'relay.c');
 const HOSTGAP = compileC('hostgap', 'hostgap.c');
 const WAKECOST = compileC('wakecost', 'wakecost.c');
+const NATIVE_FWD = onlyKinds?.includes('node-raw-c')
+  ? compileAddon('nativefwd', 'nativefwd.c')
+  : null;
 const IDLESPIN = IDLE_SPIN ? compileC('idlespin', 'idlespin.c') : null;
 const pinned = pinSelf(1);
 const log = (line) => process.stderr.write(`${line}\n`);
@@ -209,6 +223,18 @@ const VARIANTS = {
     about: 'a second, identical node-raw: the A/A control (noise floor), fixed load only',
   },
   'c-raw': { family: 'raw', about: 'C recvfrom/sendto fan-out, no protocol' },
+  // Diagnostics (--kinds only): the floor of JavaScript on the native path,
+  // and of Node's event loop with no JavaScript per datagram.
+  'node-raw-c': {
+    family: 'raw',
+    about:
+      "relay.c's loop inside Node: a libuv poll handle, recvmmsg and sendmmsg in C (bench/forwarding/nativefwd.c), no JavaScript per datagram",
+  },
+  'node-raw-native': {
+    family: 'raw',
+    about:
+      "node-raw's protocol on our add-on (recvmmsg, one JS call per batch, one sendmmsg per input), no protocol",
+  },
 };
 const REQUIRES_WHY = {
   workers: 'this relay has no media_workers setting yet',
@@ -217,6 +243,18 @@ const REQUIRES_WHY = {
 // With the udp_io setting, the large-room scenarios compare both I/O paths.
 // (wzp-native-send, the batched receive's diagnostic, runs only with --kinds.)
 const ioPair = FEATURES.udpIo ? ['wzp-native', 'wzp-native-onesock', 'wzp-dgram'] : ['wzp'];
+for (const name of only ?? []) {
+  if (!['50x3', '10x10', '1x50'].includes(name)) {
+    console.error(`unknown scenario ${name}; scenarios: 50x3, 10x10, 1x50`);
+    process.exit(2);
+  }
+}
+for (const k of onlyKinds ?? []) {
+  if (VARIANTS[k] === undefined) {
+    console.error(`unknown relay kind ${k}; kinds: ${Object.keys(VARIANTS).join(', ')}`);
+    process.exit(2);
+  }
+}
 const SCENARIOS = [
   { name: '50x3', rooms: 50, size: 3, kinds: ['wzp', 'wzp-w2', 'node-raw', 'node-raw-b', 'c-raw'] },
   { name: '10x10', rooms: 10, size: 10, kinds: [...ioPair, 'node-raw', 'node-raw-b', 'c-raw'] },
@@ -366,14 +404,24 @@ async function startTarget(kind, sc) {
   if (kind === 'c-raw' && C_RELAY === null) {
     throw new Error('no C compiler for the C relay');
   }
-  const [cmd, argv] =
+  if (kind === 'node-raw-c' && NATIVE_FWD === null) {
+    throw new Error('cannot build bench/forwarding/nativefwd.c (cc and Node headers are needed)');
+  }
+  const nodeScript =
     kind === 'node-raw' || VARIANTS[kind].twin === 'node-raw'
+      ? 'raw-relay.mjs'
+      : kind === 'node-raw-native' || kind === 'node-raw-c'
+        ? 'raw-relay-native.mjs'
+        : null;
+  const [cmd, argv] =
+    nodeScript !== null
       ? pin(0, process.execPath, [
           INSPECT,
           ...RAW_NODE_FLAGS,
-          join(ROOT, 'bench', 'forwarding', 'raw-relay.mjs'),
+          join(ROOT, 'bench', 'forwarding', nodeScript),
           '0',
           String(BUFFER_BYTES),
+          ...(kind === 'node-raw-c' ? ['c', NATIVE_FWD] : []),
         ])
       : pin(0, C_RELAY, ['0', String(BUFFER_BYTES)]);
   const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -1238,6 +1286,8 @@ function svg() {
     'wzp-trunking': '#17becf',
     'node-raw': '#ff7f0e',
     'c-raw': '#7f7f7f',
+    'node-raw-native': '#d62728',
+    'node-raw-c': '#8c564b',
   };
   const kinds = [...new Set(scenarioResults.flatMap((s) => s.relays.map((r) => r.kind)))];
   const panel = (x0, title, value, unit) => {

@@ -28,8 +28,16 @@ import {
   FrameType,
   MiniCompressor,
 } from '../dist/wire/index.js';
-import { flag, opt } from './args.mjs';
+import { checkArgs, flag, opt } from './args.mjs';
 
+checkArgs(
+  `npm run bench:hotpath [-- --scenarios 10x10,1x50,50x3] [-- --repeats 7] [-- --inputs 200000]
+                      [-- --full] [-- --kernel-between] [-- --sleep-between US]`,
+  {
+    flags: ['--full', '--kernel-between'],
+    options: ['--scenarios', '--repeats', '--inputs', '--sleep-between'],
+  },
+);
 const SCENARIOS = (opt('--scenarios') ?? '10x10,1x50,50x3').split(',').map((s) => {
   const [rooms, size] = s.split('x').map(Number);
   return { name: s, rooms, size };

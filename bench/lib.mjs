@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const OUT = join(ROOT, 'bench', 'out');
@@ -30,6 +30,34 @@ export function compileC(name, source) {
     execFileSync('cc', ['-O2', '-o', bin, join(ROOT, 'bench', 'forwarding', source)], {
       stdio: 'pipe',
     });
+    return bin;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Builds bench/forwarding/`source` as an N-API add-on into bench/out/`name`.node
+ * against the running Node's headers (<prefix>/include/node, as
+ * scripts/build-native.mjs finds them; never downloaded), or returns null.
+ */
+export function compileAddon(name, source) {
+  const bin = join(OUT, `${name}.node`);
+  const include = join(dirname(process.execPath), '..', 'include', 'node');
+  try {
+    execFileSync(
+      'cc',
+      [
+        '-O2',
+        '-shared',
+        '-fPIC',
+        `-I${include}`,
+        '-o',
+        bin,
+        join(ROOT, 'bench', 'forwarding', source),
+      ],
+      { stdio: 'pipe' },
+    );
     return bin;
   } catch {
     return null;
