@@ -21,19 +21,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#define MAX_ROOMS 1024
-#define MAX_MEMBERS 64
+#include "rooms.h"
+
 #define SLOTS 32
 #define SLOT_SIZE 2048
 
-struct room {
-  int n;
-  uint32_t slot[MAX_MEMBERS];
-  struct sockaddr_in addr[MAX_MEMBERS];
-};
-
-static int32_t room_of_port[65536];
-static struct room rooms[MAX_ROOMS];
 static uv_poll_t poll_handle;
 static int sock_fd = -1;
 static unsigned char ring[SLOTS][SLOT_SIZE];
@@ -44,33 +36,15 @@ static struct mmsghdr out[MAX_MEMBERS];
 static struct iovec out_iov;
 
 static void fan_out(const unsigned char *buf, size_t n, const struct sockaddr_in *src) {
-  uint16_t sport = ntohs(src->sin_port);
-  if (buf[0] == 0xff && n == 5) {
-    unsigned r = ((unsigned)((buf[1] << 8) | buf[2])) & (MAX_ROOMS - 1);
-    uint32_t slot = (uint32_t)((buf[3] << 8) | buf[4]);
-    struct room *rm = &rooms[r];
-    int k = 0;
-    while (k < rm->n && rm->slot[k] != slot) {
-      k++;
-    }
-    if (k == rm->n) {
-      if (rm->n == MAX_MEMBERS) {
-        return;
-      }
-      rm->n++;
-    }
-    rm->slot[k] = slot;
-    rm->addr[k] = *src;
-    room_of_port[sport] = (int32_t)r;
+  if (rooms_register(buf, n, src)) {
     unsigned char ack = 0xfe;
     sendto(sock_fd, &ack, 1, 0, (const struct sockaddr *)src, sizeof *src);
     return;
   }
-  int32_t r = room_of_port[sport];
-  if (r < 0) {
+  struct room *rm = rooms_of(src);
+  if (rm == NULL) {
     return;
   }
-  struct room *rm = &rooms[r];
   out_iov.iov_base = (void *)buf;
   out_iov.iov_len = n;
   unsigned m = 0;
@@ -121,7 +95,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
   }
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
-  memset(room_of_port, 0xff, sizeof room_of_port);
+  rooms_init();
   for (int i = 0; i < SLOTS; i++) {
     iov[i].iov_base = ring[i];
     iov[i].iov_len = SLOT_SIZE;

@@ -13,6 +13,7 @@
 import { createSocket } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { registerMember } from './raw-rooms.mjs';
 
 const ADDON = fileURLToPath(new URL('../../native/build/Release/wzp_udp.node', import.meta.url));
 const addon = createRequire(import.meta.url)(ADDON);
@@ -46,20 +47,9 @@ function rebuild(members) {
 }
 
 function register(msg, port, address) {
-  const room = (msg[1] << 8) | msg[2];
-  const slot = (msg[3] << 8) | msg[4];
-  let members = rooms.get(room);
-  if (members === undefined) {
-    members = [];
-    rooms.set(room, members);
-  }
-  const old = members.find((m) => m.slot === slot);
-  if (old !== undefined) {
-    routes.delete(old.port);
-    old.port = port;
-    old.address = address;
-  } else {
-    members.push({ slot, port, address });
+  const { members, movedFrom } = registerMember(rooms, msg, port, address);
+  if (movedFrom !== null) {
+    routes.delete(movedFrom);
   }
   rebuild(members);
   sock.send(ACK, port, address);

@@ -4,6 +4,7 @@
 // any other datagram goes unchanged to every other member of the sender's
 // room. Prints its port on stdout.
 import { createSocket } from 'node:dgram';
+import { registerMember } from './raw-rooms.mjs';
 
 const bufferBytes = Number(process.argv[3] ?? 512 << 10);
 const sock = createSocket({
@@ -19,20 +20,9 @@ const ACK = Buffer.from([0xfe]);
 
 sock.on('message', (msg, rinfo) => {
   if (msg.length === 5 && msg[0] === 0xff) {
-    const room = (msg[1] << 8) | msg[2];
-    const slot = (msg[3] << 8) | msg[4];
-    let members = rooms.get(room);
-    if (members === undefined) {
-      members = [];
-      rooms.set(room, members);
-    }
-    const old = members.find((m) => m.slot === slot);
-    if (old !== undefined) {
-      byPort.delete(old.port);
-      old.port = rinfo.port;
-      old.address = rinfo.address;
-    } else {
-      members.push({ slot, port: rinfo.port, address: rinfo.address });
+    const { members, movedFrom } = registerMember(rooms, msg, rinfo.port, rinfo.address);
+    if (movedFrom !== null) {
+      byPort.delete(movedFrom);
     }
     byPort.set(rinfo.port, members);
     sock.send(ACK, rinfo.port, rinfo.address);

@@ -14,17 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_ROOMS 1024
-#define MAX_MEMBERS 64
-
-struct room {
-  int n;
-  uint32_t slot[MAX_MEMBERS];
-  struct sockaddr_in addr[MAX_MEMBERS];
-};
-
-static int32_t room_of_port[65536];
-static struct room rooms[MAX_ROOMS];
+#include "rooms.h"
 
 int main(int argc, char **argv) {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -44,7 +34,7 @@ int main(int argc, char **argv) {
   getsockname(fd, (struct sockaddr *)&self, &slen);
   printf("%d\n", ntohs(self.sin_port));
   fflush(stdout);
-  memset(room_of_port, 0xff, sizeof room_of_port);
+  rooms_init();
 
   unsigned char buf[2048];
   for (;;) {
@@ -54,33 +44,15 @@ int main(int argc, char **argv) {
     if (n <= 0) {
       continue;
     }
-    uint16_t sport = ntohs(from.sin_port);
-    if (buf[0] == 0xff && n == 5) {
-      unsigned r = ((unsigned)((buf[1] << 8) | buf[2])) & (MAX_ROOMS - 1);
-      uint32_t slot = (uint32_t)((buf[3] << 8) | buf[4]);
-      struct room *rm = &rooms[r];
-      int k = 0;
-      while (k < rm->n && rm->slot[k] != slot) {
-        k++;
-      }
-      if (k == rm->n) {
-        if (rm->n == MAX_MEMBERS) {
-          continue;
-        }
-        rm->n++;
-      }
-      rm->slot[k] = slot;
-      rm->addr[k] = from;
-      room_of_port[sport] = (int32_t)r;
+    if (rooms_register(buf, (size_t)n, &from)) {
       unsigned char ack = 0xfe;
       sendto(fd, &ack, 1, 0, (struct sockaddr *)&from, flen);
       continue;
     }
-    int32_t r = room_of_port[sport];
-    if (r < 0) {
+    struct room *rm = rooms_of(&from);
+    if (rm == NULL) {
       continue;
     }
-    struct room *rm = &rooms[r];
     for (int k = 0; k < rm->n; k++) {
       if (rm->addr[k].sin_port != from.sin_port) {
         sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&rm->addr[k], sizeof rm->addr[k]);

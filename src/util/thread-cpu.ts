@@ -26,15 +26,22 @@ const procBuf = Buffer.allocUnsafe(1024);
 // difference) instead of mixing in another clock.
 const procLast: CpuTime = { user: 0, system: 0 };
 
+/** Reads a /proc file from its start into `buf`: bytes read, or -1 with `fd` closed. */
+function readWhole(fd: number, buf: Buffer): number {
+  try {
+    return readSync(fd, buf, 0, buf.length, 0);
+  } catch {
+    closeSync(fd);
+    return -1;
+  }
+}
+
 function readProc(out: CpuTime): boolean {
   if (procFd < 0) {
     return false;
   }
-  let n: number;
-  try {
-    n = readSync(procFd, procBuf, 0, procBuf.length, 0);
-  } catch {
-    closeSync(procFd);
+  const n = readWhole(procFd, procBuf);
+  if (n < 0) {
     procFd = -1;
     return false;
   }
@@ -178,11 +185,8 @@ export function threadContextSwitches(): (() => ContextSwitches) | null {
     if (fd < 0) {
       return last;
     }
-    let n: number;
-    try {
-      n = readSync(fd, buf, 0, buf.length, 0);
-    } catch {
-      closeSync(fd);
+    const n = readWhole(fd, buf);
+    if (n < 0) {
       fd = -1;
       return last;
     }
